@@ -65,7 +65,12 @@ def detect_format(path) -> str:
     if ext == ".raw" or (head.startswith(b"% ") and ext not in (".dat",)):
         from .raw_header import parse_header
 
-        return parse_header(head, path, full_size=os.path.getsize(path)).evt
+        evt = parse_header(head, path, full_size=os.path.getsize(path)).evt
+        if evt not in ("evt2", "evt3"):
+            said = "no EVT version" if evt is None else f"EVT version {evt!r}"
+            raise EventFormatError(f"RAW header gives {said}; readable: EVT 2.0, EVT 3.0 "
+                                   "(pass format='evt2' or 'evt3' to force one)", path, 0)
+        return evt
     fmt = _EXT.get(ext)
     if fmt is None or fmt in ("aedat", "hdf5", "npy", "npz", "aedat4"):
         # the extension promises a format whose magic bytes are missing, or is unknown

@@ -1,0 +1,76 @@
+"""Prophesee DAT files: ``%`` header, then (version 2) an event-type byte and an
+event-size byte, then 8-byte Event2d records (u32 t, u32 x|y|p).
+
+Geometry comes from ``% Width`` / ``% Height`` header lines where present, else
+from the caller (N-CARS crops carry none).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import EventFormatError
+from ..events import empty
+from ..kernels import dat as K
+from .raw_header import read_header
+from .reader import EventReader
+
+RECORD_BYTES = 8
+BLOCK_RECORDS = 1 << 17
+NO_LIMIT = 1 << 16
+
+
+class DatReader(EventReader):
+    format = "dat"
+    _checks_bounds = True
+
+    def __init__(self, path, *, block_records: int = BLOCK_RECORDS, **options):
+        super().__init__(path, **options)
+        self.block_records = max(int(block_records), 1)
+        with open(self.path, "rb") as f:
+            hdr = read_header(f, self.path)
+            f.seek(0, 2)
+            size = f.tell()
+            f.seek(hdr.data_offset)
+            type_size = f.read(2)
+        self.header = hdr
+        if hdr.width is not None:
+            self._set_geometry(hdr.width, hdr.height, hdr.geometry_source)
+        version = hdr.fields.get("Version", "").strip()
+        self.data_offset = hdr.data_offset
+        if version != "1" and len(type_size) == 2:
+            ev_type, ev_size = type_size[0], type_size[1]
+            if ev_type != 0 or ev_size != RECORD_BYTES:
+                raise EventFormatError(
+                    f"DAT event type {ev_type} of size {ev_size}: only Event2d (type 0, size 8) "
+                    "is readable", self.path, hdr.data_offset)
+            self.data_offset += 2
+        self.n_records = max(size - self.data_offset, 0) // RECORD_BYTES
+        self.trailing = max(size - self.data_offset, 0) % RECORD_BYTES
+
+    def _decode(self):
+        w = NO_LIMIT if self.width is None else self.width
+        h = NO_LIMIT if self.height is None else self.height
+        state = K.new_state()
+        counts = np.zeros(len(K.VIOLATION_NAMES), np.int64)
+        first = np.full(len(K.VIOLATION_NAMES), -1, np.int64)
+        block = np.empty(self.block_records * 2, "<u4")
+        done = 0
+        with open(self.path, "rb") as f:
+            f.seek(self.data_offset)
+            while done < self.n_records:
+                n = min(self.block_records, self.n_records - done)
+                got = f.readinto(memoryview(block)[:2 * n].cast("B"))
+                if got != n * RECORD_BYTES:
+                    raise EventFormatError("file shrank while reading", self.path, self.data_offset + done * 8)
+                out = empty(n)
+                k = K.decode_dat(block[:2 * n], out.view(np.uint64).reshape(-1, 2), state, counts, first,
+                                 done, w, h)
+                for i, name in enumerate(K.VIOLATION_NAMES):
+                    have = self.violations.counts.get(name, 0)
+                    self.violations.add(name, int(counts[i]) - have, self.data_offset + RECORD_BYTES * int(first[i]))
+                done += n
+                yield out[:k]
+        if self.trailing:
+            self.violations.add("truncated", 1, self.data_offset + self.n_records * RECORD_BYTES)
+            if self.strict:
+                self._raise_first_violation()

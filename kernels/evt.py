@@ -1,0 +1,269 @@
+"""Prophesee EVT 2.0 / EVT 3.0 word decoders (numba) beside plain references they must equal.
+
+Decoders are streaming: all decoder state lives in a small int64 array
+``state`` that the caller keeps between calls, so any split of the word stream
+gives identical events. Events are written into ``out``, an EVENT_DTYPE array
+viewed as ``uint64[n, 2]`` (word 0: x | y << 16 | p << 32, word 1: t).
+Protocol violations are counted by kind in ``counts`` with the byte offset of
+the first of each in ``first``; the names of the kinds are ``VIOLATION_NAMES``.
+
+EVT 3.0 time: t = overflows * 2**24 + (time_high << 12 | time_low); the latest
+TIME_LOW / TIME_HIGH word wins (the specification). A TIME_HIGH that goes back
+by more than half its range is a wrap (overflow); by less, a violation
+("non_monotonic_time_high") that is still applied.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+# violation kinds, indices into ``counts`` / ``first``
+V_OUT_OF_BOUNDS, V_NON_MONOTONIC_TIME_HIGH, V_TIME_LOW_DECREASE, V_MISSING_ADDR_Y, \
+    V_MISSING_TIME_HIGH, V_INVALID_VECT_BASE, V_UNKNOWN_TYPE = range(7)
+VIOLATION_NAMES = ("out_of_bounds", "non_monotonic_time_high", "time_low_decrease",
+                   "missing_addr_y", "missing_time_high", "invalid_vect_base", "unknown_type")
+N_VIOLATIONS = len(VIOLATION_NAMES)
+
+# EVT 3.0 state slots
+S3_TIME_HIGH, S3_TIME_LOW, S3_OVERFLOWS, S3_Y, S3_BASE_X, S3_POL, S3_HAVE_TIME_HIGH, S3_LOW_UNDER = range(8)
+S3_SIZE = 9
+# EVT 2.0 state slots
+S2_TIME_HIGH, S2_OVERFLOWS, S2_HAVE_TIME_HIGH = range(3)
+S2_SIZE = 4
+EVT2_TIME_HIGH_RANGE = 1 << 28
+EVT3_TIME_HIGH_RANGE = 1 << 12
+
+
+def new_state(evt: str) -> np.ndarray:
+    st = np.zeros(S3_SIZE if evt == "evt3" else S2_SIZE, np.int64)
+    if evt == "evt3":
+        st[S3_Y] = -1
+        st[S3_BASE_X] = -1
+        st[S3_LOW_UNDER] = -1
+    return st
+
+
+@njit(cache=True, nogil=True)
+def _flag(counts, first, kind, offset):
+    if counts[kind] == 0:
+        first[kind] = offset
+    counts[kind] += 1
+
+
+@njit(cache=True, nogil=True)
+def decode_evt2(words, out, state, counts, first, byte_offset, width, height):
+    """Decode EVT 2.0 words into ``out`` (capacity >= len(words)); returns events written."""
+    th = state[S2_TIME_HIGH]
+    ovf = state[S2_OVERFLOWS]
+    have = state[S2_HAVE_TIME_HIGH]
+    k = 0
+    for i in range(words.shape[0]):
+        w = np.int64(words[i])
+        typ = w >> 28
+        if typ <= 1:
+            if have == 0:
+                _flag(counts, first, V_MISSING_TIME_HIGH, byte_offset + 4 * i)
+                continue
+            x = (w >> 11) & 0x7FF
+            y = w & 0x7FF
+            if x >= width or y >= height:
+                _flag(counts, first, V_OUT_OF_BOUNDS, byte_offset + 4 * i)
+                continue
+            out[k, 0] = np.uint64(x | (y << 16) | (typ << 32))
+            out[k, 1] = np.uint64(((ovf * EVT2_TIME_HIGH_RANGE + th) << 6) | ((w >> 22) & 63))
+            k += 1
+        elif typ == 8:
+            new = w & 0x0FFFFFFF
+            if have and new < th:
+                if th - new > EVT2_TIME_HIGH_RANGE // 2:
+                    ovf += 1
+                else:
+                    _flag(counts, first, V_NON_MONOTONIC_TIME_HIGH, byte_offset + 4 * i)
+            th = new
+            have = 1
+        elif typ != 0xA and typ != 0xE and typ != 0xF:
+            _flag(counts, first, V_UNKNOWN_TYPE, byte_offset + 4 * i)
+    state[S2_TIME_HIGH] = th
+    state[S2_OVERFLOWS] = ovf
+    state[S2_HAVE_TIME_HIGH] = have
+    return k
+
+
+@njit(cache=True, nogil=True)
+def decode_evt3(words, out, state, counts, first, byte_offset, width, height):
+    """Decode EVT 3.0 words into ``out``; stops early when ``out`` has < 12 free slots.
+
+    Returns ``(events written, words consumed)``.
+    """
+    th = state[S3_TIME_HIGH]
+    tl = state[S3_TIME_LOW]
+    ovf = state[S3_OVERFLOWS]
+    y = state[S3_Y]
+    bx = state[S3_BASE_X]
+    pol = state[S3_POL]
+    have = state[S3_HAVE_TIME_HIGH]
+    low_under = state[S3_LOW_UNDER]  # the TIME_HIGH (with overflows) the last TIME_LOW came under
+    cap = out.shape[0] - 12
+    n = words.shape[0]
+    k = 0
+    i = 0
+    while i < n and k <= cap:
+        w = np.int64(words[i])
+        typ = w >> 12
+        if typ == 2 or typ == 4 or typ == 5:  # events: ADDR_X, VECT_12, VECT_8
+            if typ == 2:
+                first_x = w & 0x7FF
+                mask = np.int64(1)
+                bits = 1
+                p = (w >> 11) & 1
+            else:
+                if bx < 0:
+                    _flag(counts, first, V_INVALID_VECT_BASE, byte_offset + 2 * i)
+                    i += 1
+                    continue
+                first_x = bx
+                bits = 12 if typ == 4 else 8
+                mask = w & (0xFFF if typ == 4 else 0xFF)
+                bx += bits
+                p = pol
+            if y < 0 or have == 0:
+                _flag(counts, first, V_MISSING_ADDR_Y if y < 0 else V_MISSING_TIME_HIGH,
+                      byte_offset + 2 * i)
+                i += 1
+                continue
+            t = ((ovf * EVT3_TIME_HIGH_RANGE + th) << 12) | tl
+            lo = np.uint64(y << 16 | p << 32)
+            for b in range(bits):
+                if (mask >> b) & 1:
+                    x = first_x + b
+                    if x >= width or y >= height:
+                        _flag(counts, first, V_OUT_OF_BOUNDS, byte_offset + 2 * i)
+                        continue
+                    out[k, 0] = lo | np.uint64(x)
+                    out[k, 1] = np.uint64(t)
+                    k += 1
+        elif typ == 0:
+            y = w & 0x7FF
+        elif typ == 6:
+            new = w & 0xFFF
+            under = ovf * EVT3_TIME_HIGH_RANGE + th
+            if new < tl and low_under == under:
+                _flag(counts, first, V_TIME_LOW_DECREASE, byte_offset + 2 * i)
+            tl = new
+            low_under = under
+        elif typ == 8:
+            new = w & 0xFFF
+            if have and new < th:
+                if th - new > EVT3_TIME_HIGH_RANGE // 2:
+                    ovf += 1
+                else:
+                    _flag(counts, first, V_NON_MONOTONIC_TIME_HIGH, byte_offset + 2 * i)
+            th = new
+            have = 1
+        elif typ == 3:
+            bx = w & 0x7FF
+            pol = (w >> 11) & 1
+        elif typ != 7 and typ != 0xA and typ != 0xE and typ != 0xF:
+            _flag(counts, first, V_UNKNOWN_TYPE, byte_offset + 2 * i)
+        i += 1
+    state[S3_TIME_HIGH] = th
+    state[S3_TIME_LOW] = tl
+    state[S3_OVERFLOWS] = ovf
+    state[S3_Y] = y
+    state[S3_BASE_X] = bx
+    state[S3_POL] = pol
+    state[S3_HAVE_TIME_HIGH] = have
+    state[S3_LOW_UNDER] = low_under
+    return k, i
+
+
+# ---------------------------------------------------------------------------------------
+# Plain references: one word at a time, Python ints, a dict of named state. Slow; tests only.
+
+def _ref_state(evt):
+    return {"time_high": 0, "time_low": 0, "overflows": 0, "y": None, "base_x": None,
+            "pol": 0, "have_time_high": False, "low_under": None}
+
+
+def decode_evt2_reference(words, width=2048, height=2048, st=None):
+    """Returns (list of (x, y, p, t), {kind: count}, state)."""
+    st = st or _ref_state("evt2")
+    events, viol = [], {}
+    for w in (int(v) for v in words):
+        typ = w >> 28
+        if typ in (0, 1):
+            if not st["have_time_high"]:
+                viol["missing_time_high"] = viol.get("missing_time_high", 0) + 1
+                continue
+            x, y = (w >> 11) & 0x7FF, w & 0x7FF
+            if x >= width or y >= height:
+                viol["out_of_bounds"] = viol.get("out_of_bounds", 0) + 1
+                continue
+            t = ((st["overflows"] << 28) + st["time_high"]) * 64 + ((w >> 22) & 63)
+            events.append((x, y, typ, t))
+        elif typ == 8:
+            new = w & 0x0FFFFFFF
+            if st["have_time_high"] and new < st["time_high"]:
+                if st["time_high"] - new > (1 << 27):
+                    st["overflows"] += 1
+                else:
+                    viol["non_monotonic_time_high"] = viol.get("non_monotonic_time_high", 0) + 1
+            st["time_high"], st["have_time_high"] = new, True
+        elif typ not in (0xA, 0xE, 0xF):
+            viol["unknown_type"] = viol.get("unknown_type", 0) + 1
+    return events, viol, st
+
+
+def decode_evt3_reference(words, width=2048, height=2048, st=None):
+    """Returns (list of (x, y, p, t), {kind: count}, state)."""
+    st = st or _ref_state("evt3")
+    events, viol = [], {}
+
+    def bump(kind):
+        viol[kind] = viol.get(kind, 0) + 1
+
+    def emit(xs, p):
+        if st["y"] is None:
+            bump("missing_addr_y")
+            return
+        if not st["have_time_high"]:
+            bump("missing_time_high")
+            return
+        t = (st["overflows"] << 24) + (st["time_high"] << 12) + st["time_low"]
+        for x in xs:
+            if x >= width or st["y"] >= height:
+                bump("out_of_bounds")
+            else:
+                events.append((x, st["y"], p, t))
+
+    for w in (int(v) for v in words):
+        typ, payload = w >> 12, w & 0xFFF
+        if typ == 0x0:
+            st["y"] = payload & 0x7FF
+        elif typ == 0x2:
+            emit([payload & 0x7FF], payload >> 11)
+        elif typ == 0x3:
+            st["base_x"], st["pol"] = payload & 0x7FF, payload >> 11
+        elif typ in (0x4, 0x5):
+            if st["base_x"] is None:
+                bump("invalid_vect_base")
+                continue
+            n = 12 if typ == 0x4 else 8
+            base = st["base_x"]
+            st["base_x"] = base + n
+            emit([base + b for b in range(n) if (payload >> b) & 1], st["pol"])
+        elif typ == 0x6:
+            under = (st["overflows"], st["time_high"])
+            if payload < st["time_low"] and st["low_under"] == under:
+                bump("time_low_decrease")
+            st["time_low"], st["low_under"] = payload, under
+        elif typ == 0x8:
+            if st["have_time_high"] and payload < st["time_high"]:
+                if st["time_high"] - payload > 2048:
+                    st["overflows"] += 1
+                else:
+                    bump("non_monotonic_time_high")
+            st["time_high"], st["have_time_high"] = payload, True
+        elif typ not in (0x7, 0xA, 0xE, 0xF):
+            bump("unknown_type")
+    return events, viol, st
