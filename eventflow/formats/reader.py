@@ -210,11 +210,16 @@ class EventReader:
             yield concatenate(pending)
 
 
-def count_events(reader: EventReader) -> dict:
-    """One streaming pass: event count, first/last/min/max time, and violations."""
+def count_events(reader: EventReader, progress=None) -> dict:
+    """One streaming pass: event count, first/last/min/max time, and violations.
+
+    ``progress``, if given, is called with the size of each chunk read.
+    """
     n = 0
     t_first = t_last = t_min = t_max = None
     for ev in reader:
+        if progress is not None:
+            progress(len(ev))
         if not len(ev):
             continue
         t = ev["t"]

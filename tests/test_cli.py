@@ -1,0 +1,68 @@
+"""The command line as users run it: a separate process, JSON out, clean one-line errors."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import eventflow
+
+from .conftest import real
+
+
+def run(*args):
+    p = subprocess.run([sys.executable, "-m", "eventflow", *map(str, args)], capture_output=True, text=True,
+                       timeout=300)
+    return p.returncode, p.stdout, p.stderr
+
+
+def test_info_json_has_the_contract_keys():
+    rc, out, err = run("info", real("evt3_gen41_219k.raw"), "--json")
+    assert rc == 0, err
+    info = json.loads(out)
+    assert {k: info[k] for k in ("format", "width", "height", "events", "t_first_us", "t_last_us")} == {
+        "format": "evt3", "width": 1280, "height": 720, "events": 219_596,
+        "t_first_us": 11_718_656, "t_last_us": 11_727_457}
+    assert info["violations"] == {"time_low_decrease": 9}
+
+
+def test_info_text_names_rate_and_duration():
+    rc, out, _ = run("info", real("evt2_gen3_521k.raw"))
+    assert rc == 0 and "521,252" in out and "duration" in out and "Mev/s" in out
+
+
+@pytest.mark.parametrize("content,name,needle", [
+    (b"", "empty.raw", "RAW header gives no EVT version"),
+    (b"\x00\x01garbage", "x.hdf5", "not a valid .hdf5 file"),
+    (b"hello", "x.txt", "unknown extension"),
+])
+def test_bad_input_is_one_line_exit_2_no_traceback(tmp_path, content, name, needle):
+    p = tmp_path / name
+    p.write_bytes(content)
+    rc, out, err = run("info", p)
+    assert rc == 2 and "Traceback" not in err and needle in err and name in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_strict_flag_fails_on_a_real_glitch_with_its_offset():
+    rc, _, err = run("info", real("evt3_gen41_219k.raw"), "--strict")
+    assert rc == 2 and "byte " in err and "time_low_decrease" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("ext", [".raw", ".npz", ".npy"])
+def test_convert_round_trips(tmp_path, ext):
+    src = real("evt2_gen3_539k.raw")
+    out = tmp_path / f"conv{ext}"
+    rc, _, err = run("convert", src, out)
+    assert rc == 0, err
+    a = eventflow.open(src).read_all()
+    b = eventflow.open(out).read_all()
+    assert np.array_equal(a, b)
+
+
+def test_convert_to_unknown_extension_fails_cleanly(tmp_path):
+    rc, _, err = run("convert", real("ncars_2009.dat"), tmp_path / "x.mp4")
+    assert rc == 2 and "cannot write .mp4" in err and "Traceback" not in err
