@@ -31,6 +31,16 @@ def empty(n: int = 0) -> np.ndarray:
     return np.zeros(int(n), dtype=EVENT_DTYPE)
 
 
+def uninitialized(n: int) -> np.ndarray:
+    """An array of ``n`` events left uninitialised, for kernels that write whole 16-byte records."""
+    return np.empty(int(n), dtype=EVENT_DTYPE)
+
+
+def as_words(events: np.ndarray) -> np.ndarray:
+    """The events as a flat uint64 view (two words per event), as the decode kernels write them."""
+    return events.view(np.uint64)
+
+
 def from_fields(x, y, p, t) -> np.ndarray:
     """Events from four equal-length sequences (copied, never aliased)."""
     x = np.asarray(x)

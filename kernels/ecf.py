@@ -86,6 +86,15 @@ def _u16(buf, pos):
 
 
 @njit(cache=True, nogil=True)
+def _put_xp(xyp, e, v, cur_y):
+    """Event e of mode 1 from its packed value v = x << 1 | p and its y mark; returns y."""
+    mark = xyp[e, 0] >> 16
+    cur_y = mark - 1 if mark != 0 else cur_y
+    xyp[e, 0] = (v >> 1) | (cur_y << 16) | ((v & 1) << 32)
+    return cur_y
+
+
+@njit(cache=True, nogil=True)
 def _decode_kernel(buf, n, mode, xyp, tt):
     """Decode the streams after the header into ``xyp[i, 0]`` (x | y << 16 | p << 32) and
     ``tt[i, 1]`` (t, unsigned). Returns (0, end offset) or (error code, offset)."""
@@ -93,6 +102,8 @@ def _decode_kernel(buf, n, mode, xyp, tt):
     cur = np.uint64(0)
     for k in range(8):
         cur |= np.uint64(buf[4 + k]) << np.uint64(8 * k)
+    for k in range(n):
+        xyp[k, 0] = 0  # also zeroes the padding bytes
     pos = 12
     i = 0
     while i < n:  # timestamp stream
@@ -142,11 +153,14 @@ def _decode_kernel(buf, n, mode, xyp, tt):
             v1 = (w0 & 0xFF) | ((w1 >> 16) << 8)
             v2 = (w1 & 0xFFFF) | ((w2 >> 24) << 16)
             v3 = w2 & 0xFFFFFF
-            for j, v in ((0, v0), (1, v1), (2, v2), (3, v3)):
-                e = 4 * g + j
-                if e < n:
-                    xyp[e, 0] = ((v >> 1) & 0x7FF) | (((v >> 12) & 0x7FF) << 16) | ((v & 1) << 32)
+            vs = (v0, v1, v2, v3)
+            for j in range(min(4, n - 4 * g)):  # slots beyond n in the last group are don't-care
+                v = vs[j]
+                xyp[4 * g + j, 0] = ((v >> 1) & 0x7FF) | (((v >> 12) & 0x7FF) << 16) | ((v & 1) << 32)
         return OK, pos + 12 * groups
+    # Modes 0 and 1. Run streams only mark where a run starts (y + 1 in bits 16..31, p + 1 in
+    # bits 32..33 of the zeroed word); one last pass per event turns marks into values. This
+    # keeps the byte walks free of per-run store loops, whose mispredicted exits dominated.
     i = 0
     while i < n:  # y runs
         start = pos
@@ -162,27 +176,29 @@ def _decode_kernel(buf, n, mode, xyp, tt):
             pos += 2
         if c > n - i:
             return E_Y_RUN, start
-        yv = (w >> 5) << 16
-        for k in range(i, i + c):
-            xyp[k, 0] = yv
+        if c > 0:
+            xyp[i, 0] = ((w >> 5) + 1) << 16
         i += c
     if mode == 1:
         groups = (n + 3) // 4
         if pos + 6 * groups > size:
             return E_PACKED_TRUNC, pos
+        cur_y = 0
         for g in range(groups):
             q = pos + 6 * g
             w0 = _u16(buf, q)
             w1 = _u16(buf, q + 2)
             w2 = _u16(buf, q + 4)
-            v0 = w0 >> 4
-            v1 = (w0 & 0xF) | ((w1 >> 8) << 4)
-            v2 = (w1 & 0xFF) | ((w2 >> 12) << 8)
-            v3 = w2 & 0xFFF
-            for j, v in ((0, v0), (1, v1), (2, v2), (3, v3)):
-                e = 4 * g + j
-                if e < n:
-                    xyp[e, 0] |= (v >> 1) | ((v & 1) << 32)
+            e = 4 * g
+            if e + 4 <= n:
+                cur_y = _put_xp(xyp, e, w0 >> 4, cur_y)
+                cur_y = _put_xp(xyp, e + 1, (w0 & 0xF) | ((w1 >> 8) << 4), cur_y)
+                cur_y = _put_xp(xyp, e + 2, (w1 & 0xFF) | ((w2 >> 12) << 8), cur_y)
+                cur_y = _put_xp(xyp, e + 3, w2 & 0xFFF, cur_y)
+            else:  # the last group's slots beyond n are don't-care
+                vs = (w0 >> 4, (w0 & 0xF) | ((w1 >> 8) << 4), (w1 & 0xFF) | ((w2 >> 12) << 8))
+                for j in range(n - e):
+                    cur_y = _put_xp(xyp, e + j, vs[j], cur_y)
         return OK, pos + 6 * groups
     i = 0
     while i < n:  # masked x words: base, then base + k where mask bit (5 - k) is set
@@ -194,10 +210,10 @@ def _decode_kernel(buf, n, mode, xyp, tt):
         xyp[i, 0] |= base
         i += 1
         for k in range(1, 6):
-            if (w >> (5 - k)) & 1:
-                if i < n:  # values beyond n are phantoms: discarded
-                    xyp[i, 0] |= base + k
-                i += 1
+            bit = (w >> (5 - k)) & 1
+            if i < n:  # values beyond n are phantoms: discarded
+                xyp[i, 0] |= (base + k) * bit
+            i += bit
     i = 0
     while i < n:  # polarity runs
         start = pos
@@ -213,10 +229,18 @@ def _decode_kernel(buf, n, mode, xyp, tt):
             pos += 2
         if c > n - i:
             return E_P_RUN, start
-        pv = (v >> 7) << 32
-        for k in range(i, i + c):
-            xyp[k, 0] |= pv
+        if c > 0:
+            xyp[i, 0] |= ((v >> 7) + 1) << 32
         i += c
+    cur_y = 0
+    cur_p = 0
+    for e in range(n):
+        word = xyp[e, 0]
+        mark_y = (word >> 16) & 0xFFFF
+        mark_p = word >> 32
+        cur_y = mark_y - 1 if mark_y != 0 else cur_y
+        cur_p = mark_p - 1 if mark_p != 0 else cur_p
+        xyp[e, 0] = (word & 0xFFFF) | (cur_y << 16) | (cur_p << 32)
     return OK, pos
 
 
@@ -249,9 +273,10 @@ def decode_chunk_reference(chunk, max_events: int = MAX_CHUNK_EVENTS, *, with_en
             _fail(code, start)
         return buf[pos] | buf[pos + 1] << 8
 
-    def runs(pos, code_trunc, code_run, value_bits, count_mask):
-        """Walk a run stream of entries (value, count) with a u16 escape count; returns (values, pos)."""
-        out, i, width = [], 0, 2 if value_bits == 5 else 1
+    def runs(pos, width, value_bits, count_mask, code_trunc, code_run):
+        """Walk a run stream of (value, count) entries, 1 or 2 bytes wide, whose count
+        ``count_mask`` means "the count is the next u16"; returns (values, end)."""
+        out, i = [], 0
         while i < n:
             start = pos
             if pos + width > size:
@@ -303,7 +328,7 @@ def decode_chunk_reference(chunk, max_events: int = MAX_CHUNK_EVENTS, *, with_en
                       (w[:, 1] & 0xFFFF) | ((w[:, 2] >> 24) << 16), w[:, 2] & 0xFFFFFF], 1).reshape(-1)[:n]
         ev["x"], ev["y"], ev["p"] = (v >> 1) & 0x7FF, (v >> 12) & 0x7FF, v & 1
         return (ev, pos + 12 * groups) if with_end else ev
-    y, pos = runs(pos, E_Y_TRUNC, E_Y_RUN, 5, 31)
+    y, pos = runs(pos, 2, 5, 31, E_Y_TRUNC, E_Y_RUN)
     ev["y"] = y
     if mode == 1:
         if pos + 6 * groups > size:
@@ -319,6 +344,272 @@ def decode_chunk_reference(chunk, max_events: int = MAX_CHUNK_EVENTS, *, with_en
         pos += 2
         x += [w >> 5] + [(w >> 5) + k for k in range(1, 6) if w >> (5 - k) & 1]
     ev["x"] = x[:n]
-    p, pos = runs(pos, E_P_TRUNC, E_P_RUN, 7, 127)
+    p, pos = runs(pos, 1, 7, 127, E_P_TRUNC, E_P_RUN)
     ev["p"] = p
     return (ev, pos) if with_end else ev
+
+
+# ---------------------------------------------------------------------------- encoder
+def _encoder_inputs(events):
+    """Fields x, y, p and t (as unsigned) of at most 65535 events (strided views, no copy)."""
+    ev = np.asarray(events)
+    if ev.dtype != EVENT_DTYPE:
+        from ..events import as_events
+
+        ev = as_events(ev)
+    if len(ev) > MAX_CHUNK_EVENTS:
+        raise ValueError(f"an ECF chunk holds at most {MAX_CHUNK_EVENTS} events, got {len(ev)}")
+    return ev["x"], ev["y"], ev["p"], ev["t"].view(np.uint64)
+
+
+def _unstorable(x, y, p, i):
+    return ValueError(f"event {i} (x={x[i]}, y={y[i]}, p={p[i]}) cannot be stored in ECF: "
+                      "x and y must be below 2048 and p 0 or 1")
+
+
+def encoded_size_bound(n: int) -> int:
+    """Bytes an n-event chunk can take at most: 17 per timestamp entry (16-nibble escape and
+    a run byte), 5 per event of y/x/p streams, 9 of packing slack, the 12-byte header."""
+    return 12 + 22 * int(n) + 16
+
+
+@njit(cache=True, nogil=True)
+def _put16(out, pos, v):
+    out[pos] = v & 0xFF
+    out[pos + 1] = (v >> 8) & 0xFF
+    return pos + 2
+
+
+@njit(cache=True, nogil=True)
+def _choose_mode(x, y, n):
+    """The plugin's choice from the first m events: few repeated y -> mode 2; else many
+    short ascending x stretches -> mode 0; else mode 1."""
+    m = n if n < 16 else (n + 2) // 4
+    repeats = 0
+    for i in range(1, m):
+        if y[i] == y[i - 1]:
+            repeats += 1
+    if repeats <= (2 * m + 5) // 10:
+        return 2
+    steps = 0
+    base = np.int64(x[0])
+    for i in range(1, m):
+        xi = np.int64(x[i])
+        if xi > np.int64(x[i - 1]) and xi <= base + 5:
+            steps += 1
+        else:
+            base = xi
+    return 0 if steps > (4 * m + 25) // 50 else 1
+
+
+@njit(cache=True, nogil=True)
+def _encode_kernel(x, y, p, t, out):
+    """Encode n events into ``out`` (at least encoded_size_bound(n) bytes); returns the size,
+    or -1 - i where event i cannot be stored."""
+    n = x.shape[0]
+    for i in range(n):
+        if x[i] >= 2048 or y[i] >= 2048 or (p[i] != 0 and p[i] != 1):
+            return -1 - i  # not storable: 11-bit x and y, 1-bit p
+    mode = _choose_mode(x, y, n)
+    hdr = (n << 2) | mode
+    for k in range(4):
+        out[k] = (hdr >> (8 * k)) & 0xFF
+    t0 = t[0] if n > 0 else np.uint64(0)
+    for k in range(8):
+        out[4 + k] = (t0 >> np.uint64(8 * k)) & np.uint64(0xFF)
+    pos = 12
+    cur = t0
+    i = 0
+    while i < n:  # timestamps: escape groups for increments >= 15 (unsigned, wrapping), runs
+        ti = t[i]
+        if ti >= cur + np.uint64(15):
+            d = ti - cur
+            while d > np.uint64(0):
+                out[pos] = np.uint64(0xF0) | (d & np.uint64(15))
+                pos += 1
+                d >>= np.uint64(4)
+            cur = ti
+        h = 0
+        if ti >= cur:  # a time below cur (went backwards) is stored as cur
+            h = np.int64(ti - cur)
+            cur = ti
+        c = 1
+        while i + c < n and t[i + c] == cur:
+            c += 1
+        if c >= 15:
+            out[pos] = (h << 4) | 15
+            pos = _put16(out, pos + 1, c)
+        else:
+            out[pos] = (h << 4) | c
+            pos += 1
+        i += c
+    if mode == 2:
+        for g in range(0, n, 4):
+            v0 = v1 = v2 = v3 = 0  # unused slots of the last group: zero, as the plugin writes
+            for j in range(min(4, n - g)):
+                v = ((np.int64(y[g + j]) & 0x7FF) << 12) | ((np.int64(x[g + j]) & 0x7FF) << 1) | (p[g + j] & 1)
+                if j == 0:
+                    v0 = v
+                elif j == 1:
+                    v1 = v
+                elif j == 2:
+                    v2 = v
+                else:
+                    v3 = v
+            for w in ((v0 << 8) | (v1 & 0xFF), ((v1 >> 8) << 16) | (v2 & 0xFFFF), ((v2 >> 16) << 24) | v3):
+                pos = _put16(out, pos, w & 0xFFFF)
+                pos = _put16(out, pos, w >> 16)
+        return pos
+    i = 0
+    while i < n:  # y runs
+        c = 1
+        while i + c < n and y[i + c] == y[i]:
+            c += 1
+        yw = (np.int64(y[i]) & 0x7FF) << 5
+        if c >= 31:
+            pos = _put16(out, _put16(out, pos, yw | 31), c)
+        else:
+            pos = _put16(out, pos, yw | c)
+        i += c
+    if mode == 1:
+        for g in range(0, n, 4):
+            v0 = v1 = v2 = v3 = 0
+            for j in range(min(4, n - g)):
+                v = ((np.int64(x[g + j]) & 0x7FF) << 1) | (p[g + j] & 1)
+                if j == 0:
+                    v0 = v
+                elif j == 1:
+                    v1 = v
+                elif j == 2:
+                    v2 = v
+                else:
+                    v3 = v
+            pos = _put16(out, pos, (v0 << 4) | (v1 & 0xF))
+            pos = _put16(out, pos, ((v1 >> 4) << 8) | (v2 & 0xFF))
+            pos = _put16(out, pos, ((v2 >> 8) << 12) | v3)
+        return pos
+    i = 0
+    while i < n:  # masked x words, greedy
+        b = np.int64(x[i])
+        i += 1
+        mask = 0
+        for k in range(1, 6):
+            if i < n and np.int64(x[i]) == b + k:
+                mask |= 1 << (5 - k)
+                i += 1
+        pos = _put16(out, pos, ((b & 0x7FF) << 5) | mask)
+    i = 0
+    while i < n:  # polarity runs
+        c = 1
+        while i + c < n and p[i + c] == p[i]:
+            c += 1
+        pb = (np.int64(p[i]) & 1) << 7
+        if c >= 127:
+            out[pos] = pb | 127
+            pos = _put16(out, pos + 1, c)
+        else:
+            out[pos] = pb | c
+            pos += 1
+        i += c
+    return pos
+
+
+def encode_chunk(events) -> bytes:
+    """Encode up to 65535 events into one ECF chunk, byte-identical to Prophesee's plugin.
+
+    x and y must be below 2048 and p 0 or 1 (ValueError otherwise: ECF cannot store them).
+    Times are stored exactly where they do not decrease (as unsigned 64-bit) within the
+    chunk; a time below the running maximum is stored as that maximum.
+    """
+    x, y, p, t = _encoder_inputs(events)
+    out = np.empty(encoded_size_bound(len(x)), np.uint8)
+    size = _encode_kernel(x, y, p, t, out)
+    if size < 0:
+        raise _unstorable(x, y, p, -1 - size)
+    return out[:size].tobytes()
+
+
+def encode_chunk_reference(events) -> bytes:
+    """Plain Python encoder written from the specification; ``encode_chunk`` must equal it."""
+    x, y, p, t = (np.asarray(a).tolist() for a in _encoder_inputs(events))
+    n = len(x)
+    for i in range(n):
+        if not (x[i] < 2048 and y[i] < 2048 and p[i] in (0, 1)):
+            raise _unstorable(x, y, p, i)
+    m = n if n < 16 else (n + 2) // 4
+    if sum(y[i] == y[i - 1] for i in range(1, m)) <= (2 * m + 5) // 10:
+        mode = 2
+    else:
+        steps, base = 0, x[0]
+        for i in range(1, m):
+            if base + 5 >= x[i] > x[i - 1]:
+                steps += 1
+            else:
+                base = x[i]
+        mode = 0 if steps > (4 * m + 25) // 50 else 1
+    out = bytearray((n << 2 | mode).to_bytes(4, "little") + (t[0] if n else 0).to_bytes(8, "little"))
+
+    def u16(v):
+        out.extend(v.to_bytes(2, "little"))
+
+    def run_length(values, i):
+        c = 1
+        while i + c < n and values[i + c] == values[i]:
+            c += 1
+        return c
+
+    mask64, cur, i = (1 << 64) - 1, (t[0] if n else 0), 0
+    while i < n:
+        if t[i] >= (cur + 15) & mask64:
+            d = (t[i] - cur) & mask64
+            while d:
+                out.append(0xF0 | d & 15)
+                d >>= 4
+            cur = t[i]
+        h = 0
+        if t[i] >= cur:
+            h, cur = t[i] - cur, t[i]
+        c = 1
+        while i + c < n and t[i + c] == cur:
+            c += 1
+        out.append(h << 4 | min(c, 15))
+        if c >= 15:
+            u16(c)
+        i += c
+    if mode == 2:
+        v = [y[i] << 12 | x[i] << 1 | p[i] for i in range(n)] + [0] * (-n % 4)
+        for v0, v1, v2, v3 in zip(*[iter(v)] * 4):
+            for w in (v0 << 8 | v1 & 0xFF, v1 >> 8 << 16 | v2 & 0xFFFF, v2 >> 16 << 24 | v3):
+                out.extend(w.to_bytes(4, "little"))
+        return bytes(out)
+    i = 0
+    while i < n:
+        c = run_length(y, i)
+        u16(y[i] << 5 | min(c, 31))
+        if c >= 31:
+            u16(c)
+        i += c
+    if mode == 1:
+        v = [x[i] << 1 | p[i] for i in range(n)] + [0] * (-n % 4)
+        for v0, v1, v2, v3 in zip(*[iter(v)] * 4):
+            u16(v0 << 4 | v1 & 0xF)
+            u16(v1 >> 4 << 8 | v2 & 0xFF)
+            u16(v2 >> 8 << 12 | v3)
+        return bytes(out)
+    i = 0
+    while i < n:
+        b, mask = x[i], 0
+        i += 1
+        for k in range(1, 6):
+            if i < n and x[i] == b + k:
+                mask |= 1 << (5 - k)
+                i += 1
+        u16(b << 5 | mask)
+    i = 0
+    while i < n:
+        c = run_length(p, i)
+        out.append(p[i] << 7 | min(c, 127))
+        if c >= 127:
+            u16(c)
+        i += c
+    return bytes(out)

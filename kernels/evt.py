@@ -43,6 +43,10 @@ def new_state(evt: str) -> np.ndarray:
     return st
 
 
+U = np.uint64
+FAST_BLOCK = 64
+
+
 @njit(cache=True, nogil=True)
 def _flag(counts, first, kind, offset):
     if counts[kind] == 0:
@@ -51,13 +55,9 @@ def _flag(counts, first, kind, offset):
 
 
 @njit(cache=True, nogil=True)
-def decode_evt2(words, out, state, counts, first, byte_offset, width, height):
-    """Decode EVT 2.0 words into ``out`` (capacity >= len(words)); returns events written."""
-    th = state[S2_TIME_HIGH]
-    ovf = state[S2_OVERFLOWS]
-    have = state[S2_HAVE_TIME_HIGH]
-    k = 0
-    for i in range(words.shape[0]):
+def _evt2_words(words, lo, hi, out, k, th, ovf, have, counts, first, byte_offset, width, height):
+    """The general EVT 2.0 loop over words[lo:hi]; returns the updated (k, th, ovf, have)."""
+    for i in range(lo, hi):
         w = np.int64(words[i])
         typ = w >> 28
         if typ <= 1:
@@ -69,8 +69,8 @@ def decode_evt2(words, out, state, counts, first, byte_offset, width, height):
             if x >= width or y >= height:
                 _flag(counts, first, V_OUT_OF_BOUNDS, byte_offset + 4 * i)
                 continue
-            out[k, 0] = np.uint64(x | (y << 16) | (typ << 32))
-            out[k, 1] = np.uint64(((ovf * EVT2_TIME_HIGH_RANGE + th) << 6) | ((w >> 22) & 63))
+            out[2 * k] = U(x | (y << 16) | (typ << 32))
+            out[2 * k + 1] = U(((ovf * EVT2_TIME_HIGH_RANGE + th) << 6) | ((w >> 22) & 63))
             k += 1
         elif typ == 8:
             new = w & 0x0FFFFFFF
@@ -83,6 +83,48 @@ def decode_evt2(words, out, state, counts, first, byte_offset, width, height):
             have = 1
         elif typ != 0xA and typ != 0xE and typ != 0xF:
             _flag(counts, first, V_UNKNOWN_TYPE, byte_offset + 4 * i)
+    return k, th, ovf, have
+
+
+@njit(cache=True, nogil=True)
+def decode_evt2(words, out, state, counts, first, byte_offset, width, height):
+    """Decode EVT 2.0 words into ``out`` (uint64[2 * capacity], capacity >= len(words)).
+
+    Blocks of FAST_BLOCK words that are all in-bounds CD events (the common case)
+    take a branch-free path that LLVM vectorises; any other block takes the
+    general loop. Returns the number of events written.
+    """
+    th = state[S2_TIME_HIGH]
+    ovf = state[S2_OVERFLOWS]
+    have = state[S2_HAVE_TIME_HIGH]
+    W = U(width)
+    H = U(height)
+    n = words.shape[0]
+    k = 0
+    i = 0
+    while i + FAST_BLOCK <= n:
+        if have:
+            hi = U(0)
+            xm = U(0)
+            ym = U(0)
+            for j in range(FAST_BLOCK):
+                w = U(words[i + j])
+                hi |= w >> U(29)
+                xm = max(xm, (w >> U(11)) & U(0x7FF))
+                ym = max(ym, w & U(0x7FF))
+            if hi == U(0) and xm < W and ym < H:
+                tbase = U((ovf * EVT2_TIME_HIGH_RANGE + th) << 6)
+                for j in range(FAST_BLOCK):
+                    w = U(words[i + j])
+                    out[2 * (k + j)] = ((w >> U(11)) & U(0x7FF)) | ((w & U(0x7FF)) << U(16)) | ((w >> U(28)) << U(32))
+                    out[2 * (k + j) + 1] = tbase | ((w >> U(22)) & U(63))
+                k += FAST_BLOCK
+                i += FAST_BLOCK
+                continue
+        k, th, ovf, have = _evt2_words(words, i, i + FAST_BLOCK, out, k, th, ovf, have, counts, first,
+                                       byte_offset, width, height)
+        i += FAST_BLOCK
+    k, th, ovf, have = _evt2_words(words, i, n, out, k, th, ovf, have, counts, first, byte_offset, width, height)
     state[S2_TIME_HIGH] = th
     state[S2_OVERFLOWS] = ovf
     state[S2_HAVE_TIME_HIGH] = have
@@ -91,9 +133,8 @@ def decode_evt2(words, out, state, counts, first, byte_offset, width, height):
 
 @njit(cache=True, nogil=True)
 def decode_evt3(words, out, state, counts, first, byte_offset, width, height):
-    """Decode EVT 3.0 words into ``out``; stops early when ``out`` has < 12 free slots.
-
-    Returns ``(events written, words consumed)``.
+    """Decode EVT 3.0 words into ``out`` (uint64[2 * capacity]); stops early when fewer
+    than 12 event slots are free. Returns ``(events written, words consumed)``.
     """
     th = state[S3_TIME_HIGH]
     tl = state[S3_TIME_LOW]
@@ -103,56 +144,78 @@ def decode_evt3(words, out, state, counts, first, byte_offset, width, height):
     pol = state[S3_POL]
     have = state[S3_HAVE_TIME_HIGH]
     low_under = state[S3_LOW_UNDER]  # the TIME_HIGH (with overflows) the last TIME_LOW came under
-    cap = out.shape[0] - 12
+    W = U(width)
+    # the fast path needs a time base, an ADDR_Y, and y inside the geometry
+    ready = have != 0 and y >= 0 and y < height
+    ylo = U(max(y, 0)) << U(16)
+    t = U(((ovf * EVT3_TIME_HIGH_RANGE + th) << 12) | tl)
+    cap = out.shape[0] // 2 - 12
     n = words.shape[0]
     k = 0
     i = 0
     while i < n and k <= cap:
-        w = np.int64(words[i])
-        typ = w >> 12
-        if typ == 2 or typ == 4 or typ == 5:  # events: ADDR_X, VECT_12, VECT_8
-            if typ == 2:
-                first_x = w & 0x7FF
-                mask = np.int64(1)
-                bits = 1
-                p = (w >> 11) & 1
+        w = U(words[i])
+        typ = w >> U(12)
+        if typ == U(2):  # ADDR_X: one event
+            x = w & U(0x7FF)
+            if ready and x < W:
+                out[2 * k] = ylo | x | ((w & U(0x800)) << U(21))
+                out[2 * k + 1] = t
+                k += 1
+            elif y < 0:
+                _flag(counts, first, V_MISSING_ADDR_Y, byte_offset + 2 * i)
+            elif have == 0:
+                _flag(counts, first, V_MISSING_TIME_HIGH, byte_offset + 2 * i)
             else:
-                if bx < 0:
-                    _flag(counts, first, V_INVALID_VECT_BASE, byte_offset + 2 * i)
-                    i += 1
-                    continue
-                first_x = bx
-                bits = 12 if typ == 4 else 8
-                mask = w & (0xFFF if typ == 4 else 0xFF)
-                bx += bits
-                p = pol
-            if y < 0 or have == 0:
-                _flag(counts, first, V_MISSING_ADDR_Y if y < 0 else V_MISSING_TIME_HIGH,
-                      byte_offset + 2 * i)
-                i += 1
-                continue
-            t = ((ovf * EVT3_TIME_HIGH_RANGE + th) << 12) | tl
-            lo = np.uint64(y << 16 | p << 32)
-            for b in range(bits):
-                if (mask >> b) & 1:
-                    x = first_x + b
-                    if x >= width or y >= height:
-                        _flag(counts, first, V_OUT_OF_BOUNDS, byte_offset + 2 * i)
-                        continue
-                    out[k, 0] = lo | np.uint64(x)
-                    out[k, 1] = np.uint64(t)
-                    k += 1
-        elif typ == 0:
-            y = w & 0x7FF
-        elif typ == 6:
-            new = w & 0xFFF
+                _flag(counts, first, V_OUT_OF_BOUNDS, byte_offset + 2 * i)
+        elif typ == U(0):  # ADDR_Y
+            y = np.int64(w & U(0x7FF))
+            ylo = U(y) << U(16)
+            ready = have != 0 and y < height
+        elif typ == U(6):  # TIME_LOW
+            new = np.int64(w & U(0xFFF))
             under = ovf * EVT3_TIME_HIGH_RANGE + th
             if new < tl and low_under == under:
                 _flag(counts, first, V_TIME_LOW_DECREASE, byte_offset + 2 * i)
             tl = new
             low_under = under
-        elif typ == 8:
-            new = w & 0xFFF
+            t = U((under << 12) | tl)
+        elif typ == U(4) or typ == U(5):  # VECT_12 / VECT_8
+            if bx < 0:
+                _flag(counts, first, V_INVALID_VECT_BASE, byte_offset + 2 * i)
+            else:
+                bits = 12 if typ == U(4) else 8
+                mask = np.int64(w & U(0xFFF if typ == U(4) else 0xFF))
+                first_x = bx
+                bx += bits
+                if not ready:
+                    if y < 0:
+                        _flag(counts, first, V_MISSING_ADDR_Y, byte_offset + 2 * i)
+                    elif have == 0:
+                        _flag(counts, first, V_MISSING_TIME_HIGH, byte_offset + 2 * i)
+                    else:  # y outside the geometry: every event of the vector is out of bounds
+                        while mask:
+                            mask &= mask - 1
+                            _flag(counts, first, V_OUT_OF_BOUNDS, byte_offset + 2 * i)
+                else:
+                    lo = ylo | (U(pol) << U(32))
+                    while mask:
+                        b = 0
+                        while not (mask >> b) & 1:
+                            b += 1
+                        mask &= mask - 1
+                        x = first_x + b
+                        if x < width:
+                            out[2 * k] = lo | U(x)
+                            out[2 * k + 1] = t
+                            k += 1
+                        else:
+                            _flag(counts, first, V_OUT_OF_BOUNDS, byte_offset + 2 * i)
+        elif typ == U(3):  # VECT_BASE_X
+            bx = np.int64(w & U(0x7FF))
+            pol = np.int64((w >> U(11)) & U(1))
+        elif typ == U(8):  # TIME_HIGH
+            new = np.int64(w & U(0xFFF))
             if have and new < th:
                 if th - new > EVT3_TIME_HIGH_RANGE // 2:
                     ovf += 1
@@ -160,10 +223,9 @@ def decode_evt3(words, out, state, counts, first, byte_offset, width, height):
                     _flag(counts, first, V_NON_MONOTONIC_TIME_HIGH, byte_offset + 2 * i)
             th = new
             have = 1
-        elif typ == 3:
-            bx = w & 0x7FF
-            pol = (w >> 11) & 1
-        elif typ != 7 and typ != 0xA and typ != 0xE and typ != 0xF:
+            ready = y >= 0 and y < height
+            t = U(((ovf * EVT3_TIME_HIGH_RANGE + th) << 12) | tl)
+        elif typ != U(7) and typ != U(0xA) and typ != U(0xE) and typ != U(0xF):
             _flag(counts, first, V_UNKNOWN_TYPE, byte_offset + 2 * i)
         i += 1
     state[S3_TIME_HIGH] = th

@@ -147,7 +147,7 @@ def test_dat_kernel_equals_reference(records, block):
     parts = []
     for i in range(0, len(rec), block):  # in blocks: state carries the wraps across
         out = eventflow.empty(len(rec[i:i + block]))
-        k = KD.decode_dat(rec[i:i + block].ravel(), out.view(np.uint64).reshape(-1, 2), state, counts, first,
+        k = KD.decode_dat(rec[i:i + block].copy().view("<u8").ravel(), out.view(np.uint64), state, counts, first,
                           i, 304, 240)
         parts.append(out[:k])
     ev = np.concatenate(parts) if parts else eventflow.empty(0)
@@ -335,3 +335,44 @@ def test_dat_geometry_from_caller_drops_out_of_bounds_with_offset():
     ev = r.read_all()
     full = eventflow.open(real("ncars_4407.dat")).read_all()
     assert len(ev) == int((full["x"] < 40).sum()) == len(full) - r.violations.counts["out_of_bounds"]
+
+
+# -- the vectorised fast paths (blocks of FAST_BLOCK clean words) against the references ----
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.floats(0, 0.02), st.integers(1, 3000))
+def test_dat_fast_path_equals_reference(seed, glitch_rate, block):
+    rng = np.random.default_rng(seed)
+    n = 4000
+    t = np.cumsum(rng.integers(0, 50, n)).astype(np.int64) + int(rng.integers(0, 2**32 - 200_000))
+    glitch = rng.random(n) < glitch_rate
+    t[glitch] -= rng.integers(1, 100, glitch.sum())  # small steps back
+    t %= 2**32  # may wrap
+    x = rng.integers(0, 304 + (8 if glitch_rate else 0), n)
+    d = x | (rng.integers(0, 240, n) << 14) | (rng.integers(0, 2, n) << 28)
+    rec = np.stack([t, d], axis=1).astype("<u4")
+    state = KD.new_state()
+    counts, first = np.zeros(2, np.int64), np.zeros(2, np.int64)
+    parts = []
+    for i in range(0, n, block):
+        out = eventflow.empty(len(rec[i:i + block]))
+        k = KD.decode_dat(rec[i:i + block].copy().view("<u8").ravel(), out.view(np.uint64), state, counts,
+                          first, i, 304, 240)
+        parts.append(out[:k])
+    xr, yr, pr, tr, oob = KD.decode_dat_reference(rec, 304, 240)
+    assert same_events(np.concatenate(parts), {"x": xr, "y": yr, "p": pr, "t": tr}) and counts[0] == oob
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.floats(0, 0.01))
+def test_evt2_fast_path_equals_reference(seed, rate):
+    rng = np.random.default_rng(seed)
+    n = 5000
+    words = (rng.integers(0, 2, n).astype(np.uint32) << 28) | (rng.integers(0, 64, n).astype(np.uint32) << 22) \
+        | (rng.integers(0, 640 + (16 if rate else 0), n).astype(np.uint32) << 11) | rng.integers(0, 480, n).astype(np.uint32)
+    special = rng.random(n) < rate
+    words[special] = (8 << 28) | rng.integers(0, 1 << 28, special.sum()).astype(np.uint32)
+    words[::700] = (8 << 28) | np.arange(len(words[::700]), dtype=np.uint32) * 3
+    ev, counts = _kernel_decode(Evt2Decoder, words, width=640, height=480)
+    ref, ref_counts, _ = K.decode_evt2_reference(words, 640, 480)
+    assert _as_list(ev) == ref and counts == ref_counts

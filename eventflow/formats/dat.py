@@ -9,13 +9,13 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import EventFormatError
-from ..events import empty
+from ..events import as_words, uninitialized
 from ..kernels import dat as K
 from .raw_header import read_header
 from .reader import EventReader
 
 RECORD_BYTES = 8
-BLOCK_RECORDS = 1 << 17
+BLOCK_RECORDS = 1 << 15
 NO_LIMIT = 1 << 16
 
 
@@ -53,17 +53,17 @@ class DatReader(EventReader):
         state = K.new_state()
         counts = np.zeros(len(K.VIOLATION_NAMES), np.int64)
         first = np.full(len(K.VIOLATION_NAMES), -1, np.int64)
-        block = np.empty(self.block_records * 2, "<u4")
+        block = np.empty(self.block_records, "<u8")  # one record per word: t low, x|y|p high
         done = 0
         with open(self.path, "rb") as f:
             f.seek(self.data_offset)
             while done < self.n_records:
                 n = min(self.block_records, self.n_records - done)
-                got = f.readinto(memoryview(block)[:2 * n].cast("B"))
+                got = f.readinto(memoryview(block)[:n].cast("B"))
                 if got != n * RECORD_BYTES:
                     raise EventFormatError("file shrank while reading", self.path, self.data_offset + done * 8)
-                out = empty(n)
-                k = K.decode_dat(block[:2 * n], out.view(np.uint64).reshape(-1, 2), state, counts, first,
+                out = uninitialized(n)
+                k = K.decode_dat(block[:n], as_words(out), state, counts, first,
                                  done, w, h)
                 for i, name in enumerate(K.VIOLATION_NAMES):
                     have = self.violations.counts.get(name, 0)

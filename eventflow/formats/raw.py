@@ -15,14 +15,14 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import EventFormatError, Violations
-from ..events import empty
+from ..events import as_words, empty, uninitialized
 from ..kernels import evt as K
 from ..kernels.evt3_encode import ERROR_TEXT, encode_evt3, new_encoder_state
 from .raw_header import read_header
 from .reader import EventReader
 from .writer import EventWriter
 
-BLOCK_BYTES = 1 << 20
+BLOCK_BYTES = 1 << 18  # input read per step: outputs stay in cache
 NO_LIMIT = 1 << 16  # any 11-bit coordinate passes when the geometry is unknown
 
 
@@ -66,8 +66,8 @@ class Evt2Decoder(_WordDecoder):
     word_bytes = 4
 
     def _decode_words(self, words, byte_offset):
-        out = empty(len(words))
-        k = K.decode_evt2(words, out.view(np.uint64).reshape(-1, 2), self.state, self.counts,
+        out = uninitialized(len(words))
+        k = K.decode_evt2(words, as_words(out), self.state, self.counts,
                           self.first, byte_offset, self.width, self.height)
         return out[:k]
 
@@ -84,10 +84,11 @@ class Evt3Decoder(_WordDecoder):
         parts = []
         i = 0
         while i < len(words):
-            # an EVT 3.0 word yields at most 12 events: bound the output by the input
-            cap = min(self.max_events, 12 * (len(words) - i) + 12)
-            out = empty(cap)
-            k, used = K.decode_evt3(words[i:], out.view(np.uint64).reshape(-1, 2), self.state,
+            # a word yields at most 12 events; typical streams yield fewer than one per word,
+            # so size for two per word and let the kernel stop and resume where data are denser
+            cap = min(self.max_events, 2 * (len(words) - i) + 24)
+            out = uninitialized(cap)
+            k, used = K.decode_evt3(words[i:], as_words(out), self.state,
                                     self.counts, self.first, byte_offset + 2 * i, self.width, self.height)
             parts.append(out[:k])
             i += used
