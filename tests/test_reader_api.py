@@ -54,9 +54,14 @@ def test_seek_and_read_time_equal_filtering(evt2_events):
     assert len(r.read_all()) == len(evt2_events)  # seek(None) went back to the start
 
 
-def test_geometry_conflict_with_the_file_is_an_error():
-    with pytest.raises(EventFormatError, match="width=346 was given but the plugin name"):
-        eventflow.open(real("evt2_gen3_539k.raw"), width=346)
+def test_geometry_conflict_with_the_file_is_an_error_but_a_guess_yields(tmp_path):
+    p = tmp_path / "g.raw"
+    p.write_bytes(b"% evt 3.0\n% geometry 64x48\n% end\n")
+    with pytest.raises(EventFormatError, match="width=346 was given but the header geometry line says 64"):
+        eventflow.open(p, width=346, height=48)
+    # gen3's 640x480 is only inferred from the plugin name: the caller's geometry wins
+    r = eventflow.open(real("evt2_gen3_539k.raw"), width=1280, height=720)
+    assert (r.width, r.height) == (1280, 720)
 
 
 def test_caller_arrays_are_never_modified(tmp_path):

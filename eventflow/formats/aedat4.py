@@ -20,7 +20,9 @@ import os
 import struct
 import xml.etree.ElementTree as ET
 
+import lz4.frame
 import numpy as np
+import zstandard
 
 from ..errors import OUT_OF_BOUNDS, TRUNCATED, EventFormatError
 from ..events import empty
@@ -136,21 +138,19 @@ def decompress(data, compression: str, cap: int, path=None, where=None) -> bytes
         return bytes(data)
     try:
         if compression.startswith("LZ4"):
-            import lz4.frame
-
             d = lz4.frame.LZ4FrameDecompressor()
             parts = [d.decompress(data, max_length=_STEP)]
             total = len(parts[0])
             while not d.eof and total <= cap and not d.needs_input:
                 parts.append(d.decompress(b"", max_length=_STEP))
                 total += len(parts[-1])
+                if not parts[-1]:
+                    break  # no progress: a corrupt frame, reported below
             if total > cap:
                 raise EventFormatError(f"packet decompresses beyond the {cap}-byte limit", path, where)
             if not d.eof:
                 raise EventFormatError("LZ4 frame ends early (truncated or corrupt packet)", path, where)
             return b"".join(parts)
-        import zstandard
-
         size = zstandard.get_frame_parameters(bytes(data[:18])).content_size
         if size != zstandard.CONTENTSIZE_UNKNOWN and size > cap:
             raise EventFormatError(f"packet declares {size} decompressed bytes, beyond the {cap}-byte limit",
@@ -226,8 +226,9 @@ class Aedat4Reader(EventReader):
         table = self.data_table_position
         return self.file_size if table < self.data_start or table > self.file_size else table
 
-    def packets(self):
-        """(byte offset, stream id, raw payload) of every packet, in file order."""
+    def _packets(self):
+        """(byte offset, raw payload) of the selected stream's packets, in file order; the
+        other streams' packets are skipped unread."""
         end = self._data_end()
         with open(self.path, "rb") as f:
             pos = self.data_start
@@ -245,14 +246,14 @@ class Aedat4Reader(EventReader):
                     raise EventFormatError(f"packet size {size} exceeds the {self.max_packet_bytes}-byte limit",
                                            self.path, pos)
                 if sid == self.stream_id:
-                    yield pos, sid, f.read(size)
+                    yield pos, f.read(size)
                 else:
                     f.seek(size, os.SEEK_CUR)
                 pos += 8 + size
 
     def _decode(self):
         w, h = self.width, self.height
-        for pos, _, raw in self.packets():
+        for pos, raw in self._packets():
             payload = decompress(raw, self.compression, self.max_packet_bytes, self.path, pos)
             ev4 = decode_event_packet(payload, self.path, pos)
             x = ev4["x"].astype(np.int32)

@@ -72,5 +72,3 @@ class DatReader(EventReader):
                 yield out[:k]
         if self.trailing:
             self.violations.add("truncated", 1, self.data_offset + self.n_records * RECORD_BYTES)
-            if self.strict:
-                self._raise_first_violation()

@@ -44,21 +44,22 @@ def _records(ev):
     return ev.view(np.int64).reshape(len(ev), 2)
 
 
+def _text(attrs, key) -> str:
+    value = attrs.get(key)
+    return "" if value is None else value.decode() if isinstance(value, bytes) else str(value)
+
+
 def _geometry(attrs):
     """(width, height) from root attributes ``geometry`` ("1280x720"), ``width``/``height``
     or ``format`` ("EVT3;height=720;width=1280"); None where absent."""
-    def text(key):
-        v = attrs.get(key)
-        return v.decode() if isinstance(v, bytes) else None if v is None else str(v)
-
-    m = re.fullmatch(r"\s*(\d+)\s*x\s*(\d+)\s*", text("geometry") or "")
+    m = re.fullmatch(r"\s*(\d+)\s*x\s*(\d+)\s*", _text(attrs, "geometry"))
     if m:
         return int(m[1]), int(m[2])
-    w, h = text("width"), text("height")
-    fmt = text("format") or ""
-    w = w or (re.search(r"width=(\d+)", fmt) or [None, None])[1]
-    h = h or (re.search(r"height=(\d+)", fmt) or [None, None])[1]
-    return (int(w) if w and w.strip().isdigit() else None), (int(h) if h and h.strip().isdigit() else None)
+    found = []
+    for key in ("width", "height"):
+        m = re.fullmatch(r"\s*(\d+)\s*", _text(attrs, key)) or re.search(rf"{key}=(\d+)", _text(attrs, "format"))
+        found.append(int(m[1]) if m else None)
+    return tuple(found)
 
 
 class Hdf5Reader(EventReader):
@@ -179,7 +180,7 @@ class Hdf5Reader(EventReader):
         step = max(1, min(self.chunk_events, _PLAIN_BLOCK))
         if self.chunk_length:
             step = max(self.chunk_length, step // self.chunk_length * self.chunk_length)
-        contiguous = dset.id.get_offset() if dset.compression is None and not dset.chunks else None
+        contiguous = dset.id.get_offset()  # file address of an unchunked dataset, else None
         for lo in range(start, self.event_count, step):
             hi = min(lo + step, self.event_count)
             try:
@@ -213,13 +214,14 @@ class Hdf5Reader(EventReader):
     def _first_time(self, dset, index):
         if not self.ecf:
             return int(dset[index]["t"])
-        mask, data = dset.id.read_direct_chunk((index,))
-        if mask & 1:
-            return int(np.frombuffer(data, "<i8", 1, 8)[0])
         try:
+            mask, data = dset.id.read_direct_chunk((index,))
+            if mask & 1:
+                return int(np.frombuffer(data, "<i8", 1, 8)[0])
             return ecf.read_header(data, self.chunk_length)[2]
-        except EventFormatError as e:
-            raise EventFormatError(f"/CD/events chunk at event {index}: {e.message}", self.path) from None
+        except (OSError, ValueError) as e:  # EventFormatError is a ValueError
+            raise EventFormatError(f"/CD/events chunk {index // self.chunk_length}: cannot read its first "
+                                   f"time ({getattr(e, 'message', e)})", self.path) from None
 
     def _index_lookup(self, f, t_us):
         """Start from /CD/indexes: the last row with ts <= t_us + offset. Metavision's rows say
@@ -229,9 +231,8 @@ class Hdf5Reader(EventReader):
                 not {"id", "ts"} <= set(rows.dtype.names or ()):
             return None
         try:
-            offset = int(rows.attrs.get("offset", b"0").decode() if isinstance(rows.attrs.get("offset"), bytes)
-                         else rows.attrs.get("offset", "0"))
-        except (TypeError, ValueError):
+            offset = int(_text(rows.attrs, "offset") or 0)  # Metavision reads a missing one as 0
+        except ValueError:
             return None
         target = t_us + offset
         lo, hi = 0, rows.shape[0] - 1

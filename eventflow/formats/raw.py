@@ -111,7 +111,8 @@ class _RawReader(EventReader):
         if self.header.evt is not None and self.header.evt != self.format:
             raise EventFormatError(f"header says {self.header.evt}, not {self.format}", self.path, 0)
         if self.header.width is not None:
-            self._set_geometry(self.header.width, self.header.height, self.header.geometry_source)
+            self._set_geometry(self.header.width, self.header.height, self.header.geometry_source,
+                               guessed=self.header.geometry_source.startswith("plugin"))
 
     def _decode(self):
         dec = self.decoder_class(self.width, self.height, byte_offset=self.header.data_offset)
@@ -127,8 +128,6 @@ class _RawReader(EventReader):
                 yield ev
         if dec.pending_bytes():
             self.violations.add("truncated", 1, dec.offset - dec.pending_bytes())
-            if self.strict:
-                self._raise_first_violation()
 
 
 class Evt2Reader(_RawReader):

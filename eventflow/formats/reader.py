@@ -72,16 +72,19 @@ class EventReader:
         """Byte offset of the index-th decoded event, where the format knows it."""
         return None
 
-    def _set_geometry(self, width, height, source: str) -> None:
-        """Called by formats with the geometry the file states; conflicts raise."""
+    def _set_geometry(self, width, height, source: str, guessed: bool = False) -> None:
+        """Called by formats with the geometry the file states; a conflict with the caller raises.
+
+        ``guessed`` marks geometry inferred rather than stated (e.g. from a RAW plugin
+        name): the caller's values then win.
+        """
         for name, have, got in (("width", self.width, width), ("height", self.height, height)):
-            if got is None:
+            if got is None or have is None or have == int(got) or guessed:
                 continue
-            if have is not None and have != int(got):
-                raise EventFormatError(f"{name}={have} was given but the {source} says {got}", self.path)
-        if width is not None:
+            raise EventFormatError(f"{name}={have} was given but the {source} says {got}", self.path)
+        if width is not None and (self.width is None or not guessed):
             self.width = int(width)
-        if height is not None:
+        if height is not None and (self.height is None or not guessed):
             self.height = int(height)
 
     # -- iteration ----------------------------------------------------------------
@@ -105,6 +108,8 @@ class EventReader:
                 ev = ev[ev["t"] >= seek_t]
             for i in range(0, len(ev), self.chunk_events):
                 yield ev[i:i + self.chunk_events]
+        if self.strict and self.violations:  # found after the last events (e.g. trailing bytes)
+            self._raise_first_violation()
 
     def _drop_out_of_bounds(self, ev, first_index):
         bad = (ev["x"] >= self.width) | (ev["y"] >= self.height)
