@@ -69,28 +69,27 @@ def decode_dat(recs, out, state, counts, first, first_index, width, height):
     k = 0
     i = 0
     while i + FAST_BLOCK <= n:
-        if last >= 0:
-            down = (recs[i] & M32) < U(last)
-            xm = U(0)
-            ym = U(0)
+        # (a plain if/else: a `continue` here stops LLVM from vectorising the inner loops)
+        down = (recs[i] & M32) < U(max(last, 0))
+        xm = U(0)
+        ym = U(0)
+        for j in range(FAST_BLOCK):
+            r = recs[i + j]
+            xm = max(xm, (r >> U(32)) & U(0x3FFF))
+            ym = max(ym, (r >> U(46)) & U(0x3FFF))
+        for j in range(1, FAST_BLOCK):
+            down |= (recs[i + j] & M32) < (recs[i + j - 1] & M32)
+        if last >= 0 and not down and xm < W and ym < H:
+            tw = U(wraps << 32)
             for j in range(FAST_BLOCK):
                 r = recs[i + j]
-                xm = max(xm, (r >> U(32)) & U(0x3FFF))
-                ym = max(ym, (r >> U(46)) & U(0x3FFF))
-            for j in range(1, FAST_BLOCK):
-                down |= (recs[i + j] & M32) < (recs[i + j - 1] & M32)
-            if not down and xm < W and ym < H:
-                tw = U(wraps << 32)
-                for j in range(FAST_BLOCK):
-                    r = recs[i + j]
-                    out[2 * (k + j)] = ((r >> U(32)) & U(0x3FFF)) | (((r >> U(46)) & U(0x3FFF)) << U(16)) | ((r >> U(60)) << U(32))
-                    out[2 * (k + j) + 1] = tw + (r & M32)
-                k += FAST_BLOCK
-                last = np.int64(recs[i + FAST_BLOCK - 1] & M32)
-                i += FAST_BLOCK
-                continue
-        k, wraps, last = _dat_records(recs, i, i + FAST_BLOCK, out, k, wraps, last, counts, first,
-                                      first_index, width, height)
+                out[2 * (k + j)] = ((r >> U(32)) & U(0x3FFF)) | (((r >> U(46)) & U(0x3FFF)) << U(16)) | ((r >> U(60)) << U(32))
+                out[2 * (k + j) + 1] = tw + (r & M32)
+            k += FAST_BLOCK
+            last = np.int64(recs[i + FAST_BLOCK - 1] & M32)
+        else:
+            k, wraps, last = _dat_records(recs, i, i + FAST_BLOCK, out, k, wraps, last, counts, first,
+                                          first_index, width, height)
         i += FAST_BLOCK
     k, wraps, last = _dat_records(recs, i, n, out, k, wraps, last, counts, first, first_index, width, height)
     state[0] = wraps

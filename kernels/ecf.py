@@ -25,8 +25,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ..errors import EventFormatError
-from ..events import EVENT_DTYPE
+from eventflow.errors import EventFormatError  # absolute: this file is also importable as kernels.ecf
+from eventflow.events import EVENT_DTYPE, as_events
 
 FILTER_ID = 36559  # 0x8ECF
 MAX_CHUNK_EVENTS = 65535
@@ -354,8 +354,6 @@ def _encoder_inputs(events):
     """Fields x, y, p and t (as unsigned) of at most 65535 events (strided views, no copy)."""
     ev = np.asarray(events)
     if ev.dtype != EVENT_DTYPE:
-        from ..events import as_events
-
         ev = as_events(ev)
     if len(ev) > MAX_CHUNK_EVENTS:
         raise ValueError(f"an ECF chunk holds at most {MAX_CHUNK_EVENTS} events, got {len(ev)}")

@@ -103,26 +103,25 @@ def decode_evt2(words, out, state, counts, first, byte_offset, width, height):
     k = 0
     i = 0
     while i + FAST_BLOCK <= n:
-        if have:
-            hi = U(0)
-            xm = U(0)
-            ym = U(0)
+        # (a plain if/else: a `continue` here stops LLVM from vectorising the inner loops)
+        hi = U(0)
+        xm = U(0)
+        ym = U(0)
+        for j in range(FAST_BLOCK):
+            w = U(words[i + j])
+            hi |= w >> U(29)
+            xm = max(xm, (w >> U(11)) & U(0x7FF))
+            ym = max(ym, w & U(0x7FF))
+        if have != 0 and hi == U(0) and xm < W and ym < H:
+            tbase = U((ovf * EVT2_TIME_HIGH_RANGE + th) << 6)
             for j in range(FAST_BLOCK):
                 w = U(words[i + j])
-                hi |= w >> U(29)
-                xm = max(xm, (w >> U(11)) & U(0x7FF))
-                ym = max(ym, w & U(0x7FF))
-            if hi == U(0) and xm < W and ym < H:
-                tbase = U((ovf * EVT2_TIME_HIGH_RANGE + th) << 6)
-                for j in range(FAST_BLOCK):
-                    w = U(words[i + j])
-                    out[2 * (k + j)] = ((w >> U(11)) & U(0x7FF)) | ((w & U(0x7FF)) << U(16)) | ((w >> U(28)) << U(32))
-                    out[2 * (k + j) + 1] = tbase | ((w >> U(22)) & U(63))
-                k += FAST_BLOCK
-                i += FAST_BLOCK
-                continue
-        k, th, ovf, have = _evt2_words(words, i, i + FAST_BLOCK, out, k, th, ovf, have, counts, first,
-                                       byte_offset, width, height)
+                out[2 * (k + j)] = ((w >> U(11)) & U(0x7FF)) | ((w & U(0x7FF)) << U(16)) | ((w >> U(28)) << U(32))
+                out[2 * (k + j) + 1] = tbase | ((w >> U(22)) & U(63))
+            k += FAST_BLOCK
+        else:
+            k, th, ovf, have = _evt2_words(words, i, i + FAST_BLOCK, out, k, th, ovf, have, counts, first,
+                                           byte_offset, width, height)
         i += FAST_BLOCK
     k, th, ovf, have = _evt2_words(words, i, n, out, k, th, ovf, have, counts, first, byte_offset, width, height)
     state[S2_TIME_HIGH] = th
