@@ -99,8 +99,15 @@ def to_torch(events: np.ndarray) -> dict:
 
 
 def concatenate(chunks) -> np.ndarray:
-    """Concatenate event arrays (an empty list gives an empty array)."""
+    """Concatenate event arrays into one new EVENT_DTYPE array (an empty list gives an empty one).
+
+    (``np.concatenate`` of padded structured arrays returns a packed dtype in numpy 2.x;
+    this keeps the 16-byte layout and copies each chunk once.)
+    """
     chunks = [c for c in chunks if len(c)]
-    if not chunks:
-        return empty(0)
-    return np.concatenate(chunks).astype(EVENT_DTYPE, copy=False)
+    out = np.empty(sum(len(c) for c in chunks), dtype=EVENT_DTYPE)
+    pos = 0
+    for c in chunks:
+        out[pos:pos + len(c)] = c
+        pos += len(c)
+    return out

@@ -33,11 +33,10 @@ MAX_CHUNK_EVENTS = 65535
 HEADER_BYTES = 12  # u32 header + u64 t0
 
 # error codes of the decoder kernel (0 = success); the messages are shared with the reference
-OK, E_HEADER, E_TOO_MANY, E_T_TRUNC, E_T_ESCAPE, E_T_RUN, E_Y_TRUNC, E_Y_RUN, E_X_TRUNC, \
-    E_P_TRUNC, E_P_RUN, E_PACKED_TRUNC = range(12)
+OK, E_HEADER, E_T_TRUNC, E_T_ESCAPE, E_T_RUN, E_Y_TRUNC, E_Y_RUN, E_X_TRUNC, E_P_TRUNC, E_P_RUN, \
+    E_PACKED_TRUNC = range(11)
 ERROR_TEXT = {
     E_HEADER: "chunk shorter than its 12-byte header",
-    E_TOO_MANY: "header claims more events than a chunk can hold",
     E_T_TRUNC: "timestamp stream ends early",
     E_T_ESCAPE: "timestamp escape group longer than 16 nibbles",
     E_T_RUN: "timestamp run covers more events than remain",
@@ -379,6 +378,15 @@ def _put16(out, pos, v):
 
 
 @njit(cache=True, nogil=True)
+def _packed(x, y, p, i, with_y):
+    """Slot i of a packed group: (y << 12 |) x << 1 | p, and 0 past the last event (as the plugin)."""
+    if i >= x.shape[0]:
+        return 0
+    v = (np.int64(x[i]) << 1) | np.int64(p[i])
+    return v | (np.int64(y[i]) << 12) if with_y else v
+
+
+@njit(cache=True, nogil=True)
 def _choose_mode(x, y, n):
     """The plugin's choice from the first m events: few repeated y -> mode 2; else many
     short ascending x stretches -> mode 0; else mode 1."""
@@ -443,20 +451,11 @@ def _encode_kernel(x, y, p, t, out):
         i += c
     if mode == 2:
         for g in range(0, n, 4):
-            v0 = v1 = v2 = v3 = 0  # unused slots of the last group: zero, as the plugin writes
-            for j in range(min(4, n - g)):
-                v = ((np.int64(y[g + j]) & 0x7FF) << 12) | ((np.int64(x[g + j]) & 0x7FF) << 1) | (p[g + j] & 1)
-                if j == 0:
-                    v0 = v
-                elif j == 1:
-                    v1 = v
-                elif j == 2:
-                    v2 = v
-                else:
-                    v3 = v
-            for w in ((v0 << 8) | (v1 & 0xFF), ((v1 >> 8) << 16) | (v2 & 0xFFFF), ((v2 >> 16) << 24) | v3):
-                pos = _put16(out, pos, w & 0xFFFF)
-                pos = _put16(out, pos, w >> 16)
+            v0, v1 = _packed(x, y, p, g, True), _packed(x, y, p, g + 1, True)
+            v2, v3 = _packed(x, y, p, g + 2, True), _packed(x, y, p, g + 3, True)
+            pos = _put16(out, _put16(out, pos, (v0 << 8) & 0xFFFF | (v1 & 0xFF)), v0 >> 8)
+            pos = _put16(out, _put16(out, pos, v2 & 0xFFFF), v1 >> 8)
+            pos = _put16(out, _put16(out, pos, v3 & 0xFFFF), (v2 >> 16) << 8 | v3 >> 16)
         return pos
     i = 0
     while i < n:  # y runs
@@ -471,17 +470,8 @@ def _encode_kernel(x, y, p, t, out):
         i += c
     if mode == 1:
         for g in range(0, n, 4):
-            v0 = v1 = v2 = v3 = 0
-            for j in range(min(4, n - g)):
-                v = ((np.int64(x[g + j]) & 0x7FF) << 1) | (p[g + j] & 1)
-                if j == 0:
-                    v0 = v
-                elif j == 1:
-                    v1 = v
-                elif j == 2:
-                    v2 = v
-                else:
-                    v3 = v
+            v0, v1 = _packed(x, y, p, g, False), _packed(x, y, p, g + 1, False)
+            v2, v3 = _packed(x, y, p, g + 2, False), _packed(x, y, p, g + 3, False)
             pos = _put16(out, pos, (v0 << 4) | (v1 & 0xF))
             pos = _put16(out, pos, ((v1 >> 4) << 8) | (v2 & 0xFF))
             pos = _put16(out, pos, ((v2 >> 8) << 12) | v3)
@@ -576,7 +566,7 @@ def encode_chunk_reference(events) -> bytes:
         i += c
     if mode == 2:
         v = [y[i] << 12 | x[i] << 1 | p[i] for i in range(n)] + [0] * (-n % 4)
-        for v0, v1, v2, v3 in zip(*[iter(v)] * 4):
+        for v0, v1, v2, v3 in np.reshape(v, (-1, 4)).tolist():
             for w in (v0 << 8 | v1 & 0xFF, v1 >> 8 << 16 | v2 & 0xFFFF, v2 >> 16 << 24 | v3):
                 out.extend(w.to_bytes(4, "little"))
         return bytes(out)
@@ -589,7 +579,7 @@ def encode_chunk_reference(events) -> bytes:
         i += c
     if mode == 1:
         v = [x[i] << 1 | p[i] for i in range(n)] + [0] * (-n % 4)
-        for v0, v1, v2, v3 in zip(*[iter(v)] * 4):
+        for v0, v1, v2, v3 in np.reshape(v, (-1, 4)).tolist():
             u16(v0 << 4 | v1 & 0xF)
             u16(v1 >> 4 << 8 | v2 & 0xFF)
             u16(v2 >> 8 << 12 | v3)

@@ -262,3 +262,17 @@ def test_not_hdf5_missing_dataset_and_wrong_type(tmp_path):
         with pytest.raises(EventFormatError, match="CD/events") as e:
             Hdf5Reader(path)
         assert e.value.path == str(path)
+
+
+@pytest.mark.parametrize("compression", ["ecf", None])
+def test_out_of_bounds_events_are_counted_where_they_lie(tmp_path, compression):
+    ev = random_events(1000, seed=13)
+    path = write(tmp_path / "o.hdf5", ev, compression=compression, chunk_length=256)
+    with h5py.File(path, "r+") as f:
+        f.attrs.modify("geometry", "640x720")  # the geometry attribute wins over width/height
+        chunk = f["CD/events"].id.get_chunk_info(0).byte_offset
+    r = Hdf5Reader(path)
+    assert same(r.read_all(), ev[ev["x"] < 640])
+    first = int(np.argmax(ev["x"] >= 640))
+    # ECF knows the chunk only; uncompressed records lie at a known place
+    assert r.violations.first_offset["out_of_bounds"] == chunk + (0 if compression else 16 * first)

@@ -3,7 +3,7 @@
 A small simulated 128x128 recording of an arm (a bright bar on a dim, textured
 background) turning clockwise about a shoulder pivot, rendered at 2 kHz and turned
 into events the way a DVS does: per pixel, log-intensity change against a contrast
-threshold (0.2), timestamps interpolated between frames, a 1 ms refractory period,
+threshold (0.2), timestamps interpolated between frames, a 100 us refractory period,
 and a little background activity. Deterministic (seed 0). It stands in for a real
 recording in `eventflow info --sample` until the project's simulator exists.
 
@@ -21,7 +21,7 @@ import eventflow
 W = H = 128
 RATE_HZ = 2000
 THRESHOLD = 0.2
-REFRACTORY_US = 1000
+REFRACTORY_US = 100
 NOISE_HZ_PER_PIXEL = 0.5
 
 

@@ -108,8 +108,8 @@ class Hdf5Reader(EventReader):
         return dset
 
     def _event_offset(self, index):
-        first, byte_offset = self._where
-        return byte_offset if index >= first else None
+        first, locate = self._where
+        return locate(index - first) if locate is not None and index >= first else None
 
     # -- decoding -----------------------------------------------------------------
     def _decode(self):
@@ -121,66 +121,72 @@ class Hdf5Reader(EventReader):
         return self._events_from(start)
 
     def _events_from(self, start):
+        """Arrays of events from event ``start`` (rounded down to a chunk) to the end."""
         with self._open() as f:
             dset = self._events(f)
             blocks = self._ecf_chunks(dset, start) if self.ecf else self._plain_blocks(dset, start)
             yielded = 0
-            for ev, byte_offset in blocks:
-                self._where = (yielded, byte_offset)
+            for ev, locate in blocks:
+                self._where = (yielded, locate)  # for _event_offset, while ev is being checked
                 yielded += len(ev)
                 yield ev
 
+    def _chunk_error(self, dset, k, message, offset_in_chunk=0):
+        """EventFormatError naming chunk k, its events and where it lies in the file."""
+        first = k * self.chunk_length
+        where = f"/CD/events chunk {k} (events {first}..{min(first + self.chunk_length, self.event_count) - 1}"
+        info = dset.id.get_chunk_info_by_coord((first,))
+        if info.byte_offset is None:
+            return EventFormatError(f"{where}): {message}", self.path)
+        return EventFormatError(f"{where}, {info.size} bytes at byte {info.byte_offset}): {message}", self.path,
+                                info.byte_offset + offset_in_chunk)
+
     def _ecf_chunks(self, dset, start):
         size, extent = self.chunk_length, self.event_count
-        table = self._chunk_table(dset)
         for k in range(start // size, -(-extent // size)):
             first = k * size
             want = min(size, extent - first)
-            byte_offset, stored = table.get(first, (None, 0))
-            where = f"/CD/events chunk {k} (events {first}..{first + want - 1}"
-            if byte_offset is None:
-                raise EventFormatError(f"{where}) was never written", self.path)
-            where += f", {stored} bytes at byte {byte_offset})"
-            mask, data = dset.id.read_direct_chunk((first,))
+            try:
+                mask, data = dset.id.read_direct_chunk((first,))
+            except (RuntimeError, OSError) as e:
+                missing = dset.id.get_chunk_info_by_coord((first,)).byte_offset is None
+                raise self._chunk_error(dset, k, "was never written" if missing else f"cannot be read ({e})") \
+                    from None
+
+            def address(i, first=first, stride=16 if mask & 1 else 0):
+                return dset.id.get_chunk_info_by_coord((first,)).byte_offset + stride * i
+
             if mask & 1:  # HDF5 skipped the optional ECF filter: raw records
                 if len(data) < 16 * want:
-                    raise EventFormatError(f"{where}: raw chunk holds {len(data)} bytes, needs {16 * want}",
-                                           self.path, byte_offset)
+                    raise self._chunk_error(dset, k, f"raw chunk of {len(data)} bytes, {16 * want} needed")
                 ev = np.frombuffer(data, EVENT_DTYPE, count=want).copy()
                 ev.view(np.uint16).reshape(want, 8)[:, 3] = 0
-                yield ev, byte_offset
+                yield ev, address
                 continue
             try:
                 ev, end = ecf.decode_chunk(data, size, with_end=True)
             except EventFormatError as e:
-                raise EventFormatError(f"{where}: {e.message} (byte {e.offset} of the chunk)", self.path,
-                                       byte_offset + e.offset) from None
+                raise self._chunk_error(dset, k, f"{e.message} (byte {e.offset} of the chunk)", e.offset) from None
             if len(ev) < want:
-                raise EventFormatError(f"{where}: holds {len(ev)} events, the dataset extent needs {want}",
-                                       self.path, byte_offset)
+                raise self._chunk_error(dset, k, f"holds {len(ev)} events, the dataset extent needs {want}")
             if end < len(data):
-                self.violations.add(ECF_TRAILING_BYTES, 1, byte_offset + end)
-            yield ev[:want], byte_offset
-
-    def _chunk_table(self, dset):
-        """{first event of chunk: (file byte offset, stored size)} over all allocated chunks."""
-        table = {}
-
-        def add(info):
-            table[info.chunk_offset[0]] = (info.byte_offset, info.size)
-
-        try:
-            dset.id.chunk_iter(add)  # one pass; get_chunk_info(i) walks the index on every call
-        except (AttributeError, NotImplementedError, RuntimeError):
-            for i in range(dset.id.get_num_chunks()):
-                add(dset.id.get_chunk_info(i))
-        return table
+                self.violations.add(ECF_TRAILING_BYTES, 1, address(0) + end)
+            yield ev[:want], address
 
     def _plain_blocks(self, dset, start):
         step = max(1, min(self.chunk_events, _PLAIN_BLOCK))
         if self.chunk_length:
             step = max(self.chunk_length, step // self.chunk_length * self.chunk_length)
-        contiguous = dset.id.get_offset()  # file address of an unchunked dataset, else None
+        base = dset.id.get_offset()  # file address of an unchunked dataset, else None
+        itemsize, size = dset.dtype.itemsize, self.chunk_length
+        raw_chunks = size and dset.id.get_create_plist().get_nfilters() == 0
+
+        def address(index):  # of an event: in the file where stored raw, else unknown
+            if base is not None:
+                return base + index * itemsize
+            chunk = dset.id.get_chunk_info_by_coord((index - index % size,)).byte_offset
+            return None if chunk is None else chunk + index % size * itemsize
+
         for lo in range(start, self.event_count, step):
             hi = min(lo + step, self.event_count)
             try:
@@ -192,7 +198,7 @@ class Hdf5Reader(EventReader):
             except (OSError, ValueError) as e:
                 raise EventFormatError(f"/CD/events events {lo}..{hi - 1} cannot be read ({e})",
                                        self.path) from None
-            yield ev, (None if contiguous is None else contiguous + lo * dset.dtype.itemsize)
+            yield ev, (lambda i, lo=lo: address(lo + i)) if base is not None or raw_chunks else None
 
     # -- seeking ------------------------------------------------------------------
     def _start_index(self, f, t_us):
@@ -309,6 +315,8 @@ def _index_rows(ids, ts, repeats):
     rows = np.empty(int(np.sum(repeats)), INDEX_DTYPE)
     rows["id"], rows["ts"] = np.repeat(ids, repeats), np.repeat(ts, repeats)
     return rows
+
+
 class Hdf5Writer(EventWriter):
     """Writes a Metavision HDF5 file, streaming (at most one chunk is buffered).
 
@@ -329,6 +337,8 @@ class Hdf5Writer(EventWriter):
         super().__init__(path, width=width, height=height)
         if compression not in COMPRESSIONS:
             raise ValueError(f"compression must be one of {COMPRESSIONS}, got {compression!r}")
+        if compression_opts is not None and compression != "gzip":
+            raise ValueError(f"compression_opts is for gzip (its level), not {compression!r}")
         if not 1 <= int(chunk_length) <= ecf.MAX_CHUNK_EVENTS:
             raise ValueError(f"chunk_length must be in 1..{ecf.MAX_CHUNK_EVENTS}, got {chunk_length}")
         self.compression = compression
