@@ -81,10 +81,12 @@ def decode_dat(recs, out, state, counts, first, first_index, width, height):
             down |= (recs[i + j] & M32) < (recs[i + j - 1] & M32)
         if last >= 0 and not down and xm < W and ym < H:
             tw = U(wraps << 32)
+            src = recs[i:i + FAST_BLOCK]  # slices with zero-based indices: LLVM vectorises these
+            dst = out[2 * k:2 * k + 2 * FAST_BLOCK]
             for j in range(FAST_BLOCK):
-                r = recs[i + j]
-                out[2 * (k + j)] = ((r >> U(32)) & U(0x3FFF)) | (((r >> U(46)) & U(0x3FFF)) << U(16)) | ((r >> U(60)) << U(32))
-                out[2 * (k + j) + 1] = tw + (r & M32)
+                r = src[j]
+                dst[2 * j] = ((r >> U(32)) & U(0x3FFF)) | (((r >> U(46)) & U(0x3FFF)) << U(16)) | ((r >> U(60)) << U(32))
+                dst[2 * j + 1] = tw + (r & M32)
             k += FAST_BLOCK
             last = np.int64(recs[i + FAST_BLOCK - 1] & M32)
         else:

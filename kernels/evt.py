@@ -114,10 +114,12 @@ def decode_evt2(words, out, state, counts, first, byte_offset, width, height):
             ym = max(ym, w & U(0x7FF))
         if have != 0 and hi == U(0) and xm < W and ym < H:
             tbase = U((ovf * EVT2_TIME_HIGH_RANGE + th) << 6)
+            src = words[i:i + FAST_BLOCK]  # slices with zero-based indices: LLVM vectorises these
+            dst = out[2 * k:2 * k + 2 * FAST_BLOCK]
             for j in range(FAST_BLOCK):
-                w = U(words[i + j])
-                out[2 * (k + j)] = ((w >> U(11)) & U(0x7FF)) | ((w & U(0x7FF)) << U(16)) | ((w >> U(28)) << U(32))
-                out[2 * (k + j) + 1] = tbase | ((w >> U(22)) & U(63))
+                w = U(src[j])
+                dst[2 * j] = ((w >> U(11)) & U(0x7FF)) | ((w & U(0x7FF)) << U(16)) | ((w >> U(28)) << U(32))
+                dst[2 * j + 1] = tbase | ((w >> U(22)) & U(63))
             k += FAST_BLOCK
         else:
             k, th, ovf, have = _evt2_words(words, i, i + FAST_BLOCK, out, k, th, ovf, have, counts, first,

@@ -11,6 +11,7 @@ import numpy as np
 from ..errors import EventFormatError
 from ..events import as_words, uninitialized
 from ..kernels import dat as K
+from .blocks import iter_blocks
 from .raw_header import read_header
 from .reader import EventReader
 
@@ -23,8 +24,9 @@ class DatReader(EventReader):
     format = "dat"
     _checks_bounds = True
 
-    def __init__(self, path, *, block_records: int = BLOCK_RECORDS, **options):
+    def __init__(self, path, *, block_records: int = BLOCK_RECORDS, use_mmap: bool = True, **options):
         super().__init__(path, **options)
+        self.use_mmap = bool(use_mmap)
         self.block_records = max(int(block_records), 1)
         with open(self.path, "rb") as f:
             hdr = read_header(f, self.path)
@@ -53,22 +55,19 @@ class DatReader(EventReader):
         state = K.new_state()
         counts = np.zeros(len(K.VIOLATION_NAMES), np.int64)
         first = np.full(len(K.VIOLATION_NAMES), -1, np.int64)
-        block = np.empty(self.block_records, "<u8")  # one record per word: t low, x|y|p high
         done = 0
-        with open(self.path, "rb") as f:
-            f.seek(self.data_offset)
-            while done < self.n_records:
-                n = min(self.block_records, self.n_records - done)
-                got = f.readinto(memoryview(block)[:n].cast("B"))
-                if got != n * RECORD_BYTES:
-                    raise EventFormatError("file shrank while reading", self.path, self.data_offset + done * 8)
-                out = uninitialized(n)
-                k = K.decode_dat(block[:n], as_words(out), state, counts, first,
-                                 done, w, h)
-                for i, name in enumerate(K.VIOLATION_NAMES):
-                    have = self.violations.counts.get(name, 0)
-                    self.violations.add(name, int(counts[i]) - have, self.data_offset + RECORD_BYTES * int(first[i]))
-                done += n
-                yield out[:k]
+        for _, block in iter_blocks(self.path, self.data_offset, self.block_records * RECORD_BYTES, self.use_mmap):
+            n = min(len(block) // RECORD_BYTES, self.n_records - done)
+            if n <= 0:
+                break
+            recs = np.frombuffer(block, "<u8", count=n)  # one record per word: t low, x|y|p high
+            out = uninitialized(n)
+            k = K.decode_dat(recs, as_words(out), state, counts, first, done, w, h)
+            del recs
+            for i, name in enumerate(K.VIOLATION_NAMES):
+                have = self.violations.counts.get(name, 0)
+                self.violations.add(name, int(counts[i]) - have, self.data_offset + RECORD_BYTES * int(first[i]))
+            done += n
+            yield out[:k]
         if self.trailing:
             self.violations.add("truncated", 1, self.data_offset + self.n_records * RECORD_BYTES)

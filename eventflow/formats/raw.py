@@ -18,6 +18,7 @@ from ..errors import EventFormatError, Violations
 from ..events import as_words, empty, uninitialized
 from ..kernels import evt as K
 from ..kernels.evt3_encode import ERROR_TEXT, encode_evt3, new_encoder_state
+from .blocks import iter_blocks
 from .raw_header import read_header
 from .reader import EventReader
 from .writer import EventWriter
@@ -101,9 +102,10 @@ class _RawReader(EventReader):
     _checks_bounds = True
     decoder_class = _WordDecoder
 
-    def __init__(self, path, *, block_bytes: int = BLOCK_BYTES, **options):
+    def __init__(self, path, *, block_bytes: int = BLOCK_BYTES, use_mmap: bool = True, **options):
         super().__init__(path, **options)
         self.block_bytes = max(int(block_bytes), 16)
+        self.use_mmap = bool(use_mmap)
         with open(self.path, "rb") as f:
             self.header = read_header(f, self.path)
             f.seek(0, 2)
@@ -116,16 +118,10 @@ class _RawReader(EventReader):
 
     def _decode(self):
         dec = self.decoder_class(self.width, self.height, byte_offset=self.header.data_offset)
-        block = bytearray(self.block_bytes)
-        with open(self.path, "rb") as f:
-            f.seek(self.header.data_offset)
-            while True:
-                n = f.readinto(block)
-                if not n:
-                    break
-                ev = dec.feed(memoryview(block)[:n])
-                dec.violations_into(self.violations)
-                yield ev
+        for _, block in iter_blocks(self.path, self.header.data_offset, self.block_bytes, self.use_mmap):
+            ev = dec.feed(block)
+            dec.violations_into(self.violations)
+            yield ev
         if dec.pending_bytes():
             self.violations.add("truncated", 1, dec.offset - dec.pending_bytes())
 
