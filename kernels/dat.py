@@ -65,7 +65,7 @@ def decode_dat(recs, out, state, counts, first, first_index, width, height):
     W = U(width)
     H = U(height)
     M32 = U(0xFFFFFFFF)
-    n = recs.shape[0]
+    n = min(recs.shape[0], out.shape[0] // 2)  # never write past ``out``
     k = 0
     i = 0
     while i + FAST_BLOCK <= n:

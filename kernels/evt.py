@@ -88,7 +88,8 @@ def _evt2_words(words, lo, hi, out, k, th, ovf, have, counts, first, byte_offset
 
 @njit(cache=True, nogil=True)
 def decode_evt2(words, out, state, counts, first, byte_offset, width, height):
-    """Decode EVT 2.0 words into ``out`` (uint64[2 * capacity], capacity >= len(words)).
+    """Decode EVT 2.0 words into ``out`` (uint64[2 * capacity]; callers give capacity >= len(words),
+    words beyond the capacity are left undecoded).
 
     Blocks of FAST_BLOCK words that are all in-bounds CD events (the common case)
     take a branch-free path that LLVM vectorises; any other block takes the
@@ -99,7 +100,7 @@ def decode_evt2(words, out, state, counts, first, byte_offset, width, height):
     have = state[S2_HAVE_TIME_HIGH]
     W = U(width)
     H = U(height)
-    n = words.shape[0]
+    n = min(words.shape[0], out.shape[0] // 2)  # never write past ``out``
     k = 0
     i = 0
     while i + FAST_BLOCK <= n:
@@ -134,8 +135,11 @@ def decode_evt2(words, out, state, counts, first, byte_offset, width, height):
 
 @njit(cache=True, nogil=True)
 def decode_evt3(words, out, state, counts, first, byte_offset, width, height):
-    """Decode EVT 3.0 words into ``out`` (uint64[2 * capacity]); stops early when fewer
-    than 12 event slots are free. Returns ``(events written, words consumed)``.
+    """Decode EVT 3.0 words into ``out`` (uint64[2 * capacity], capacity >= len(words) + 12).
+
+    The common words (ADDR_X, ADDR_Y, TIME_LOW) come first in one lean branch chain;
+    a vector word stops the loop early when the events it may add could overflow
+    ``out``. Returns ``(events written, words consumed)``.
     """
     th = state[S3_TIME_HIGH]
     tl = state[S3_TIME_LOW]
@@ -144,17 +148,17 @@ def decode_evt3(words, out, state, counts, first, byte_offset, width, height):
     bx = state[S3_BASE_X]
     pol = state[S3_POL]
     have = state[S3_HAVE_TIME_HIGH]
-    low_under = state[S3_LOW_UNDER]  # the TIME_HIGH (with overflows) the last TIME_LOW came under
+    low_under = state[S3_LOW_UNDER]
+    under = ovf * EVT3_TIME_HIGH_RANGE + th
     W = U(width)
-    # the fast path needs a time base, an ADDR_Y, and y inside the geometry
     ready = have != 0 and y >= 0 and y < height
     ylo = U(max(y, 0)) << U(16)
-    t = U(((ovf * EVT3_TIME_HIGH_RANGE + th) << 12) | tl)
-    cap = out.shape[0] // 2 - 12
-    n = words.shape[0]
+    t = U((under << 12) | tl)
+    cap = out.shape[0] // 2
+    n = min(words.shape[0], cap - 12)  # never write past ``out``, whatever the caller passed
     k = 0
     i = 0
-    while i < n and k <= cap:
+    while i < n:
         w = U(words[i])
         typ = w >> U(12)
         if typ == U(2):  # ADDR_X: one event
@@ -163,71 +167,79 @@ def decode_evt3(words, out, state, counts, first, byte_offset, width, height):
                 out[2 * k] = ylo | x | ((w & U(0x800)) << U(21))
                 out[2 * k + 1] = t
                 k += 1
-            elif y < 0:
-                _flag(counts, first, V_MISSING_ADDR_Y, byte_offset + 2 * i)
-            elif have == 0:
-                _flag(counts, first, V_MISSING_TIME_HIGH, byte_offset + 2 * i)
             else:
-                _flag(counts, first, V_OUT_OF_BOUNDS, byte_offset + 2 * i)
+                _flag(counts, first, V_MISSING_ADDR_Y if y < 0 else V_MISSING_TIME_HIGH if have == 0
+                      else V_OUT_OF_BOUNDS, byte_offset + 2 * i)
         elif typ == U(0):  # ADDR_Y
             y = np.int64(w & U(0x7FF))
             ylo = U(y) << U(16)
             ready = have != 0 and y < height
         elif typ == U(6):  # TIME_LOW
             new = np.int64(w & U(0xFFF))
-            under = ovf * EVT3_TIME_HIGH_RANGE + th
             if new < tl and low_under == under:
                 _flag(counts, first, V_TIME_LOW_DECREASE, byte_offset + 2 * i)
             tl = new
             low_under = under
             t = U((under << 12) | tl)
-        elif typ == U(4) or typ == U(5):  # VECT_12 / VECT_8
-            if bx < 0:
-                _flag(counts, first, V_INVALID_VECT_BASE, byte_offset + 2 * i)
-            else:
+        else:
+            if typ == U(4) or typ == U(5):  # VECT_12 / VECT_8
+                if k + 12 + (n - i) > cap:
+                    break
                 bits = 12 if typ == U(4) else 8
                 mask = np.int64(w & U(0xFFF if typ == U(4) else 0xFF))
-                first_x = bx
-                bx += bits
-                if not ready:
+                if bx < 0:
+                    _flag(counts, first, V_INVALID_VECT_BASE, byte_offset + 2 * i)
+                elif not ready:
                     if y < 0:
                         _flag(counts, first, V_MISSING_ADDR_Y, byte_offset + 2 * i)
                     elif have == 0:
                         _flag(counts, first, V_MISSING_TIME_HIGH, byte_offset + 2 * i)
-                    else:  # y outside the geometry: every event of the vector is out of bounds
+                    else:
                         while mask:
                             mask &= mask - 1
                             _flag(counts, first, V_OUT_OF_BOUNDS, byte_offset + 2 * i)
+                elif bx + bits <= width:
+                    lo = ylo | (U(pol) << U(32)) | U(bx)
+                    dst = out[2 * k:2 * k + 24]
+                    for b in range(12):
+                        dst[2 * b] = lo + U(b)
+                        dst[2 * b + 1] = t
+                    j = 0
+                    for b in range(bits):
+                        if (mask >> b) & 1:
+                            dst[2 * j] = lo + U(b)
+                            j += 1
+                    k += j
                 else:
                     lo = ylo | (U(pol) << U(32))
-                    while mask:
-                        b = 0
-                        while not (mask >> b) & 1:
-                            b += 1
-                        mask &= mask - 1
-                        x = first_x + b
-                        if x < width:
-                            out[2 * k] = lo | U(x)
-                            out[2 * k + 1] = t
-                            k += 1
-                        else:
-                            _flag(counts, first, V_OUT_OF_BOUNDS, byte_offset + 2 * i)
-        elif typ == U(3):  # VECT_BASE_X
-            bx = np.int64(w & U(0x7FF))
-            pol = np.int64((w >> U(11)) & U(1))
-        elif typ == U(8):  # TIME_HIGH
-            new = np.int64(w & U(0xFFF))
-            if have and new < th:
-                if th - new > EVT3_TIME_HIGH_RANGE // 2:
-                    ovf += 1
-                else:
-                    _flag(counts, first, V_NON_MONOTONIC_TIME_HIGH, byte_offset + 2 * i)
-            th = new
-            have = 1
-            ready = y >= 0 and y < height
-            t = U(((ovf * EVT3_TIME_HIGH_RANGE + th) << 12) | tl)
-        elif typ != U(7) and typ != U(0xA) and typ != U(0xE) and typ != U(0xF):
-            _flag(counts, first, V_UNKNOWN_TYPE, byte_offset + 2 * i)
+                    for b in range(bits):
+                        if (mask >> b) & 1:
+                            x = bx + b
+                            if x < width:
+                                out[2 * k] = lo | U(x)
+                                out[2 * k + 1] = t
+                                k += 1
+                            else:
+                                _flag(counts, first, V_OUT_OF_BOUNDS, byte_offset + 2 * i)
+                if bx >= 0:
+                    bx += bits
+            elif typ == U(3):  # VECT_BASE_X
+                bx = np.int64(w & U(0x7FF))
+                pol = np.int64((w >> U(11)) & U(1))
+            elif typ == U(8):  # TIME_HIGH
+                new = np.int64(w & U(0xFFF))
+                if have and new < th:
+                    if th - new > EVT3_TIME_HIGH_RANGE // 2:
+                        ovf += 1
+                    else:
+                        _flag(counts, first, V_NON_MONOTONIC_TIME_HIGH, byte_offset + 2 * i)
+                th = new
+                have = 1
+                under = ovf * EVT3_TIME_HIGH_RANGE + th
+                ready = y >= 0 and y < height
+                t = U((under << 12) | tl)
+            elif typ != U(7) and typ != U(0xA) and typ != U(0xE) and typ != U(0xF):
+                _flag(counts, first, V_UNKNOWN_TYPE, byte_offset + 2 * i)
         i += 1
     state[S3_TIME_HIGH] = th
     state[S3_TIME_LOW] = tl

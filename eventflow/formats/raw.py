@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import EventFormatError, Violations
-from ..events import as_words, empty, uninitialized
+from ..events import as_words, concatenate, uninitialized
 from ..kernels import evt as K
 from ..kernels.evt3_encode import ERROR_TEXT, encode_evt3, new_encoder_state
 from .blocks import iter_blocks
@@ -85,17 +85,17 @@ class Evt3Decoder(_WordDecoder):
         parts = []
         i = 0
         while i < len(words):
-            # a word yields at most 12 events; typical streams yield fewer than one per word,
-            # so size for two per word and let the kernel stop and resume where data are denser
-            cap = min(self.max_events, 2 * (len(words) - i) + 24)
-            out = uninitialized(cap)
-            k, used = K.decode_evt3(words[i:], as_words(out), self.state,
+            # the kernel needs room for one event per word plus 12 (a vector); it stops
+            # early, and is called again, where vectors make the data denser
+            step = min(self.max_events, len(words) - i)
+            out = uninitialized(step + 12)
+            k, used = K.decode_evt3(words[i:i + step], as_words(out), self.state,
                                     self.counts, self.first, byte_offset + 2 * i, self.width, self.height)
             parts.append(out[:k])
             i += used
         if len(parts) == 1:
             return parts[0]
-        return np.concatenate(parts) if parts else empty(0)
+        return concatenate(parts)
 
 
 class _RawReader(EventReader):
