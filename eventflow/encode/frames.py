@@ -1,0 +1,154 @@
+"""Polarity histogram frames and voxel grids: functional forms equal to tonic's, and a
+streaming frame encoder whose output does not depend on where the stream was cut.
+
+Shapes are [T, C, H, W]: frames have C = 2 (OFF, ON counts, int16 as tonic's), the
+voxel grid C = 1. Geometry is always passed in as ``sensor_size=(W, H)``; events outside
+it (or with a polarity other than 0 / 1) are skipped and counted, never written out
+of bounds. The caller's array is never modified.
+
+>>> import eventflow
+>>> ev = eventflow.from_fields([0, 1, 1], [0, 0, 1], [1, 0, 1], [0, 4, 12])
+>>> to_frames(ev, (2, 2), time_window=10).shape
+(1, 2, 2, 2)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..events import EVENT_DTYPE
+from ..kernels import binning as K
+from .slicing import count_windows, time_bin_windows, time_windows
+
+
+def _words(events: np.ndarray) -> np.ndarray:
+    if events.dtype != EVENT_DTYPE:
+        raise TypeError(f"events must be EVENT_DTYPE arrays (eventflow.as_events converts), got {events.dtype}")
+    return np.ascontiguousarray(events).view(np.uint64)
+
+
+def _geometry(sensor_size):
+    if len(sensor_size) not in (2, 3):
+        raise ValueError(f"sensor_size must be (W, H) or tonic's (W, H, P), got {sensor_size}")
+    w, h = int(sensor_size[0]), int(sensor_size[1])
+    if w < 1 or h < 1:
+        raise ValueError(f"sensor_size must be positive, got {sensor_size}")
+    return w, h
+
+
+def to_frames(events, sensor_size, time_window=None, event_count=None, n_time_bins=None, overlap=0,
+              include_incomplete=False, binary=False) -> np.ndarray:
+    """Frames of event counts per polarity, int16 [T, 2, H, W], sliced as tonic's ToFrame slices.
+
+    Exactly one of ``time_window`` (us), ``event_count`` or ``n_time_bins`` is given;
+    ``overlap`` is in us, events, or a fraction of a bin respectively. ``binary=True``
+    gives spikes (1 where any event) instead of counts. Equal to
+    ``tonic.transforms.ToFrame`` with the same parameters.
+    """
+    w, h = _geometry(sensor_size)
+    if sum(v is not None for v in (time_window, event_count, n_time_bins)) != 1:
+        raise ValueError("give exactly one of time_window, event_count, n_time_bins")
+    if time_window is not None:
+        starts, ends = time_windows(events["t"], time_window, overlap, include_incomplete)
+    elif event_count is not None:
+        starts, ends = count_windows(len(events), event_count, overlap, include_incomplete)
+    else:
+        starts, ends = time_bin_windows(events["t"], n_time_bins, overlap)
+    ends = np.minimum(ends, len(events))  # tonic's last incomplete count window runs past the end
+    frames = np.zeros(len(starts) * 2 * h * w, np.int16)
+    K.frames_from_windows(_words(events), starts.astype(np.int64), ends.astype(np.int64), frames, w, h, binary)
+    return frames.reshape(len(starts), 2, h, w)
+
+
+def to_voxel_grid(events, sensor_size, n_time_bins, dtype=np.float32) -> np.ndarray:
+    """Voxel grid [n_time_bins, 1, H, W], bilinear in time, signed polarity (E-RAFT).
+
+    Equal to ``tonic.transforms.ToVoxelGrid`` for signed polarity (with ``dtype=np.float64``;
+    tonic maps a bool polarity wrongly: every event then counts +1, and its function also
+    overwrites the caller's polarities). All events at one time go to bin 0.
+    """
+    w, h = _geometry(sensor_size)
+    if n_time_bins is None or n_time_bins < 1:
+        raise ValueError(f"n_time_bins must be >= 1, got {n_time_bins}")
+    grid = np.zeros(n_time_bins * h * w, np.float64)
+    if len(events):
+        K.voxel_grid(_words(events), len(events), int(events["t"][0]), int(events["t"][-1]), n_time_bins,
+                     grid, w, h)
+    return grid.reshape(n_time_bins, 1, h, w).astype(dtype, copy=False)
+
+
+@dataclass
+class FrameEncoderState:
+    """The open window of a ``FrameEncoder``: where it ends, and its counts so far."""
+
+    window_end: int | None = None
+    partial: np.ndarray | None = None
+    t_last: int | None = None
+    windows_done: int = 0
+    skipped: int = 0
+
+
+@dataclass(frozen=True)
+class FrameEncoder:
+    """Streaming frames over consecutive time windows (no overlap), one thread, no copies.
+
+    ``step(events, state) -> (frames, state)`` returns the frames [k, 2, H, W] of the windows
+    completed by these events (a window is complete once an event at or past its end has
+    arrived); ``finish(state)`` returns the last ones by tonic's rule, so the concatenation
+    equals ``to_frames`` of the whole stream with the same ``time_window`` and
+    ``include_incomplete``, wherever the stream was cut. Events must be in time order.
+    ``max_frames_per_step`` bounds the memory one call may take (a long gap in time makes
+    many empty frames); a step that would exceed it raises.
+    """
+
+    sensor_size: tuple
+    time_window: int
+    include_incomplete: bool = False
+    binary: bool = False
+    max_frames_per_step: int = 100_000
+    _hw: tuple = field(init=False, repr=False, default=(0, 0))
+
+    def __post_init__(self):
+        if self.time_window is None or self.time_window <= 0:
+            raise ValueError(f"time_window must be > 0, got {self.time_window}")
+        object.__setattr__(self, "_hw", _geometry(self.sensor_size))
+
+    def init_state(self) -> FrameEncoderState:
+        return FrameEncoderState()
+
+    def step(self, events, state: FrameEncoderState):
+        w, h = self._hw
+        if len(events) == 0:
+            return np.zeros((0, 2, h, w), np.int16), state
+        t_first, t_last = int(events["t"][0]), int(events["t"][-1])
+        end = state.window_end if state.window_end is not None else t_first + self.time_window
+        n_new = 0 if t_last < end else (t_last - end) // self.time_window + 1
+        if n_new > self.max_frames_per_step:
+            raise ValueError(f"these events complete {n_new} windows (> max_frames_per_step="
+                             f"{self.max_frames_per_step}); pass them in smaller pieces")
+        frames = np.zeros((n_new + 1) * 2 * h * w, np.int16)
+        if state.partial is not None:
+            frames[:2 * h * w] = state.partial.ravel()
+        k, end, skipped = K.frames_streaming(_words(events), len(events), frames, end, self.time_window,
+                                             w, h, self.binary)
+        frames = frames.reshape(n_new + 1, 2, h, w)
+        new_state = FrameEncoderState(end, frames[k].copy(), t_last, state.windows_done + k,
+                                      state.skipped + skipped)
+        return frames[:k], new_state
+
+    def finish(self, state: FrameEncoderState) -> np.ndarray:
+        """Frames still owed at the end of the stream (tonic's count of windows)."""
+        w, h = self._hw
+        if state.window_end is None:
+            return np.zeros((0, 2, h, w), np.int16)
+        t0 = state.window_end - (state.windows_done + 1) * self.time_window
+        rounding = np.ceil if self.include_incomplete else np.floor
+        n = max(int(rounding((state.t_last - t0 - self.time_window) / self.time_window) + 1), 1)
+        owed = n - state.windows_done
+        if owed <= 0:
+            return np.zeros((0, 2, h, w), np.int16)
+        # the open window, then (tonic's ceil may ask for one more) empty ones
+        out = np.zeros((owed, 2, h, w), np.int16)
+        out[0] = state.partial
+        return out

@@ -1,0 +1,170 @@
+"""Frames, voxel grids and slicing: equal to tonic, kernels equal to references, and the same
+result whether a stream is encoded whole or cut anywhere."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import eventflow
+from eventflow.encode import FrameEncoder, TimeSlicer, TimeSlicerState, to_frames, to_voxel_grid
+from eventflow.encode.slicing import count_windows, time_windows
+from eventflow.kernels import binning as K
+
+from .conftest import real
+
+tonic = pytest.importorskip("tonic")
+
+REAL = [("evt2_gen3_539k.raw", (640, 480)), ("evt3_gen41_5000.raw", (1280, 720)),
+        ("dvxplorer_112k.aedat4", (320, 240))]
+FRAME_PARAMS = [dict(time_window=1000), dict(time_window=5000, overlap=1200), dict(time_window=7000, include_incomplete=True),
+                dict(event_count=3000), dict(event_count=3000, overlap=500, include_incomplete=True),
+                dict(n_time_bins=10), dict(n_time_bins=6, overlap=0.25)]
+
+
+def tonic_frames(ev, size, **kw):
+    return tonic.transforms.ToFrame(sensor_size=(*size, 2), **kw)(eventflow.to_tonic(ev))
+
+
+def tonic_voxel(ev, size, n):
+    tv = np.empty(len(ev), dtype=[("x", "<i2"), ("y", "<i2"), ("t", "<i8"), ("p", "<i8")])
+    for k in "xytp":
+        tv[k] = ev[k]
+    return tonic.transforms.ToVoxelGrid(sensor_size=(*size, 2), n_time_bins=n)(tv)
+
+
+@pytest.fixture(scope="module", params=REAL, ids=[r[0] for r in REAL])
+def real_stream(request):
+    name, size = request.param
+    return eventflow.open(real(name)).read_all(), size
+
+
+@pytest.mark.parametrize("kw", FRAME_PARAMS, ids=lambda kw: ",".join(f"{k}={v}" for k, v in kw.items()))
+def test_frames_equal_tonic_on_real_files(real_stream, kw):
+    ev, size = real_stream
+    if "time_window" in kw and ev["t"][-1] - ev["t"][0] > 200 * kw["time_window"]:
+        kw = {**kw, "time_window": kw["time_window"] * 100, "overlap": kw.get("overlap", 0) * 100}
+    ours = to_frames(ev, size, **kw)
+    assert ours.dtype == np.int16
+    assert np.array_equal(ours, tonic_frames(ev, size, **kw))
+
+
+def test_voxel_grid_equals_tonic_on_real_files(real_stream):
+    ev, size = real_stream
+    assert np.array_equal(to_voxel_grid(ev, size, 16, dtype=np.float64), tonic_voxel(ev, size, 16))
+    assert np.allclose(to_voxel_grid(ev, size, 16), tonic_voxel(ev, size, 16), rtol=1e-6, atol=1e-5)
+
+
+@st.composite
+def streams(draw, max_n=600):
+    n = draw(st.integers(1, max_n))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    ev = eventflow.empty(n)
+    ev["x"], ev["y"], ev["p"] = rng.integers(0, 17, n), rng.integers(0, 11, n), rng.integers(0, 2, n)
+    ev["t"] = draw(st.integers(0, 10**9)) + np.cumsum(rng.choice([0, 1, 3, 50, 400], n))
+    return ev
+
+
+@settings(max_examples=150, deadline=None)
+@given(streams(), st.sampled_from(FRAME_PARAMS[:3] + [dict(time_window=37), dict(time_window=100, overlap=99)]
+                                  + FRAME_PARAMS[3:] + [dict(event_count=7, overlap=3)]), st.booleans())
+def test_frames_equal_tonic_and_the_reference_on_random_streams(ev, kw, binary):
+    ours = to_frames(ev, (17, 11), binary=binary, **kw)
+    if not binary:
+        assert np.array_equal(ours, tonic_frames(ev, (17, 11), **kw))
+    if "time_window" in kw:
+        s, e = time_windows(ev["t"], kw["time_window"], kw.get("overlap", 0), kw.get("include_incomplete", False))
+    elif "event_count" in kw:
+        s, e = count_windows(len(ev), kw["event_count"], kw.get("overlap", 0), kw.get("include_incomplete", False))
+    else:
+        return
+    assert np.array_equal(ours, K.frames_from_windows_reference(ev, s, np.minimum(e, len(ev)), 17, 11, binary))
+
+
+@settings(max_examples=100, deadline=None)
+@given(streams(), st.integers(1, 12))
+def test_voxel_grid_equals_tonic_and_the_reference(ev, n):
+    ours = to_voxel_grid(ev, (17, 11), n, dtype=np.float64)
+    assert np.array_equal(ours, K.voxel_grid_reference(ev, 17, 11, n))
+    if ev["t"][-1] > ev["t"][0]:  # tonic divides by zero on a zero span
+        assert np.array_equal(ours, tonic_voxel(ev, (17, 11), n))
+
+
+def test_tonic_voxel_grid_with_bool_polarity_counts_every_event_plus_one():
+    """The documented difference: with tonic's own bool dtype, OFF events are not negated."""
+    ev = eventflow.from_fields([0, 0], [0, 0], [0, 0], [0, 10])  # two OFF events
+    tonic_bool = tonic.transforms.ToVoxelGrid(sensor_size=(1, 1, 2), n_time_bins=1)(eventflow.to_tonic(ev))
+    assert tonic_bool.sum() > 0 and to_voxel_grid(ev, (1, 1), 1).sum() < 0
+
+
+def cut(ev, cuts):
+    points = sorted({c % (len(ev) + 1) for c in cuts})
+    return np.split(ev, points)
+
+
+@settings(max_examples=150, deadline=None)
+@given(streams(), st.lists(st.integers(0, 10**6), max_size=8), st.sampled_from([1, 37, 100, 5000]),
+       st.booleans(), st.booleans())
+def test_frame_encoder_cut_anywhere_equals_whole(ev, cuts, window, incomplete, binary):
+    enc = FrameEncoder((17, 11), window, include_incomplete=incomplete, binary=binary)
+    state, out = enc.init_state(), []
+    for piece in cut(ev, cuts):
+        frames, state = enc.step(piece, state)
+        out.append(frames)
+    out.append(enc.finish(state))
+    whole = to_frames(ev, (17, 11), time_window=window, include_incomplete=incomplete, binary=binary)
+    assert np.array_equal(np.concatenate(out), whole)
+
+
+@settings(max_examples=150, deadline=None)
+@given(streams(), st.lists(st.integers(0, 10**6), max_size=8), st.sampled_from([(10, 0), (100, 30), (37, 36)]),
+       st.booleans())
+def test_time_slicer_cut_anywhere_equals_tonic_windows(ev, cuts, wo, incomplete):
+    window, overlap = wo
+    slicer = TimeSlicer(window, overlap, incomplete)
+    state, got = TimeSlicerState(), []
+    for piece in cut(ev, cuts):
+        ws, state = slicer.step(piece, state)
+        got += ws
+    got += slicer.finish(state)
+    s, e = time_windows(ev["t"], window, overlap, incomplete)
+    assert [len(w) for w in got] == list(e - s)
+    assert all(np.array_equal(w, ev[a:b]) for w, a, b in zip(got, s, e))
+
+
+def test_frame_encoder_on_a_real_file_in_reader_chunks():
+    size = (640, 480)
+    r = eventflow.open(real("evt2_gen3_539k.raw"), chunk_events=10_007)
+    enc = FrameEncoder(size, 1000)
+    state, out = enc.init_state(), []
+    for chunk in r:
+        frames, state = enc.step(chunk, state)
+        out.append(frames)
+    out.append(enc.finish(state))
+    assert np.array_equal(np.concatenate(out), to_frames(r.read_all(), size, time_window=1000))
+
+
+def test_out_of_geometry_events_are_skipped_and_counted_never_written():
+    ev = eventflow.from_fields([1, 20, 2], [1, 1, 50], [1, 1, 0], [0, 1, 2])
+    frames = to_frames(ev, (4, 4), event_count=3)
+    assert frames.sum() == 1
+    enc = FrameEncoder((4, 4), 10)
+    _, state = enc.step(ev, enc.init_state())
+    assert state.skipped == 2
+
+
+def test_caller_array_is_not_modified_and_bad_parameters_are_clear_errors():
+    ev = eventflow.from_fields([1, 2], [1, 1], [0, 1], [0, 5])
+    before = ev.copy()
+    to_voxel_grid(ev, (4, 4), 3)
+    to_frames(ev, (4, 4), time_window=2)
+    assert np.array_equal(ev, before)
+    with pytest.raises(ValueError, match="exactly one"):
+        to_frames(ev, (4, 4), time_window=2, event_count=3)
+    with pytest.raises(ValueError, match="overlap"):
+        to_frames(ev, (4, 4), time_window=2, overlap=2)
+    with pytest.raises(ValueError, match="time_window must be > 0"):
+        FrameEncoder((4, 4), 0)
+    with pytest.raises(ValueError, match="max_frames_per_step"):
+        FrameEncoder((4, 4), 1, max_frames_per_step=2).step(ev, FrameEncoder((4, 4), 1).init_state())
