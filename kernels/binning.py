@@ -75,6 +75,34 @@ def frames_streaming(words, n, frames, window_end, time_window, width, height, b
 
 
 @njit(cache=True, nogil=True)
+def frame_until(words, start, n, frame, window_end, width, height, binary):
+    """Count events start.. into one frame [2, H, W] (flat) until the first event at or past
+    ``window_end``. Returns ``(index of that event, or n; events skipped)``."""
+    hw = height * width
+    W = U(width)
+    H = U(height)
+    skipped = 0
+    e = start
+    while e < n:
+        if np.int64(words[2 * e + 1]) >= window_end:
+            break
+        lo = words[2 * e]
+        x = lo & U(0xFFFF)
+        y = (lo >> U(16)) & U(0xFFFF)
+        p = (lo >> U(32)) & U(0xFFFF)
+        if x < W and y < H and p <= U(1):
+            idx = np.int64(p) * hw + np.int64(y) * width + np.int64(x)
+            if binary:
+                frame[idx] = 1
+            else:
+                frame[idx] += 1
+        else:
+            skipped += 1
+        e += 1
+    return e, skipped
+
+
+@njit(cache=True, nogil=True)
 def voxel_grid(words, n, t0, t1, n_bins, grid, width, height):
     """Bilinear-in-time voxel grid (E-RAFT, tonic's formula) into flat ``grid`` [n_bins, H, W].
 

@@ -137,6 +137,52 @@ class FrameEncoder:
                                       state.skipped + skipped)
         return frames[:k], new_state
 
+    def new_buffer(self) -> np.ndarray:
+        """A zeroed int16 frame [2, H, W] for ``step_into``."""
+        w, h = self._hw
+        return np.zeros((2, h, w), np.int16)
+
+    def step_into(self, events, state: FrameEncoderState, buf: np.ndarray, on_frame) -> FrameEncoderState:
+        """The allocation-free path: count into the caller's ``buf`` (from ``new_buffer()``),
+        call ``on_frame(buf)`` for each completed window, then zero it for the next.
+
+        ``buf`` holds the open window between calls (``state.partial`` is unused), so it must
+        be the same buffer for the whole stream. ``on_frame`` must copy what it keeps.
+        Frames equal ``step``'s, in order.
+        """
+        w, h = self._hw
+        if len(events) == 0:
+            return state
+        words = _words(events)
+        flat = buf.reshape(-1)
+        n = len(events)
+        end = state.window_end if state.window_end is not None else int(events["t"][0]) + self.time_window
+        t_last = int(events["t"][-1])
+        n_new = 0 if t_last < end else (t_last - end) // self.time_window + 1
+        if n_new > self.max_frames_per_step:
+            raise ValueError(f"these events complete {n_new} windows (> max_frames_per_step="
+                             f"{self.max_frames_per_step}); pass them in smaller pieces")
+        done, skipped, i = state.windows_done, state.skipped, 0
+        while True:
+            i, sk = K.frame_until(words, i, n, flat, end, w, h, self.binary)
+            skipped += sk
+            if i == n:
+                break
+            t_next = int(events["t"][i])
+            while t_next >= end:  # the window ends; empty ones follow across a gap
+                on_frame(buf)
+                flat[:] = 0
+                done += 1
+                end += self.time_window
+        return FrameEncoderState(end, None, t_last, done, skipped)
+
+    def finish_into(self, state: FrameEncoderState, buf: np.ndarray, on_frame) -> None:
+        """``finish`` for ``step_into``: hands out the frames still owed, from ``buf``."""
+        for k in range(len(self.finish(FrameEncoderState(state.window_end, buf, state.t_last,
+                                                         state.windows_done, state.skipped)))):
+            on_frame(buf)
+            buf[:] = 0
+
     def finish(self, state: FrameEncoderState) -> np.ndarray:
         """Frames still owed at the end of the stream (tonic's count of windows)."""
         w, h = self._hw
