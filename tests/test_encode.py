@@ -168,3 +168,15 @@ def test_caller_array_is_not_modified_and_bad_parameters_are_clear_errors():
         FrameEncoder((4, 4), 0)
     with pytest.raises(ValueError, match="max_frames_per_step"):
         FrameEncoder((4, 4), 1, max_frames_per_step=2).step(ev, FrameEncoder((4, 4), 1).init_state())
+
+
+@settings(max_examples=100, deadline=None)
+@given(streams(), st.lists(st.integers(0, 10**6), max_size=8), st.sampled_from([1, 37, 5000]), st.booleans())
+def test_step_into_one_reused_buffer_equals_whole(ev, cuts, window, incomplete):
+    enc = FrameEncoder((17, 11), window, include_incomplete=incomplete)
+    buf, state, got = enc.new_buffer(), enc.init_state(), []
+    for piece in cut(ev, cuts):
+        state = enc.step_into(piece, state, buf, lambda f: got.append(f.copy()))
+    enc.finish_into(state, buf, lambda f: got.append(f.copy()))
+    whole = to_frames(ev, (17, 11), time_window=window, include_incomplete=incomplete)
+    assert len(got) == len(whole) and all(np.array_equal(a, b) for a, b in zip(got, whole))
