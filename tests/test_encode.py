@@ -87,6 +87,8 @@ def test_frames_equal_tonic_and_the_reference_on_random_streams(ev, kw, binary):
 def test_voxel_grid_equals_tonic_and_the_reference(ev, n):
     ours = to_voxel_grid(ev, (17, 11), n, dtype=np.float64)
     assert np.array_equal(ours, K.voxel_grid_reference(ev, 17, 11, n))
+    fast = to_voxel_grid(ev, (17, 11), n)
+    assert fast.dtype == np.float32 and np.allclose(fast, ours, rtol=1e-5, atol=1e-4)
     if ev["t"][-1] > ev["t"][0]:  # tonic divides by zero on a zero span
         assert np.array_equal(ours, tonic_voxel(ev, (17, 11), n))
 

@@ -57,24 +57,30 @@ def to_frames(events, sensor_size, time_window=None, event_count=None, n_time_bi
         starts, ends = time_bin_windows(events["t"], n_time_bins, overlap)
     ends = np.minimum(ends, len(events))  # tonic's last incomplete count window runs past the end
     frames = np.zeros(len(starts) * 2 * h * w, np.int16)
-    K.frames_from_windows(_words(events), starts.astype(np.int64), ends.astype(np.int64), frames, w, h, binary)
+    K.frames_from_windows(_words(events)[0::2], starts.astype(np.int64), ends.astype(np.int64), frames, w, h,
+                          binary)
     return frames.reshape(len(starts), 2, h, w)
 
 
 def to_voxel_grid(events, sensor_size, n_time_bins, dtype=np.float32) -> np.ndarray:
     """Voxel grid [n_time_bins, 1, H, W], bilinear in time, signed polarity (E-RAFT).
 
-    Equal to ``tonic.transforms.ToVoxelGrid`` for signed polarity (with ``dtype=np.float64``;
-    tonic maps a bool polarity wrongly: every event then counts +1, and its function also
-    overwrites the caller's polarities). All events at one time go to bin 0.
+    With ``dtype=np.float64`` it equals ``tonic.transforms.ToVoxelGrid`` for signed polarity
+    bit for bit (same operations in the same order); other dtypes take a one-pass float32
+    kernel, equal within float32 rounding. (tonic maps a bool polarity wrongly: every event
+    then counts +1, and its function also overwrites the caller's polarities.) All events at
+    one time go to bin 0.
     """
     w, h = _geometry(sensor_size)
     if n_time_bins is None or n_time_bins < 1:
         raise ValueError(f"n_time_bins must be >= 1, got {n_time_bins}")
-    grid = np.zeros(n_time_bins * h * w, np.float64)
+    exact = np.dtype(dtype) == np.float64
+    grid = np.zeros(n_time_bins * h * w, np.float64 if exact else np.float32)
     if len(events):
-        K.voxel_grid(_words(events), len(events), int(events["t"][0]), int(events["t"][-1]), n_time_bins,
-                     grid, w, h)
+        words = _words(events)
+        kernel = K.voxel_grid if exact else K.voxel_grid_fast
+        kernel(words[0::2], words[1::2].view(np.int64), len(events), int(events["t"][0]), int(events["t"][-1]),
+               n_time_bins, grid, w, h)
     return grid.reshape(n_time_bins, 1, h, w).astype(dtype, copy=False)
 
 
@@ -130,8 +136,9 @@ class FrameEncoder:
         frames = np.zeros((n_new + 1) * 2 * h * w, np.int16)
         if state.partial is not None:
             frames[:2 * h * w] = state.partial.ravel()
-        k, end, skipped = K.frames_streaming(_words(events), len(events), frames, end, self.time_window,
-                                             w, h, self.binary)
+        words = _words(events)
+        k, end, skipped = K.frames_streaming(words[0::2], words[1::2].view(np.int64), len(events), frames, end,
+                                             self.time_window, w, h, self.binary)
         frames = frames.reshape(n_new + 1, 2, h, w)
         new_state = FrameEncoderState(end, frames[k].copy(), t_last, state.windows_done + k,
                                       state.skipped + skipped)
@@ -154,6 +161,7 @@ class FrameEncoder:
         if len(events) == 0:
             return state
         words = _words(events)
+        xyp_col, t_col = words[0::2], words[1::2].view(np.int64)
         flat = buf.reshape(-1)
         n = len(events)
         end = state.window_end if state.window_end is not None else int(events["t"][0]) + self.time_window
@@ -164,7 +172,7 @@ class FrameEncoder:
                              f"{self.max_frames_per_step}); pass them in smaller pieces")
         done, skipped, i = state.windows_done, state.skipped, 0
         while True:
-            i, sk = K.frame_until(words, i, n, flat, end, w, h, self.binary)
+            i, sk = K.frame_until(xyp_col, t_col, i, n, flat, end, w, h, self.binary)
             skipped += sk
             if i == n:
                 break

@@ -1,0 +1,131 @@
+"""Hybrid coding: a rate (direct) code and a temporal (time-to-first-spike) code of each window.
+
+After He et al., "Adaptive Spiking Neural Networks with Hybrid Coding" (2024), which mixes
+direct coding with temporal coding of the input; here both codes of the same window are
+concatenated along the channel axis and the network sees one frame per window. Windows are
+``[s_k, s_k + w)`` with ``s_k = t0 + k*w``, ``t0 = t_start`` or the first event's time, cut
+in stream order like ``EventReader.by_time`` (an event whose time went backwards stays in
+the open window). For pixel (x, y), polarity channel p (1 for ON, ``p != 0``, else 0), with
+``n`` its events in window k and ``t_first`` the earliest of their times::
+
+    rate[p]            = min(n, count_clip) / count_clip                       channels 0, 1
+    ttfs[p]            = 1 - (max(t_first, s_k) - s_k) / w   in (0, 1]; 0 if n = 0     2, 3
+    latency[p, b]      = 1 if n > 0 and b = floor((max(t_first, s_k) - s_k) * B / w)
+                                                          4 + p*B + b, b < B = latency_bins
+
+so a frame has ``C = 4 + 2 * latency_bins`` channels (float32[T, C, H, W]); the optional
+latency group is the first spike as a one-hot spike train of B steps.
+
+Streaming: ``hybrid_step`` carries the open (partial) window in its state and returns the
+frames of the windows its events close (empty windows give zero frames);
+``hybrid_finish`` codes the open window at the end of the stream. Any cut points give the
+frames of the whole stream, ``to_hybrid``.
+
+>>> import eventflow
+>>> ev = eventflow.from_fields(x=[0, 0, 1, 1], y=[0, 0, 0, 0], p=[1, 1, 0, 1], t=[250, 900, 500, 1200])
+>>> codes = to_hybrid(ev, (2, 1), time_window=1000, count_clip=4, t_start=0)
+>>> codes.shape
+(2, 4, 1, 2)
+>>> codes[0, :, 0].tolist()   # window [0, 1000): rate OFF, rate ON, ttfs OFF, ttfs ON (x = 0, 1)
+[[0.0, 0.25], [0.5, 0.0], [0.0, 0.5], [0.75, 0.0]]
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+from ..kernels.surface import hybrid_frame, hybrid_kernel
+from .filters import _frozen, _outside, _sensor_size, _words
+from .surface import _plan, _time_window
+
+__all__ = ["HybridCoding", "HybridState", "hybrid_finish", "hybrid_step", "init_hybrid_state", "to_hybrid"]
+
+
+@dataclass(frozen=True)
+class HybridCoding:
+    """Hybrid-coding parameters: geometry (W, H), window length (us), the event count that
+    saturates the rate code, and the number of latency bins (0: no latency channels)."""
+
+    sensor_size: tuple[int, int]
+    time_window: int
+    count_clip: int = 1
+    latency_bins: int = 0
+
+    def __post_init__(self):
+        _sensor_size(self.sensor_size)
+        _time_window(self.time_window)
+        for name in ("count_clip", "latency_bins"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < (name == "count_clip"):
+                raise ValueError(f"{name} must be an integer >= {int(name == 'count_clip')}, got {v!r}")
+        if self.count_clip >= 1 << 31:
+            raise ValueError(f"count_clip must be < 2**31, got {self.count_clip}")
+
+    @property
+    def channels(self) -> int:
+        return 4 + 2 * self.latency_bins
+
+    def __call__(self, events: np.ndarray, t_start: int | None = None) -> np.ndarray:
+        frames, state = hybrid_step(events, init_hybrid_state(self, t_start), self)
+        return np.concatenate([frames, hybrid_finish(state, self)])
+
+
+class HybridState(NamedTuple):
+    counts: np.ndarray       # int32[2, H, W] events of the open window, read-only
+    first_t: np.ndarray      # int64[2, H, W] their earliest time (valid where counts > 0), read-only
+    t_start: int | None      # window grid origin t0; None: the first event's time
+    window: int              # index k of the open window
+    events_seen: int         # events consumed so far
+
+
+def init_hybrid_state(params: HybridCoding, t_start: int | None = None) -> HybridState:
+    """An empty open window 0; windows start at ``t_start`` (or at the first event's time)."""
+    w, h = params.sensor_size
+    return HybridState(_frozen(np.zeros((2, h, w), np.int32)), _frozen(np.zeros((2, h, w), np.int64)),
+                       None if t_start is None else int(t_start), 0, 0)
+
+
+def _frames(n, params):
+    w, h = params.sensor_size
+    return np.zeros((n, params.channels, h, w), np.float32)
+
+
+def hybrid_step(events: np.ndarray, state: HybridState, params: HybridCoding):
+    """``(codes float32[n, C, H, W] of the windows these events close, new state)``;
+    ``state`` is not modified."""
+    events, words = _words(events)
+    w, h = params.sensor_size
+    t_start, n_closed = _plan(events, state.t_start, state.window, params.time_window)
+    counts, first_t = state.counts.copy(), state.first_t.copy()
+    frames = _frames(n_closed, params)
+    if len(events):
+        # the open window holds events iff any was seen: the latest window always holds its opener
+        bad = hybrid_kernel(words, counts.reshape(-1), first_t.reshape(-1), w, h, t_start, state.window,
+                            state.events_seen > 0, params.time_window, params.count_clip, params.latency_bins,
+                            frames.reshape(n_closed, params.channels * h * w))
+        if bad >= 0:
+            raise _outside(events, bad, params.sensor_size)
+    new = HybridState(_frozen(counts), _frozen(first_t), t_start, state.window + n_closed,
+                      state.events_seen + len(events))
+    return frames, new
+
+
+def hybrid_finish(state: HybridState, params: HybridCoding) -> np.ndarray:
+    """End of stream: the code of the open window (float32[1, C, H, W]), or none (``[0, C, H, W]``)
+    when no event was seen."""
+    if not state.events_seen:
+        return _frames(0, params)
+    frame = _frames(1, params)
+    hybrid_frame(state.counts.reshape(-1).copy(), state.first_t.reshape(-1), state.t_start + state.window *
+                 params.time_window, params.time_window, params.count_clip, params.latency_bins, frame.reshape(-1))
+    return frame
+
+
+def to_hybrid(events: np.ndarray, sensor_size, time_window, count_clip=1, latency_bins=0, t_start=None):
+    """Hybrid codes of a whole stream, float32[T, C, H, W], one per window from ``t_start``
+    (default: the first event's time) to the last event's window (see the module docstring)."""
+    params = HybridCoding(sensor_size=tuple(sensor_size), time_window=time_window, count_clip=count_clip,
+                          latency_bins=latency_bins)
+    return params(events, t_start)
