@@ -6,7 +6,8 @@ not fired), which they update in place: the caller passes a copy to keep its
 own state. Events are read from ``words``, an EVENT_DTYPE array viewed as
 ``uint64[2n]`` (word 0: x | y << 16 | p << 32, word 1: t); the kernels write
 ``keep[i] = 1`` for each event to keep and return -1, or, for the first event
-outside ``width x height``, return its index (the map is then half-updated).
+outside ``width x height``, return its index (the map is then half-updated);
+``compact`` then copies the kept events out.
 
 - denoise (tonic's ``denoise_numpy``): ``last_t[pixel] = t`` first, for every
   event; then keep it if one of its 4 neighbours (left, right, up, down; not
@@ -58,6 +59,17 @@ def refractory_kernel(words, last_t, width, height, refractory_period, keep):
         keep[i] = last_t[j] < t - refractory_period
         last_t[j] = t
     return -1
+
+
+@njit(cache=True, nogil=True)
+def compact(words, keep, out):
+    """Copy the events with ``keep[i]`` into ``out`` (uint64[2 * keep.sum()]), in order."""
+    k = 0
+    for i in range(keep.shape[0]):
+        if keep[i]:
+            out[2 * k] = words[2 * i]
+            out[2 * k + 1] = words[2 * i + 1]
+            k += 1
 
 
 def denoise_reference(x, y, t, last_t, filter_time):

@@ -7,7 +7,8 @@ as ``sensor_size=(W, H)``; an event outside it is a ``ValueError``.
 The two stateful filters keep a per-pixel map of last timestamps and come in
 three forms: a frozen parameter dataclass (callable on a whole stream), a
 state (``init_*_state``), and a pure step ``*_step(events, state, params) ->
-(kept, new_state)`` that never modifies ``state``. The kept events are a
+(kept, new_state)`` that never modifies ``state`` (also as the dataclass's
+``init_state`` and ``step`` methods). The kept events are a
 subset of the input in input order, so the number dropped is
 ``len(events) - len(kept)``. Cutting a stream anywhere and carrying the state
 across gives the same events as one call on the whole stream.
@@ -30,8 +31,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..events import as_events, empty
-from ..kernels.filters import NEVER, denoise_kernel, refractory_kernel
+from ..events import as_events, empty, uninitialized
+from ..kernels.filters import NEVER, compact, denoise_kernel, refractory_kernel
 
 __all__ = [
     "Crop", "Denoise", "DenoiseState", "Downsample", "Refractory", "RefractoryState", "crop", "denoise",
@@ -73,6 +74,13 @@ def _outside(events, index, sensor_size):
     return ValueError(f"event {index} at ({x}, {y}) lies outside the {w}x{h} sensor")
 
 
+def _kept(words, keep):
+    """The kept events as a new, exactly sized array."""
+    out = uninitialized(np.count_nonzero(keep))
+    compact(words, keep, out.view(np.uint64))
+    return out
+
+
 def _frozen(a):
     a.setflags(write=False)
     return a
@@ -100,6 +108,12 @@ class Denoise:
     def __call__(self, events: np.ndarray) -> np.ndarray:
         return denoise_step(events, init_denoise_state(self), self)[0]
 
+    def init_state(self, fired_at: int | None = None) -> DenoiseState:
+        return init_denoise_state(self, fired_at)
+
+    def step(self, events: np.ndarray, state: DenoiseState):
+        return denoise_step(events, state, self)
+
 
 class DenoiseState(NamedTuple):
     last_t: np.ndarray  # int64[H, W], read-only; NEVER where a pixel has not fired
@@ -120,7 +134,7 @@ def denoise_step(events: np.ndarray, state: DenoiseState, params: Denoise):
     bad = denoise_kernel(words, last_t.reshape(-1), *params.sensor_size, math.ceil(params.filter_time), keep)
     if bad >= 0:
         raise _outside(events, bad, params.sensor_size)
-    return events[keep], DenoiseState(_frozen(last_t))
+    return _kept(words, keep), DenoiseState(_frozen(last_t))
 
 
 def denoise(events: np.ndarray, sensor_size, filter_time) -> np.ndarray:
@@ -150,6 +164,12 @@ class Refractory:
     def __call__(self, events: np.ndarray) -> np.ndarray:
         return refractory_step(events, init_refractory_state(self), self)[0]
 
+    def init_state(self, fired_at: int | None = None) -> RefractoryState:
+        return init_refractory_state(self, fired_at)
+
+    def step(self, events: np.ndarray, state: RefractoryState):
+        return refractory_step(events, state, self)
+
 
 class RefractoryState(NamedTuple):
     last_t: np.ndarray  # int64[H, W], read-only; NEVER where a pixel has not fired
@@ -171,7 +191,7 @@ def refractory_step(events: np.ndarray, state: RefractoryState, params: Refracto
                             math.floor(params.refractory_period), keep)
     if bad >= 0:
         raise _outside(events, bad, params.sensor_size)
-    return events[keep], RefractoryState(_frozen(last_t))
+    return _kept(words, keep), RefractoryState(_frozen(last_t))
 
 
 def refractory(events: np.ndarray, sensor_size, refractory_period) -> np.ndarray:
@@ -216,11 +236,11 @@ class Crop:
         return int(self.box[2]), int(self.box[3])
 
     def __call__(self, events: np.ndarray) -> np.ndarray:
-        events = as_events(events)
+        events, words = _words(events)
         _check_inside(events, self.sensor_size)
         x0, y0, w, h = (int(v) for v in self.box)
         x, y = events["x"], events["y"]
-        out = events[(x >= x0) & (x < x0 + w) & (y >= y0) & (y < y0 + h)]  # a new array
+        out = _kept(words, (x >= x0) & (x < x0 + w) & (y >= y0) & (y < y0 + h))
         out["x"] -= x0
         out["y"] -= y0
         return out
