@@ -79,7 +79,8 @@ def count_into_frame(xyp_col, start, stop, frame, width, height, binary):
         if mx < W and my < H and mp <= U(1) and not binary:
             for e in range(blk.shape[0]):
                 lo = blk[e]
-                frame[np.int64(lo >> U(32)) * hw + np.int64((lo >> U(16)) & U(0xFFFF)) * width
+                # (mask p: the two padding bytes above it are not guaranteed to be zero)
+                frame[np.int64((lo >> U(32)) & U(0xFFFF)) * hw + np.int64((lo >> U(16)) & U(0xFFFF)) * width
                       + np.int64(lo & U(0xFFFF))] += 1
         else:
             skipped += _count_checked(xyp_col, s, e_end, frame, width, height, binary)

@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import eventflow
-from eventflow.encode import FrameEncoder, TimeSlicer, TimeSlicerState, to_frames, to_voxel_grid
+from eventflow.encode import (CountSlicer, CountSlicerState, FrameEncoder, TimeSlicer, TimeSlicerState, WindowEncoder,
+                              to_frames, to_voxel_grid)
 from eventflow.encode.slicing import count_windows, time_windows
 from eventflow.kernels import binning as K
 
@@ -182,3 +183,44 @@ def test_step_into_one_reused_buffer_equals_whole(ev, cuts, window, incomplete):
     enc.finish_into(state, buf, lambda f: got.append(f.copy()))
     whole = to_frames(ev, (17, 11), time_window=window, include_incomplete=incomplete)
     assert len(got) == len(whole) and all(np.array_equal(a, b) for a, b in zip(got, whole))
+
+
+@settings(max_examples=150, deadline=None)
+@given(streams(), st.lists(st.integers(0, 10**6), max_size=8), st.sampled_from([(10, 0), (7, 3), (50, 49), (1, 0)]),
+       st.booleans())
+def test_count_slicer_cut_anywhere_equals_tonic_windows(ev, cuts, co, incomplete):
+    count, overlap = co
+    slicer = CountSlicer(count, overlap, incomplete)
+    state, got = CountSlicerState(), []
+    for piece in cut(ev, cuts):
+        ws, state = slicer.step(piece, state)
+        got += ws
+    got += slicer.finish(state)
+    s, e = count_windows(len(ev), count, overlap, incomplete)
+    assert [len(w) for w in got] == [len(ev[a:b]) for a, b in zip(s, e)]
+    assert all(np.array_equal(w, ev[a:b]) for w, a, b in zip(got, s, e))
+
+
+@settings(max_examples=60, deadline=None)
+@given(streams(), st.lists(st.integers(0, 10**6), max_size=6))
+def test_streaming_voxel_grids_and_count_frames_cut_anywhere_equal_whole(ev, cuts):
+    for slicer, enc in ((TimeSlicer(500), lambda w: to_voxel_grid(w, (17, 11), 4, dtype=np.float64)),
+                        (CountSlicer(40, 10), lambda w: to_frames(w, (17, 11), n_time_bins=3))):
+        we = WindowEncoder(slicer, enc)
+        state, got = we.init_state(), []
+        for piece in cut(ev, cuts):
+            out, state = we.step(piece, state)
+            got += out
+        got += we.finish(state)
+        whole = we.finish(we.step(ev, we.init_state())[1])
+        first, _ = we.step(ev, we.init_state())
+        whole = first + whole
+        assert len(got) == len(whole) and all(np.array_equal(a, b) for a, b in zip(got, whole))
+
+
+def test_frames_become_torch_tensors_without_a_copy():
+    torch = pytest.importorskip("torch")
+    frames = to_frames(eventflow.from_fields([1], [1], [1], [0]), (4, 4), event_count=1)
+    tensor = torch.from_numpy(frames)
+    frames[0, 1, 1, 1] = 7
+    assert tensor[0, 1, 1, 1].item() == 7 and tensor.shape == (1, 2, 4, 4)

@@ -8,14 +8,15 @@ encoded whole equals the stream encoded cut anywhere.
 from .filters import (Crop, Denoise, DenoiseState, Downsample, Refractory, RefractoryState, crop, denoise,
                       denoise_step, downsample, init_denoise_state, init_refractory_state, refractory,
                       refractory_step)
-from .frames import FrameEncoder, FrameEncoderState, to_frames, to_voxel_grid
+from .frames import FrameEncoder, FrameEncoderState, WindowEncoder, to_frames, to_voxel_grid
 from .hybrid import HybridCoding, HybridState, hybrid_finish, hybrid_step, init_hybrid_state, to_hybrid
-from .slicing import TimeSlicer, TimeSlicerState, count_windows, time_bin_windows, time_windows
+from .slicing import (CountSlicer, CountSlicerState, TimeSlicer, TimeSlicerState, count_windows, time_bin_windows,
+                      time_windows)
 from .surface import (TimeSurface, TimeSurfaceState, init_time_surface_state, time_surface_finish,
                       time_surface_step, to_time_surface)
 
 __all__ = [
-    "Crop", "Denoise", "DenoiseState", "Downsample", "FrameEncoder", "FrameEncoderState", "HybridCoding",
+    "CountSlicer", "CountSlicerState", "WindowEncoder", "Crop", "Denoise", "DenoiseState", "Downsample", "FrameEncoder", "FrameEncoderState", "HybridCoding",
     "HybridState", "Refractory", "RefractoryState", "TimeSlicer", "TimeSlicerState", "TimeSurface",
     "TimeSurfaceState", "count_windows", "crop", "denoise", "denoise_step", "downsample", "hybrid_finish",
     "hybrid_step", "init_denoise_state", "init_hybrid_state", "init_refractory_state",

@@ -206,3 +206,31 @@ class FrameEncoder:
         out = np.zeros((owed, 2, h, w), np.int16)
         out[0] = state.partial
         return out
+
+
+@dataclass(frozen=True)
+class WindowEncoder:
+    """Any whole-slice encoder applied to the windows of a streaming slicer.
+
+    ``slicer`` is a ``TimeSlicer`` or ``CountSlicer``; ``encode(window) -> array`` is
+    applied to each window it completes, e.g. ``lambda w: to_voxel_grid(w, size, 16)``
+    for a voxel grid per 50 ms, or ``to_frames(w, size, n_time_bins=T)`` for T frames per
+    window (SNN time steps). Cut-point independent because the slicer is.
+
+    >>> from eventflow.encode import TimeSlicer
+    >>> enc = WindowEncoder(TimeSlicer(50_000), lambda w: to_voxel_grid(w, (346, 260), 5))
+    """
+
+    slicer: object
+    encode: object
+
+    def init_state(self):
+        from .slicing import CountSlicerState, TimeSlicerState
+        return TimeSlicerState() if hasattr(self.slicer, "time_window") else CountSlicerState()
+
+    def step(self, events, state):
+        windows, state = self.slicer.step(events, state)
+        return [self.encode(w) for w in windows], state
+
+    def finish(self, state):
+        return [self.encode(w) for w in self.slicer.finish(state)]

@@ -147,3 +147,54 @@ class TimeSlicer:
         windows = [pending[a:b] for a, b in zip(lo, hi)]
         keep_from = np.searchsorted(t, t0 + end_k * self.stride)
         return windows, pending[keep_from:].copy()
+
+
+@dataclass
+class CountSlicerState:
+    """What a ``CountSlicer`` carries: events not yet in a complete window, and how many
+    events came before them."""
+
+    pending: np.ndarray = field(default_factory=lambda: empty(0))
+    offset: int = 0
+    emitted: int = 0
+
+
+@dataclass(frozen=True)
+class CountSlicer:
+    """Cut a stream arriving in pieces into tonic's event-count windows.
+
+    Window k holds events ``[k*stride, k*stride + event_count)`` of the whole stream;
+    ``step`` returns the windows these events complete and ``finish`` the rest (by
+    tonic's rule for the last, incomplete ones), so the result is ``count_windows``
+    over the whole stream, wherever it was cut.
+    """
+
+    event_count: int
+    overlap: int = 0
+    include_incomplete: bool = False
+
+    def __post_init__(self):
+        _check_window(self.event_count, self.overlap, "event_count")
+
+    @property
+    def stride(self) -> int:
+        return self.event_count - self.overlap
+
+    def step(self, events: np.ndarray, state: CountSlicerState):
+        if len(events) == 0:
+            return [], state
+        pending = concatenate([state.pending, events]) if len(state.pending) else events
+        total = state.offset + len(pending)  # events seen so far
+        windows, k = [], state.emitted
+        while k * self.stride + self.event_count <= total:
+            a = k * self.stride - state.offset
+            windows.append(pending[a:a + self.event_count])
+            k += 1
+        drop = max(min(k * self.stride - state.offset, len(pending)), 0)
+        return windows, CountSlicerState(pending[drop:].copy(), state.offset + drop, k)
+
+    def finish(self, state: CountSlicerState):
+        total = state.offset + len(state.pending)
+        starts, ends = count_windows(total, self.event_count, self.overlap, self.include_incomplete)
+        return [state.pending[max(a - state.offset, 0):max(min(b, total) - state.offset, 0)]
+                for a, b in zip(starts[state.emitted:], ends[state.emitted:])]
