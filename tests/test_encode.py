@@ -224,3 +224,9 @@ def test_frames_become_torch_tensors_without_a_copy():
     tensor = torch.from_numpy(frames)
     frames[0, 1, 1, 1] = 7
     assert tensor[0, 1, 1, 1].item() == 7 and tensor.shape == (1, 2, 4, 4)
+
+
+def test_voxel_grid_of_unsorted_times_takes_the_exact_path_safely():
+    ev = eventflow.from_fields([0, 1, 2], [0, 0, 0], [1, 0, 1], [10, 0, 20])  # t goes back
+    fast = to_voxel_grid(ev, (3, 1), 2)
+    assert np.allclose(fast, K.voxel_grid_reference(ev, 3, 1, 2))

@@ -74,13 +74,17 @@ def to_voxel_grid(events, sensor_size, n_time_bins, dtype=np.float32) -> np.ndar
     w, h = _geometry(sensor_size)
     if n_time_bins is None or n_time_bins < 1:
         raise ValueError(f"n_time_bins must be >= 1, got {n_time_bins}")
-    exact = np.dtype(dtype) == np.float64
-    grid = np.zeros(n_time_bins * h * w, np.float64 if exact else np.float32)
-    if len(events):
-        words = _words(events)
-        kernel = K.voxel_grid if exact else K.voxel_grid_fast
-        kernel(words[0::2], words[1::2].view(np.int64), len(events), int(events["t"][0]), int(events["t"][-1]),
-               n_time_bins, grid, w, h)
+    if len(events) == 0:
+        return np.zeros((n_time_bins, 1, h, w), dtype)
+    words = _words(events)
+    args = (words[0::2], words[1::2].view(np.int64), len(events), int(events["t"][0]), int(events["t"][-1]),
+            n_time_bins)
+    if np.dtype(dtype) != np.float64:
+        grid = np.zeros((n_time_bins + 2) * h * w, np.float32)
+        if K.voxel_grid_fast(*args, grid, w, h) >= 0:
+            return grid[:n_time_bins * h * w].reshape(n_time_bins, 1, h, w).astype(dtype, copy=False)
+    grid = np.zeros(n_time_bins * h * w, np.float64)  # exact (tonic's order), or times not sorted
+    K.voxel_grid(*args, grid, w, h)
     return grid.reshape(n_time_bins, 1, h, w).astype(dtype, copy=False)
 
 
