@@ -113,7 +113,8 @@ def frames_streaming(xyp_col, t_col, n, frames, window_end, time_window, width, 
 
     ``frames`` holds the open window at slot 0 followed by room for the windows this
     call completes (the caller sizes it); ``window_end`` is the end of the open window.
-    Returns ``(windows completed, end of the window now open, events skipped)``.
+    Returns ``(windows completed, end of the window now open, events skipped)``, with
+    skipped = -1 when an event lies past the room the caller made (times out of order).
     """
     size = 2 * height * width
     k = 0
@@ -128,6 +129,8 @@ def frames_streaming(xyp_col, t_col, n, frames, window_end, time_window, width, 
         while t_col[j] >= end:
             k += 1
             end += time_window
+        if (k + 1) * size > frames.shape[0]:  # only when times are not in order: never write past
+            return k, end, -1
         i = j
     return k, end, skipped
 

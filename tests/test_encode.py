@@ -230,3 +230,10 @@ def test_voxel_grid_of_unsorted_times_takes_the_exact_path_safely():
     ev = eventflow.from_fields([0, 1, 2], [0, 0, 0], [1, 0, 1], [10, 0, 20])  # t goes back
     fast = to_voxel_grid(ev, (3, 1), 2)
     assert np.allclose(fast, K.voxel_grid_reference(ev, 3, 1, 2))
+
+
+def test_frame_encoder_rejects_events_out_of_time_order_without_writing_past_its_frames():
+    ev = eventflow.from_fields([0, 1, 2], [0, 0, 0], [1, 0, 1], [0, 5000, 20])
+    enc = FrameEncoder((3, 1), 10)
+    with pytest.raises(ValueError, match="time order"):
+        enc.step(ev, enc.init_state())

@@ -143,6 +143,8 @@ class FrameEncoder:
         words = _words(events)
         k, end, skipped = K.frames_streaming(words[0::2], words[1::2].view(np.int64), len(events), frames, end,
                                              self.time_window, w, h, self.binary)
+        if skipped < 0:
+            raise ValueError("FrameEncoder needs events in time order (an event lies past the last one)")
         frames = frames.reshape(n_new + 1, 2, h, w)
         new_state = FrameEncoderState(end, frames[k].copy(), t_last, state.windows_done + k,
                                       state.skipped + skipped)
