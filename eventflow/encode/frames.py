@@ -146,7 +146,7 @@ class FrameEncoder:
         if skipped < 0:
             raise ValueError("FrameEncoder needs events in time order (an event lies past the last one)")
         frames = frames.reshape(n_new + 1, 2, h, w)
-        new_state = FrameEncoderState(end, frames[k], t_last, state.windows_done + k,  # a view: no copy
+        new_state = FrameEncoderState(end, frames[k].copy(), t_last, state.windows_done + k,
                                       state.skipped + skipped)
         return frames[:k], new_state
 
