@@ -122,6 +122,21 @@ def cmd_convert(a) -> int:
     return 0
 
 
+def cmd_bench(a) -> int:
+    from .bench import bench_snn
+
+    rows = bench_snn(threads=a.threads, steps=a.steps, warmup=a.warmup)
+    if a.json:
+        for r in rows:
+            print(json.dumps(r))
+        return 0
+    print(f"reference conv SNN (2x128x128, 5% input), eventflow kernels, {rows[0]['threads']} threads, "
+          f"median of {rows[0]['n']} steps")
+    for r in rows:
+        print(f"  {r['case']:<5} {r['median']:8.3f} ms/step   (min {r['min']:.3f}, max {r['max']:.3f})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="eventflow",
@@ -165,6 +180,18 @@ def build_parser() -> argparse.ArgumentParser:
                     help="HDF5 output only: chunk compression (default ecf, as Metavision writes)")
     reader_args(sp)
     sp.set_defaults(func=cmd_convert)
+
+    sp = sub.add_parser("bench", help="benchmarks of the project's kernels (snn: the reference conv SNN)",
+                        description="Time the reference conv SNN of the SNN-runtime issue (input 2x128x128, "
+                                    "5% active pixels per step; conv 32-64-128, fc 256-11; LIF) with eventflow's "
+                                    "event-driven kernels, at batch 1 (case b1) and 16 (case b16).")
+    sp.add_argument("what", choices=("snn",), help="which benchmark")
+    sp.add_argument("--json", action="store_true",
+                    help="one JSON object per line with keys bench, case, median, unit (ms/step)")
+    sp.add_argument("--threads", type=int, default=2, help="numba and torch threads (default 2)")
+    sp.add_argument("--steps", type=int, default=20, help="timed steps per case (default 20)")
+    sp.add_argument("--warmup", type=int, default=5, help="untimed steps first (default 5)")
+    sp.set_defaults(func=cmd_bench)
     return p
 
 

@@ -66,3 +66,12 @@ def test_convert_round_trips(tmp_path, ext):
 def test_convert_to_unknown_extension_fails_cleanly(tmp_path):
     rc, _, err = run("convert", real("ncars_2009.dat"), tmp_path / "x.mp4")
     assert rc == 2 and "cannot write .mp4" in err and "Traceback" not in err
+
+
+def test_bench_snn_json_lines_have_the_contract_keys():
+    rc, out, err = run("bench", "snn", "--json", "--steps", "2", "--warmup", "1")
+    assert rc == 0, err
+    rows = [json.loads(line) for line in out.strip().splitlines()]
+    assert [r["case"] for r in rows] == ["b1", "b16"]
+    for r in rows:
+        assert r["bench"] == "snn" and r["unit"] == "ms/step" and r["median"] > 0

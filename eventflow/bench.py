@@ -1,0 +1,42 @@
+"""``eventflow bench snn``: time the issue's reference conv SNN with the project's kernels.
+
+The network is ``eventflow.snn.reference_network()`` (PyTorch's default initialisation
+scaled by 8, seed 0) run by ``FastNetwork`` (numba, event driven); input 2x128x128 with 5%
+of pixels active per step (seed 0). Threads are pinned (numba and torch); each case is the
+median ms per step over ``steps`` steps after ``warmup`` steps. Peers are timed by
+``tools/bench_snn.py`` and ``../shared/bench`` (see docs/benchmarks.md).
+"""
+from __future__ import annotations
+
+import time
+
+
+def bench_snn(batches=(1, 16), threads: int = 2, steps: int = 20, warmup: int = 5, density: float = 0.05):
+    """Rows ``{"bench": "snn", "case": "b<batch>", "median": ms, "unit": "ms/step", ...}``."""
+    import numba
+    import numpy as np
+    import torch
+
+    from .snn import reference_network
+    from .snn.fast import FastNetwork
+
+    threads = max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS))
+    numba.set_num_threads(threads)
+    torch.set_num_threads(threads)
+    net = reference_network()
+    fast = FastNetwork.from_network(net, parallel=threads > 1)
+    rows = []
+    for batch in batches:
+        rng = np.random.default_rng(0)
+        xs = (rng.random((warmup + steps, batch, *net.in_shape)) < density).astype(np.float32)
+        state = fast.init_state(batch)
+        times = []
+        for x in xs:
+            t0 = time.perf_counter()
+            _, state = fast.step(x, state, inplace=True)
+            times.append(time.perf_counter() - t0)
+        ms = np.array(times[warmup:]) * 1e3
+        rows.append({"bench": "snn", "case": f"b{batch}", "median": round(float(np.median(ms)), 3),
+                     "min": round(float(ms.min()), 3), "max": round(float(ms.max()), 3), "unit": "ms/step",
+                     "n": int(len(ms)), "threads": threads, "batch": int(batch), "input_density": density})
+    return rows
