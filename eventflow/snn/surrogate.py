@@ -20,7 +20,7 @@ alpha = 2 is also snnTorch's ``atan``); triangle peaks at ``alpha`` and is zero 
 >>> import torch
 >>> x = torch.tensor([-0.5, 0.0, 0.5], requires_grad=True)
 >>> spike(x, Surrogate("atan", 2.0))
-tensor([0., 1., 1.], grad_fn=<_ATanSpikeBackward>)
+tensor([0., 1., 1.], grad_fn=<_SurrogateSpikeBackward>)
 >>> spike(x, Surrogate("triangle", 1.0)).sum().backward()
 >>> x.grad
 tensor([0.5000, 1.0000, 0.5000])
@@ -81,46 +81,19 @@ def surrogate_grad(x: torch.Tensor, surrogate: Surrogate) -> torch.Tensor:
     return a * torch.clamp(1 - a * x.abs(), min=0)
 
 
-class _ATanSpike(torch.autograd.Function):
+class _SurrogateSpike(torch.autograd.Function):
+    """Heaviside forward; the given surrogate's derivative backward."""
+
     @staticmethod
-    def forward(ctx, x, alpha):
+    def forward(ctx, x, surrogate):
         ctx.save_for_backward(x)
-        ctx.alpha = alpha
+        ctx.surrogate = surrogate
         return heaviside(x)
 
     @staticmethod
     def backward(ctx, grad):
         (x,) = ctx.saved_tensors
-        return grad * surrogate_grad(x, Surrogate("atan", ctx.alpha)), None
-
-
-class _SigmoidSpike(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, alpha):
-        ctx.save_for_backward(x)
-        ctx.alpha = alpha
-        return heaviside(x)
-
-    @staticmethod
-    def backward(ctx, grad):
-        (x,) = ctx.saved_tensors
-        return grad * surrogate_grad(x, Surrogate("sigmoid", ctx.alpha)), None
-
-
-class _TriangleSpike(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, alpha):
-        ctx.save_for_backward(x)
-        ctx.alpha = alpha
-        return heaviside(x)
-
-    @staticmethod
-    def backward(ctx, grad):
-        (x,) = ctx.saved_tensors
-        return grad * surrogate_grad(x, Surrogate("triangle", ctx.alpha)), None
-
-
-_FUNCTIONS = {"atan": _ATanSpike, "sigmoid": _SigmoidSpike, "triangle": _TriangleSpike}
+        return grad * surrogate_grad(x, ctx.surrogate), None
 
 
 def spike(x: torch.Tensor, surrogate: Surrogate = Surrogate()) -> torch.Tensor:
@@ -134,7 +107,7 @@ def spike(x: torch.Tensor, surrogate: Surrogate = Surrogate()) -> torch.Tensor:
     """
     if not (torch.is_grad_enabled() and x.requires_grad):
         return heaviside(x)
-    return _FUNCTIONS[surrogate.kind].apply(x, surrogate.alpha)
+    return _SurrogateSpike.apply(x, surrogate)
 
 
 def fire(v: torch.Tensor, threshold, surrogate: Surrogate = Surrogate()) -> torch.Tensor:
