@@ -83,3 +83,10 @@ def test_conversions_to_tonic_and_torch():
     assert eventflow.as_events(tv)["p"].tolist() == [1, 0]
     with pytest.raises(ValueError, match="missing"):
         eventflow.as_events(np.zeros(2, dtype=[("x", "u2"), ("t", "i8")]))
+
+
+def test_read_all_with_a_count_bound_equals_iteration_even_if_the_bound_is_wrong(monkeypatch, evt2_events):
+    r = eventflow.open(real("evt2_gen3_539k.raw"), chunk_events=50_000)
+    assert np.array_equal(r.read_all(), evt2_events)  # the bounded path (one event per word at most)
+    monkeypatch.setattr(type(r), "_max_events", lambda self: 120_000)  # a bound that is too small
+    assert np.array_equal(r.read_all(), evt2_events)

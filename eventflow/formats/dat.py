@@ -49,6 +49,9 @@ class DatReader(EventReader):
         self.n_records = max(size - self.data_offset, 0) // RECORD_BYTES
         self.trailing = max(size - self.data_offset, 0) % RECORD_BYTES
 
+    def _max_events(self):
+        return self.n_records
+
     def _decode(self):
         w = NO_LIMIT if self.width is None else self.width
         h = NO_LIMIT if self.height is None else self.height

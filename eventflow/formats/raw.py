@@ -132,6 +132,9 @@ class Evt2Reader(_RawReader):
     format = "evt2"
     decoder_class = Evt2Decoder
 
+    def _max_events(self):
+        return max(self.file_size - self.header.data_offset, 0) // 4  # at most one event per word
+
 
 class Evt3Reader(_RawReader):
     """Prophesee RAW EVT 3.0."""
