@@ -23,19 +23,7 @@ def iter_blocks(path, start: int, block_bytes: int, use_mmap: bool = True) -> It
         if size <= start:
             return
         if use_mmap:
-            m = mmap.mmap(f.fileno(), size, access=mmap.ACCESS_READ)
-            view = memoryview(m)
-            try:
-                for pos in range(start, size, block_bytes):
-                    block = view[pos:min(pos + block_bytes, size)]
-                    yield pos, block
-                    block.release()
-            finally:
-                view.release()
-                try:
-                    m.close()
-                except BufferError:  # a consumer still holds a view: the map goes with it
-                    pass
+            yield from _mapped_blocks(f.fileno(), size, start, block_bytes)
             return
         buf = bytearray(block_bytes)
         f.seek(start)
@@ -46,3 +34,35 @@ def iter_blocks(path, start: int, block_bytes: int, use_mmap: bool = True) -> It
                 return
             yield pos, memoryview(buf)[:n]
             pos += n
+
+
+WINDOW_BYTES = 64 << 20  # mapped (and pre-faulted) at a time: page tables stay bounded
+_POPULATE = getattr(mmap, "MAP_POPULATE", 0)
+
+
+def _mapped_blocks(fileno, size, start, block_bytes):
+    """Blocks from windows of about WINDOW_BYTES mapped one at a time with MAP_POPULATE
+    (the kernel maps the window's pages in one call, cheaper than a fault per page)."""
+    per_window = max(WINDOW_BYTES // block_bytes, 1)
+    pos = start
+    while pos < size:
+        end = min(pos + per_window * block_bytes, size)
+        offset = pos - pos % mmap.ALLOCATIONGRANULARITY
+        flags = mmap.MAP_SHARED | _POPULATE if hasattr(mmap, "MAP_SHARED") else 0
+        if flags:
+            m = mmap.mmap(fileno, end - offset, flags=flags, prot=mmap.PROT_READ, offset=offset)
+        else:
+            m = mmap.mmap(fileno, end - offset, access=mmap.ACCESS_READ, offset=offset)
+        view = memoryview(m)
+        try:
+            for p in range(pos, end, block_bytes):
+                block = view[p - offset:min(p + block_bytes, end) - offset]
+                yield p, block
+                block.release()
+        finally:
+            view.release()
+            try:
+                m.close()
+            except BufferError:  # a consumer still holds a view: the map goes with it
+                pass
+        pos = end
