@@ -67,9 +67,10 @@ class DatReader(EventReader):
             out = uninitialized(n)
             k = K.decode_dat(recs, as_words(out), state, counts, first, done, w, h)
             del recs
-            for i, name in enumerate(K.VIOLATION_NAMES):
-                have = self.violations.counts.get(name, 0)
-                self.violations.add(name, int(counts[i]) - have, self.data_offset + RECORD_BYTES * int(first[i]))
+            if counts.any():
+                for i, name in enumerate(K.VIOLATION_NAMES):
+                    have = self.violations.counts.get(name, 0)
+                    self.violations.add(name, int(counts[i]) - have, self.data_offset + RECORD_BYTES * int(first[i]))
             done += n
             yield out[:k]
         if self.trailing:

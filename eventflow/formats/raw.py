@@ -57,6 +57,8 @@ class _WordDecoder:
         return len(self._tail)
 
     def violations_into(self, v: Violations) -> None:
+        if not self.counts.any():
+            return
         for i, name in enumerate(K.VIOLATION_NAMES):
             if self.counts[i]:
                 v.add(name, int(self.counts[i]) - v.counts.get(name, 0), int(self.first[i]))
