@@ -287,3 +287,24 @@ def test_fast_reference_net_agrees():
         assert same >= 0.999 * total, (same, total)
         assert close >= 0.999 * n_v, (close, n_v)
         assert np.mean(np.abs(y - y_ref) <= 1e-3) >= 0.9
+
+
+def test_a_step_interrupted_midway_leaves_no_partial_sums_behind(monkeypatch):
+    net = _small_net(dyadic=True)
+    fast, fresh = FastNetwork.from_network(net), FastNetwork.from_network(net)
+    x = (torch.rand(2, 2, 2, 16, 16, generator=torch.Generator().manual_seed(3)) < 0.3).float()
+    state = fast.init_state(2)
+    _, state = fast.step(x[0], state)  # the scratch buffers exist now
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    real_lif = K.lif_reset_flat
+    monkeypatch.setattr(K, "lif_reset_flat", interrupted)  # after the conv layers have summed
+    with pytest.raises(KeyboardInterrupt):
+        fast.step(x[1], state)
+    monkeypatch.setattr(K, "lif_reset_flat", real_lif)
+    y, _ = fast.step(x[1], state)
+    _, fstate = fresh.step(x[0], fresh.init_state(2))
+    y_ref, _ = fresh.step(x[1], fstate)
+    np.testing.assert_array_equal(y, y_ref)

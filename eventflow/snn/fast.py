@@ -268,6 +268,15 @@ class FastNetwork:
                              f"{state.v[0].shape[0] if state.v else '?'} (or the state is not this network's); "
                              "streams join or leave explicitly")
         vs = list(state.v) if inplace else [v.copy() for v in state.v]
+        try:
+            return self._step(x, batch, vs, trace)
+        except BaseException:
+            # the scratch buffers hold the biases between steps; an interrupted step may have
+            # left partial sums in them: rebuild them on the next call
+            self._work.pop(batch, None)
+            raise
+
+    def _step(self, x, batch, vs, trace):
         ws = self._workspace(batch)
         par = self.parallel   # (stream, band of rows) work items; identical numbers to the serial kernels
         split = max(1, numba.get_num_threads() // batch) if par else 1   # one stream over several threads
