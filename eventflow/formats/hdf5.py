@@ -112,6 +112,9 @@ class Hdf5Reader(EventReader):
         return locate(index - first) if locate is not None and index >= first else None
 
     # -- decoding -----------------------------------------------------------------
+    def _max_events(self):
+        return self.event_count  # the dataset's extent
+
     def _decode(self):
         return self._events_from(0)
 
