@@ -61,6 +61,8 @@ def test_convert_round_trips(tmp_path, ext):
     a = eventflow.open(src).read_all()
     b = eventflow.open(out).read_all()
     assert np.array_equal(a, b)
+    if ext == ".npy":  # the file itself holds the padded EventCD layout
+        assert np.load(out).dtype == eventflow.EVENT_DTYPE
 
 
 def test_convert_to_unknown_extension_fails_cleanly(tmp_path):

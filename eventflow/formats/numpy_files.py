@@ -10,7 +10,7 @@ import zipfile
 import numpy as np
 
 from ..errors import EventFormatError
-from ..events import EVENT_DTYPE, as_events, empty
+from ..events import EVENT_DTYPE, as_events, concatenate, empty
 from .reader import EventReader
 from .writer import EventWriter
 
@@ -95,7 +95,7 @@ class NpyWriter(EventWriter):
         self._chunks.append(np.array(ev, dtype=EVENT_DTYPE, copy=True))
 
     def _close(self):
-        arr = np.concatenate(self._chunks) if self._chunks else empty(0)
+        arr = concatenate(self._chunks)  # (np.concatenate would pack the padded dtype)
         with open(self.path, "wb") as f:
             np.save(f, arr, allow_pickle=False)
 
@@ -106,7 +106,7 @@ class NpzWriter(NpyWriter):
     format = "npz"
 
     def _close(self):
-        arr = np.concatenate(self._chunks) if self._chunks else empty(0)
+        arr = concatenate(self._chunks)  # (np.concatenate would pack the padded dtype)
         extra = {}
         if self.width is not None:
             extra["width"] = np.int64(self.width)
