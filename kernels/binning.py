@@ -65,6 +65,8 @@ def count_into_frame(xyp_col, start, stop, frame, width, height, binary):
     W = U(width)
     H = U(height)
     skipped = 0
+    if binary:  # spikes: the checked loop (the block path below counts)
+        return _count_checked(xyp_col, start, stop, frame, width, height, binary)
     for s in range(start, stop, CHECK_BLOCK):
         e_end = min(s + CHECK_BLOCK, stop)
         blk = xyp_col[s:e_end]
@@ -76,7 +78,7 @@ def count_into_frame(xyp_col, start, stop, frame, width, height, binary):
             mx = max(mx, lo & U(0xFFFF))
             my = max(my, (lo >> U(16)) & U(0xFFFF))
             mp = max(mp, (lo >> U(32)) & U(0xFFFF))
-        if mx < W and my < H and mp <= U(1) and not binary:
+        if mx < W and my < H and mp <= U(1):
             for e in range(blk.shape[0]):
                 lo = blk[e]
                 # (mask p: the two padding bytes above it are not guaranteed to be zero)

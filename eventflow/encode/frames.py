@@ -55,7 +55,6 @@ def to_frames(events, sensor_size, time_window=None, event_count=None, n_time_bi
         starts, ends = count_windows(len(events), event_count, overlap, include_incomplete)
     else:
         starts, ends = time_bin_windows(events["t"], n_time_bins, overlap)
-    ends = np.minimum(ends, len(events))  # tonic's last incomplete count window runs past the end
     frames = np.zeros(len(starts) * 2 * h * w, np.int16)
     K.frames_from_windows(_words(events)[0::2], starts.astype(np.int64), ends.astype(np.int64), frames, w, h,
                           binary)
@@ -192,20 +191,23 @@ class FrameEncoder:
 
     def finish_into(self, state: FrameEncoderState, buf: np.ndarray, on_frame) -> None:
         """``finish`` for ``step_into``: hands out the frames still owed, from ``buf``."""
-        for k in range(len(self.finish(FrameEncoderState(state.window_end, buf, state.t_last,
-                                                         state.windows_done, state.skipped)))):
+        for _ in range(self._owed(state)):
             on_frame(buf)
             buf[:] = 0
+
+    def _owed(self, state: FrameEncoderState) -> int:
+        """Windows still to emit at the end of the stream, by tonic's count of windows."""
+        if state.window_end is None:
+            return 0
+        t0 = state.window_end - (state.windows_done + 1) * self.time_window
+        rounding = np.ceil if self.include_incomplete else np.floor
+        n = max(int(rounding((state.t_last - t0 - self.time_window) / self.time_window) + 1), 1)
+        return n - state.windows_done
 
     def finish(self, state: FrameEncoderState) -> np.ndarray:
         """Frames still owed at the end of the stream (tonic's count of windows)."""
         w, h = self._hw
-        if state.window_end is None:
-            return np.zeros((0, 2, h, w), np.int16)
-        t0 = state.window_end - (state.windows_done + 1) * self.time_window
-        rounding = np.ceil if self.include_incomplete else np.floor
-        n = max(int(rounding((state.t_last - t0 - self.time_window) / self.time_window) + 1), 1)
-        owed = n - state.windows_done
+        owed = self._owed(state)
         if owed <= 0:
             return np.zeros((0, 2, h, w), np.int16)
         # the open window, then (tonic's ceil may ask for one more) empty ones

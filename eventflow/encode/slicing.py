@@ -59,7 +59,7 @@ def count_windows(n_events: int, event_count: int, overlap: int = 0, include_inc
     rounding = np.ceil if include_incomplete else np.floor
     n = int(rounding((n_events - count) / stride) + 1)
     starts = (np.arange(max(n, 0)) * stride).astype(np.int64)
-    return starts, starts + count
+    return starts, np.minimum(starts + count, n_events)  # tonic's last incomplete window runs past the end
 
 
 def time_bin_windows(t: np.ndarray, n_time_bins: int, overlap: float = 0.0):
@@ -196,5 +196,5 @@ class CountSlicer:
     def finish(self, state: CountSlicerState):
         total = state.offset + len(state.pending)
         starts, ends = count_windows(total, self.event_count, self.overlap, self.include_incomplete)
-        return [state.pending[max(a - state.offset, 0):max(min(b, total) - state.offset, 0)]
+        return [state.pending[max(a - state.offset, 0):max(b - state.offset, 0)]
                 for a, b in zip(starts[state.emitted:], ends[state.emitted:])]
