@@ -199,9 +199,7 @@ def main(argv=None) -> int:
     a = build_parser().parse_args(argv)
     try:
         return a.func(a)
-    except EventFormatError as e:
-        print(f"eventflow: error: {e}", file=sys.stderr)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError) as e:  # EventFormatError is a ValueError
         print(f"eventflow: error: {e}", file=sys.stderr)
     except KeyboardInterrupt:
         print("eventflow: interrupted", file=sys.stderr)

@@ -45,6 +45,15 @@ class Violations:
         if kind not in self.first_offset:
             self.first_offset[kind] = offset
 
+    def sync(self, names, counts, first, base: int = 0, scale: int = 1) -> None:
+        """Bring the counts up to a kernel's running totals ``counts[i]`` for ``names[i]``,
+        whose first occurrence is at ``base + scale * first[i]`` (a byte offset)."""
+        if not counts.any():
+            return
+        for i, name in enumerate(names):
+            if counts[i]:
+                self.add(name, int(counts[i]) - self._counts[name], base + scale * int(first[i]))
+
     @property
     def counts(self) -> dict:
         return dict(sorted(self._counts.items()))

@@ -9,9 +9,11 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from eventflow import errors as E
+
 V_OUT_OF_BOUNDS = 0
 V_NON_MONOTONIC = 1
-VIOLATION_NAMES = ("out_of_bounds", "non_monotonic_time")
+VIOLATION_NAMES = (E.OUT_OF_BOUNDS, E.NON_MONOTONIC_TIME)
 
 
 def new_state() -> np.ndarray:

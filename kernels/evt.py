@@ -17,19 +17,21 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from eventflow import errors as E
+
 # violation kinds, indices into ``counts`` / ``first``
 V_OUT_OF_BOUNDS, V_NON_MONOTONIC_TIME_HIGH, V_TIME_LOW_DECREASE, V_MISSING_ADDR_Y, \
     V_MISSING_TIME_HIGH, V_INVALID_VECT_BASE, V_UNKNOWN_TYPE = range(7)
-VIOLATION_NAMES = ("out_of_bounds", "non_monotonic_time_high", "time_low_decrease",
-                   "missing_addr_y", "missing_time_high", "invalid_vect_base", "unknown_type")
+VIOLATION_NAMES = (E.OUT_OF_BOUNDS, E.NON_MONOTONIC_TIME_HIGH, E.TIME_LOW_DECREASE, E.MISSING_ADDR_Y,
+                   E.MISSING_TIME_HIGH, E.INVALID_VECT_BASE, E.UNKNOWN_TYPE)
 N_VIOLATIONS = len(VIOLATION_NAMES)
 
 # EVT 3.0 state slots
 S3_TIME_HIGH, S3_TIME_LOW, S3_OVERFLOWS, S3_Y, S3_BASE_X, S3_POL, S3_HAVE_TIME_HIGH, S3_LOW_UNDER = range(8)
-S3_SIZE = 9
+S3_SIZE = S3_LOW_UNDER + 1
 # EVT 2.0 state slots
 S2_TIME_HIGH, S2_OVERFLOWS, S2_HAVE_TIME_HIGH = range(3)
-S2_SIZE = 4
+S2_SIZE = S2_HAVE_TIME_HIGH + 1
 EVT2_TIME_HIGH_RANGE = 1 << 28
 EVT3_TIME_HIGH_RANGE = 1 << 12
 
@@ -255,14 +257,14 @@ def decode_evt3(words, out, state, counts, first, byte_offset, width, height):
 # ---------------------------------------------------------------------------------------
 # Plain references: one word at a time, Python ints, a dict of named state. Slow; tests only.
 
-def _ref_state(evt):
+def _ref_state():
     return {"time_high": 0, "time_low": 0, "overflows": 0, "y": None, "base_x": None,
             "pol": 0, "have_time_high": False, "low_under": None}
 
 
 def decode_evt2_reference(words, width=2048, height=2048, st=None):
     """Returns (list of (x, y, p, t), {kind: count}, state)."""
-    st = st or _ref_state("evt2")
+    st = st or _ref_state()
     events, viol = [], {}
     for w in (int(v) for v in words):
         typ = w >> 28
@@ -291,7 +293,7 @@ def decode_evt2_reference(words, width=2048, height=2048, st=None):
 
 def decode_evt3_reference(words, width=2048, height=2048, st=None):
     """Returns (list of (x, y, p, t), {kind: count}, state)."""
-    st = st or _ref_state("evt3")
+    st = st or _ref_state()
     events, viol = [], {}
 
     def bump(kind):

@@ -100,7 +100,7 @@ def encode_evt3(x, y, p, t, start, out, state):
     state[1] = tl
     state[2] = cy
     state[3] = started
-    return k, i, 0
+    return k, i, ERR_NONE
 
 
 def encode_evt3_reference(events) -> np.ndarray:

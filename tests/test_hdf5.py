@@ -64,7 +64,7 @@ def metavision_index(t, period=2000):
 
 # -- the real file ------------------------------------------------------------------
 def test_real_file_equals_evt3_decode_of_the_raw_recording(real_events):
-    import evt3
+    evt3 = pytest.importorskip("evt3")
 
     r = eventflow.open(real(REAL_ECF))
     assert (r.format, r.ecf, r.event_count, r.width, r.height) == ("hdf5", True, 219_596, None, None)

@@ -120,7 +120,7 @@ def main():
         import importlib.metadata as md
         env["expelliarmus"] = md.version("expelliarmus")
     print("# " + json.dumps(env))
-    print(f"| file | reader | Mev/s (median) | min..max s | events |\n|---|---|---|---|---|")
+    print("| file | reader | Mev/s (median) | min..max s | events |\n|---|---|---|---|---|")
     rows = []
 
     def report(fname, case, med, lo, hi, n):

@@ -90,7 +90,6 @@ def make_eventflow(net, batch):
 
 def make_torch_module(net):
     """The hand-written torch step (state as explicit inputs and outputs; ONNX-exportable)."""
-    import torch
     from torch import nn
     import torch.nn.functional as F
 

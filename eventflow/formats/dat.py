@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import EventFormatError
+from ..errors import TRUNCATED, EventFormatError
 from ..events import as_words, uninitialized
 from ..kernels import dat as K
 from .blocks import iter_blocks
 from .raw_header import read_header
-from .reader import EventReader
+from .reader import NO_LIMIT, EventReader
 
 RECORD_BYTES = 8
 BLOCK_RECORDS = 1 << 15
-NO_LIMIT = 1 << 16
 
 
 class DatReader(EventReader):
@@ -29,11 +28,9 @@ class DatReader(EventReader):
         self.use_mmap = bool(use_mmap)
         self.block_records = max(int(block_records), 1)
         with open(self.path, "rb") as f:
-            hdr = read_header(f, self.path)
-            f.seek(0, 2)
-            size = f.tell()
-            f.seek(hdr.data_offset)
+            hdr = read_header(f, self.path)  # leaves f at the data
             type_size = f.read(2)
+        size = hdr.file_size
         self.header = hdr
         if hdr.width is not None:
             self._set_geometry(hdr.width, hdr.height, hdr.geometry_source)
@@ -67,11 +64,8 @@ class DatReader(EventReader):
             out = uninitialized(n)
             k = K.decode_dat(recs, as_words(out), state, counts, first, done, w, h)
             del recs
-            if counts.any():
-                for i, name in enumerate(K.VIOLATION_NAMES):
-                    have = self.violations.counts.get(name, 0)
-                    self.violations.add(name, int(counts[i]) - have, self.data_offset + RECORD_BYTES * int(first[i]))
+            self.violations.sync(K.VIOLATION_NAMES, counts, first, self.data_offset, RECORD_BYTES)
             done += n
             yield out[:k]
         if self.trailing:
-            self.violations.add("truncated", 1, self.data_offset + self.n_records * RECORD_BYTES)
+            self.violations.add(TRUNCATED, 1, self.data_offset + self.n_records * RECORD_BYTES)

@@ -14,17 +14,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import EventFormatError, Violations
+from ..errors import TRUNCATED, EventFormatError, Violations
 from ..events import as_words, concatenate, uninitialized
 from ..kernels import evt as K
 from ..kernels.evt3_encode import ERROR_TEXT, encode_evt3, new_encoder_state
 from .blocks import iter_blocks
 from .raw_header import read_header
-from .reader import EventReader
+from .reader import NO_LIMIT, EventReader
 from .writer import EventWriter
 
 BLOCK_BYTES = 1 << 18  # input read per step: outputs stay in cache
-NO_LIMIT = 1 << 16  # any 11-bit coordinate passes when the geometry is unknown
 
 
 class _WordDecoder:
@@ -57,11 +56,7 @@ class _WordDecoder:
         return len(self._tail)
 
     def violations_into(self, v: Violations) -> None:
-        if not self.counts.any():
-            return
-        for i, name in enumerate(K.VIOLATION_NAMES):
-            if self.counts[i]:
-                v.add(name, int(self.counts[i]) - v.counts.get(name, 0), int(self.first[i]))
+        v.sync(K.VIOLATION_NAMES, self.counts, self.first)
 
 
 class Evt2Decoder(_WordDecoder):
@@ -110,8 +105,7 @@ class _RawReader(EventReader):
         self.use_mmap = bool(use_mmap)
         with open(self.path, "rb") as f:
             self.header = read_header(f, self.path)
-            f.seek(0, 2)
-            self.file_size = f.tell()
+        self.file_size = self.header.file_size
         if self.header.evt is not None and self.header.evt != self.format:
             raise EventFormatError(f"header says {self.header.evt}, not {self.format}", self.path, 0)
         if self.header.width is not None:
@@ -125,7 +119,7 @@ class _RawReader(EventReader):
             dec.violations_into(self.violations)
             yield ev
         if dec.pending_bytes():
-            self.violations.add("truncated", 1, dec.offset - dec.pending_bytes())
+            self.violations.add(TRUNCATED, 1, dec.offset - dec.pending_bytes())
 
 
 class Evt2Reader(_RawReader):

@@ -13,7 +13,7 @@ gen41 = 1280x720), else from the caller.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..errors import EventFormatError
 
@@ -35,6 +35,7 @@ class RawHeader:
     width: int | None = None
     height: int | None = None
     geometry_source: str | None = None
+    file_size: int | None = None
 
 
 def _geometry(fields: dict):
@@ -100,4 +101,4 @@ def read_header(f, path) -> RawHeader:
     if hdr.data_offset >= MAX_HEADER_BYTES and size > MAX_HEADER_BYTES:
         raise EventFormatError(f"header longer than {MAX_HEADER_BYTES} bytes", path, hdr.data_offset)
     f.seek(hdr.data_offset)
-    return hdr
+    return replace(hdr, file_size=size)

@@ -19,9 +19,10 @@ from typing import Iterator
 import numpy as np
 
 from ..errors import OUT_OF_BOUNDS, EventFormatError, Violations
-from ..events import EVENT_DTYPE, concatenate, empty
+from ..events import EVENT_DTYPE, concatenate
 
 MONOTONIC_MODES = (None, "clamp", "sort")
+NO_LIMIT = 1 << 16  # a kernel's bound when the geometry is unknown: any 16-bit coordinate passes
 DEFAULT_CHUNK_EVENTS = 1 << 20
 
 
