@@ -17,24 +17,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..events import EVENT_DTYPE
 from ..kernels import binning as K
-from .slicing import count_windows, time_bin_windows, time_windows
+from .filters import _sensor_size
+from .filters import _words as event_words
+from .slicing import count_windows, n_time_windows, time_bin_windows, time_windows
 
 
-def _words(events: np.ndarray) -> np.ndarray:
-    if events.dtype != EVENT_DTYPE:
-        raise TypeError(f"events must be EVENT_DTYPE arrays (eventflow.as_events converts), got {events.dtype}")
-    return np.ascontiguousarray(events).view(np.uint64)
-
-
-def _geometry(sensor_size):
-    if len(sensor_size) not in (2, 3):
-        raise ValueError(f"sensor_size must be (W, H) or tonic's (W, H, P), got {sensor_size}")
-    w, h = int(sensor_size[0]), int(sensor_size[1])
-    if w < 1 or h < 1:
-        raise ValueError(f"sensor_size must be positive, got {sensor_size}")
-    return w, h
+def _words(events) -> np.ndarray:
+    """The events' flat uint64 view (other layouts converted, as everywhere in encode)."""
+    return event_words(events)[1]
 
 
 def to_frames(events, sensor_size, time_window=None, event_count=None, n_time_bins=None, overlap=0,
@@ -46,7 +37,7 @@ def to_frames(events, sensor_size, time_window=None, event_count=None, n_time_bi
     gives spikes (1 where any event) instead of counts. Equal to
     ``tonic.transforms.ToFrame`` with the same parameters.
     """
-    w, h = _geometry(sensor_size)
+    w, h = _sensor_size(sensor_size)
     if sum(v is not None for v in (time_window, event_count, n_time_bins)) != 1:
         raise ValueError("give exactly one of time_window, event_count, n_time_bins")
     if time_window is not None:
@@ -70,7 +61,7 @@ def to_voxel_grid(events, sensor_size, n_time_bins, dtype=np.float32) -> np.ndar
     then counts +1, and its function also overwrites the caller's polarities.) All events at
     one time go to bin 0.
     """
-    w, h = _geometry(sensor_size)
+    w, h = _sensor_size(sensor_size)
     if n_time_bins is None or n_time_bins < 1:
         raise ValueError(f"n_time_bins must be >= 1, got {n_time_bins}")
     if len(events) == 0:
@@ -121,7 +112,7 @@ class FrameEncoder:
     def __post_init__(self):
         if self.time_window is None or self.time_window <= 0:
             raise ValueError(f"time_window must be > 0, got {self.time_window}")
-        object.__setattr__(self, "_hw", _geometry(self.sensor_size))
+        object.__setattr__(self, "_hw", _sensor_size(self.sensor_size))
 
     def init_state(self) -> FrameEncoderState:
         return FrameEncoderState()
@@ -200,8 +191,7 @@ class FrameEncoder:
         if state.window_end is None:
             return 0
         t0 = state.window_end - (state.windows_done + 1) * self.time_window
-        rounding = np.ceil if self.include_incomplete else np.floor
-        n = max(int(rounding((state.t_last - t0 - self.time_window) / self.time_window) + 1), 1)
+        n = n_time_windows(state.t_last - t0, self.time_window, self.time_window, self.include_incomplete)
         return n - state.windows_done
 
     def finish(self, state: FrameEncoderState) -> np.ndarray:

@@ -35,6 +35,12 @@ def _check_window(window, overlap, what="time_window"):
         raise ValueError(f"overlap must be in [0, {what}), got {overlap}")
 
 
+def n_time_windows(duration, time_window, stride, include_incomplete=False) -> int:
+    """How many time windows tonic makes over a stream spanning ``duration`` us (at least 1)."""
+    rounding = np.ceil if include_incomplete else np.floor
+    return max(int(rounding((duration - time_window) / stride) + 1), 1)
+
+
 def time_windows(t: np.ndarray, time_window, overlap=0, include_incomplete=False, start_time=None,
                  end_time=None):
     """Index bounds of tonic's ``SliceByTime`` windows over sorted times ``t``."""
@@ -44,9 +50,7 @@ def time_windows(t: np.ndarray, time_window, overlap=0, include_incomplete=False
     stride = time_window - overlap
     t0 = t[0] if start_time is None else start_time
     t1 = t[-1] if end_time is None else end_time
-    duration = t1 - t0
-    rounding = np.ceil if include_incomplete else np.floor
-    n = max(int(rounding((duration - time_window) / stride) + 1), 1)
+    n = n_time_windows(t1 - t0, time_window, stride, include_incomplete)
     starts_t = np.arange(n) * stride + t0
     return np.searchsorted(t, starts_t), np.searchsorted(t, starts_t + time_window)
 
@@ -132,8 +136,7 @@ class TimeSlicer:
     def finish(self, state: TimeSlicerState):
         if state.t0 is None:
             return []
-        rounding = np.ceil if self.include_incomplete else np.floor
-        n = max(int(rounding((state.t_last - state.t0 - self.time_window) / self.stride) + 1), 1)
+        n = n_time_windows(state.t_last - state.t0, self.time_window, self.stride, self.include_incomplete)
         windows, _ = self._cut(state.pending, state.t0, state.emitted, max(n, state.emitted))
         return windows
 
