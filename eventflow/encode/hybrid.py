@@ -41,7 +41,7 @@ import numpy as np
 
 from ..kernels.surface import NONE_YET, hybrid_frame, hybrid_kernel
 from .filters import _frozen, _outside, _words
-from .surface import _check_windows, _last_window_wanted, _plan, _max_time
+from .surface import _check_windows, _last_window_wanted, _plan
 
 __all__ = ["HybridCoding", "HybridState", "hybrid_finish", "hybrid_step", "init_hybrid_state", "to_hybrid"]
 
@@ -112,7 +112,7 @@ def hybrid_step(events: np.ndarray, state: HybridState, params: HybridCoding):
     if not len(events):
         return _codes(0, params), state
     w, h = params.sensor_size
-    t_start, n_closed = _plan(events, state, params)
+    t_start, n_closed, t_max = _plan(events, state, params)
     counts, first_t = state.counts.copy(), state.first_t.copy()
     codes = _codes(n_closed, params)
     # the open window holds events iff any was seen: the latest window always holds its opener
@@ -121,8 +121,7 @@ def hybrid_step(events: np.ndarray, state: HybridState, params: HybridCoding):
                         codes.reshape(n_closed, params.channels * h * w))
     if bad >= 0:
         raise _outside(events, bad, params.sensor_size)
-    return codes, HybridState(_frozen(counts), _frozen(first_t), t_start, state.window + n_closed,
-                              _max_time(events, state))
+    return codes, HybridState(_frozen(counts), _frozen(first_t), t_start, state.window + n_closed, t_max)
 
 
 def hybrid_finish(state: HybridState, params: HybridCoding) -> np.ndarray:

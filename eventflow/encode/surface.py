@@ -66,22 +66,17 @@ def _check_windows(params):
 
 
 def _plan(events, state, params):
-    """(grid origin t0, number of windows these events close) for a chunk."""
+    """(grid origin t0, number of windows these events close, latest time seen) for a chunk."""
     if not len(events):
-        return state.t_start, 0
+        return state.t_start, 0, state.t_max
     t = events["t"]
     t_start = int(t[0]) if state.t_start is None else state.t_start
-    n = max(state.window, (int(t.max()) - t_start) // params.time_window) - state.window
+    t_max = int(t.max()) if state.t_max is None else max(int(t.max()), state.t_max)  # one pass over t
+    n = max(state.window, (t_max - t_start) // params.time_window) - state.window
     if n > params.max_frames_per_step:
         raise ValueError(f"these events close {n} windows (> max_frames_per_step={params.max_frames_per_step}); "
                          f"pass them in smaller pieces")
-    return t_start, n
-
-
-def _max_time(events, state) -> int:
-    """The latest time seen, these events included."""
-    t = int(events["t"].max())
-    return t if state.t_max is None else max(t, state.t_max)
+    return t_start, n, t_max
 
 
 def _last_window_wanted(state, params) -> bool:
@@ -147,14 +142,14 @@ def time_surface_step(events: np.ndarray, state: TimeSurfaceState, params: TimeS
     if not len(events):
         return np.zeros((0, 2, *params.sensor_size[::-1]), np.float32), state
     w, h = params.sensor_size
-    t_start, n_closed = _plan(events, state, params)
+    t_start, n_closed, t_max = _plan(events, state, params)
     last_t = state.last_t.copy()
     frames = np.zeros((n_closed, 2, h, w), np.float32)
     bad = time_surface_kernel(words, last_t.reshape(-1), w, h, t_start, state.window, params.time_window,
                               float(params.tau), frames.reshape(n_closed, 2 * h * w))
     if bad >= 0:
         raise _outside(events, bad, params.sensor_size)
-    return frames, TimeSurfaceState(_frozen(last_t), t_start, state.window + n_closed, _max_time(events, state))
+    return frames, TimeSurfaceState(_frozen(last_t), t_start, state.window + n_closed, t_max)
 
 
 def time_surface_finish(state: TimeSurfaceState, params: TimeSurface) -> np.ndarray:
