@@ -192,7 +192,21 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--steps", type=int, default=20, help="timed steps per case (default 20)")
     sp.add_argument("--warmup", type=int, default=5, help="untimed steps first (default 5)")
     sp.set_defaults(func=cmd_bench)
+
+    for mod in _command_modules():
+        mod.register(sub)
     return p
+
+
+def _command_modules():
+    """The modules of ``eventflow.commands``, in name order (each adds its own subcommands)."""
+    import importlib
+    import pkgutil
+
+    from . import commands
+
+    names = sorted(m.name for m in pkgutil.iter_modules(commands.__path__) if not m.name.startswith("_"))
+    return [importlib.import_module(f"{commands.__name__}.{n}") for n in names]
 
 
 def main(argv=None) -> int:

@@ -1,0 +1,215 @@
+"""Trained models as files: architecture and input encoding as JSON, weights as safetensors.
+
+A model folder holds ``model.json`` (what the network is, what input it takes, what its
+outputs mean), ``model.safetensors`` (the weights, flat ``layer.param`` keys) and a card
+(``README.md``). Loading never unpickles: the JSON names only known layer types
+(``eventflow.snn.spec_io``) and the weights are plain tensors.
+
+``load_model(NAME_OR_PATH)`` accepts a shipped model's name (a folder of ``models/``,
+installed as ``eventflow.models``), a model folder, or a ``model.json`` path.
+
+``InputSpec`` is the one definition of how events become the network's input, used alike by
+training, evaluation and the pipeline: events from a ``sensor_size`` camera, mapped to
+``input_size`` (integer-exact downsampling), binned per ``window_us`` window into 2 channels
+(0: OFF, 1: ON) of counts, optionally binary, scaled and clipped.
+
+>>> spec = InputSpec(sensor_size=(128, 128), input_size=(32, 32), window_us=10_000)
+>>> import eventflow
+>>> ev = eventflow.from_fields(x=[0, 127, 127], y=[0, 127, 127], p=[1, 0, 0], t=[5, 15_000, 15_001])
+>>> x = spec.encode(ev, t_start_us=0, n_steps=2)
+>>> x.shape, float(x[0, 1, 0, 0]), float(x[1, 0, 31, 31])
+((2, 2, 32, 32), 1.0, 2.0)
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from .events import as_events
+from .snn.network import Network
+from .snn.spec_io import spec_from_dict, spec_to_dict
+
+__all__ = ["FORMAT", "DecisionSpec", "InputSpec", "Model", "list_models", "load_model", "model_dir", "save_model"]
+
+FORMAT = "eventflow-model/1"
+
+
+def _pair(v, key):
+    if not (isinstance(v, (list, tuple)) and len(v) == 2 and all(isinstance(i, int) and i > 0 for i in v)):
+        raise ValueError(f"{key}: expected [width, height] as two positive integers, got {v!r}")
+    return (int(v[0]), int(v[1]))
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """How events become one network input per time step (see the module docstring)."""
+
+    sensor_size: tuple[int, int]
+    input_size: tuple[int, int]
+    window_us: int
+    encoding: str = "counts"       # "counts" or "binary"
+    scale: float = 1.0             # counts times scale ...
+    clip: float | None = None      # ... then clipped at clip
+
+    def __post_init__(self):
+        object.__setattr__(self, "sensor_size", _pair(list(self.sensor_size), "input.sensor_size"))
+        object.__setattr__(self, "input_size", _pair(list(self.input_size), "input.input_size"))
+        if not (isinstance(self.window_us, int) and self.window_us > 0):
+            raise ValueError(f"input.window_us: expected a positive integer, got {self.window_us!r}")
+        if self.encoding not in ("counts", "binary"):
+            raise ValueError(f"input.encoding: expected 'counts' or 'binary', got {self.encoding!r}")
+        if any(i > s for i, s in zip(self.input_size, self.sensor_size)):
+            raise ValueError(f"input.input_size {self.input_size} is larger than input.sensor_size {self.sensor_size}")
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """One step's input shape: (2, height, width)."""
+        return (2, self.input_size[1], self.input_size[0])
+
+    def encode(self, events, t_start_us: int, n_steps: int) -> np.ndarray:
+        """float32 ``[n_steps, 2, h, w]``: step k holds the events with
+        ``t_start_us + k * window_us <= t < t_start_us + (k + 1) * window_us``; others are ignored."""
+        ev = as_events(events)
+        (W, H), (w, h) = self.sensor_size, self.input_size
+        k = (ev["t"] - int(t_start_us)) // self.window_us
+        keep = (k >= 0) & (k < n_steps) & (ev["x"] < W) & (ev["y"] < H)
+        x = ev["x"][keep].astype(np.int64) * w // W
+        y = ev["y"][keep].astype(np.int64) * h // H
+        p = (ev["p"][keep].astype(np.int64) & 0xFFFF) != 0
+        flat = ((k[keep] * 2 + p) * h + y) * w + x
+        out = np.bincount(flat, minlength=n_steps * 2 * h * w).astype(np.float32).reshape(n_steps, 2, h, w)
+        return self._finish(out)
+
+    def encode_window(self, events) -> np.ndarray:
+        """float32 ``[2, h, w]`` of one window's events, whatever their times."""
+        ev = as_events(events)
+        return self.encode(ev, int(ev["t"][0]) if len(ev) else 0, 1)[0] if len(ev) else np.zeros(self.shape, np.float32)
+
+    def _finish(self, out):
+        if self.encoding == "binary":
+            return (out > 0).astype(np.float32)
+        if self.scale != 1.0:
+            out *= np.float32(self.scale)
+        if self.clip is not None:
+            np.minimum(out, np.float32(self.clip), out=out)
+        return out
+
+
+@dataclass(frozen=True)
+class DecisionSpec:
+    """When a stream of per-step class scores becomes a decision: the softmax of the mean
+    logits over the last ``smoothing_steps`` steps, committed once its top probability
+    reaches ``commit_probability``; ``background`` names a class index that never commits."""
+
+    smoothing_steps: int = 10
+    commit_probability: float = 0.8
+    background: int | None = None
+
+
+@dataclass(frozen=True)
+class Model:
+    name: str
+    task: str
+    classes: tuple[str, ...]
+    input: InputSpec
+    network: Network
+    decision: DecisionSpec = DecisionSpec()
+    meta: dict = field(default_factory=dict, compare=False)
+    path: str | None = None
+
+    def describe(self) -> dict:
+        """The ``model.json`` content of this model."""
+        return {"format": FORMAT, "name": self.name, "task": self.task, "classes": list(self.classes),
+                "input": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self.input).items()},
+                "decision": asdict(self.decision), "network": spec_to_dict(self.network.spec), "meta": self.meta}
+
+
+def model_dir(name_or_path: str) -> str:
+    """The folder of a shipped model name, a model folder, or the folder of a model.json path."""
+    p = os.fspath(name_or_path)
+    if os.path.isfile(p):
+        return os.path.dirname(os.path.abspath(p))
+    if os.path.isdir(p):
+        return p
+    from .models import MODELS_DIR
+
+    shipped = os.path.join(MODELS_DIR, p)
+    if os.sep not in p and os.path.isfile(os.path.join(shipped, "model.json")):
+        return shipped
+    raise FileNotFoundError(f"no model {p!r}: not a model folder or model.json, and not a shipped model "
+                            f"(shipped: {', '.join(list_models()) or 'none'})")
+
+
+def list_models() -> list[str]:
+    """Names of the shipped models."""
+    from .models import MODELS_DIR
+
+    return sorted(d for d in os.listdir(MODELS_DIR) if os.path.isfile(os.path.join(MODELS_DIR, d, "model.json")))
+
+
+def _require(d, key, where, kind):
+    if key not in d:
+        raise ValueError(f"{where}: missing key {key!r}")
+    if not isinstance(d[key], kind):
+        raise ValueError(f"{where}.{key}: expected {kind.__name__ if isinstance(kind, type) else kind}, "
+                         f"got {type(d[key]).__name__}")
+    return d[key]
+
+
+def load_model(name_or_path: str) -> Model:
+    """The model in a folder (``model.json`` + ``model.safetensors``), in eval mode."""
+    from safetensors.torch import load_file
+
+    folder = model_dir(name_or_path)
+    jpath = os.path.join(folder, "model.json")
+    try:
+        with open(jpath, encoding="utf-8") as f:
+            d = json.load(f)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{jpath}: not valid JSON ({e})") from None
+    if d.get("format") != FORMAT:
+        raise ValueError(f"{jpath}: format {d.get('format')!r} is not {FORMAT!r}")
+    inp = _require(d, "input", jpath, dict)
+    unknown = set(inp) - set(InputSpec.__dataclass_fields__)
+    if unknown:
+        raise ValueError(f"{jpath}: input.{sorted(unknown)[0]}: unknown key")
+    ispec = InputSpec(**inp)
+    dec = d.get("decision", {})
+    unknown = set(dec) - set(DecisionSpec.__dataclass_fields__)
+    if unknown:
+        raise ValueError(f"{jpath}: decision.{sorted(unknown)[0]}: unknown key")
+    spec = spec_from_dict(_require(d, "network", jpath, dict), f"{jpath}: network")
+    net = Network(spec, ispec.shape, generator=torch.Generator().manual_seed(0))
+    wpath = os.path.join(folder, "model.safetensors")
+    tensors = load_file(wpath)
+    own = dict(net.weights.named_parameters())
+    if set(tensors) != set(own):
+        missing, extra = sorted(set(own) - set(tensors)), sorted(set(tensors) - set(own))
+        raise ValueError(f"{wpath}: weights do not match {jpath}'s network (missing {missing[:3]}, unexpected {extra[:3]})")
+    with torch.no_grad():
+        for k, t in tensors.items():
+            if t.shape != own[k].shape:
+                raise ValueError(f"{wpath}: {k} is shaped {tuple(t.shape)}, the network needs {tuple(own[k].shape)}")
+            own[k].copy_(t)
+    classes = tuple(_require(d, "classes", jpath, list))
+    if tuple(net.out_shape) != (len(classes),):
+        raise ValueError(f"{jpath}: the network outputs {tuple(net.out_shape)} but {len(classes)} classes are named")
+    return Model(name=d.get("name", os.path.basename(folder)), task=d.get("task", "classification"), classes=classes,
+                 input=ispec, network=net.eval(), decision=DecisionSpec(**dec), meta=d.get("meta", {}), path=folder)
+
+
+def save_model(folder: str, model: Model) -> str:
+    """Write ``model.json`` and ``model.safetensors`` into ``folder`` (created); returns the folder."""
+    from safetensors.torch import save_file
+
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "model.json"), "w", encoding="utf-8") as f:
+        json.dump(model.describe(), f, indent=1)
+        f.write("\n")
+    tensors = {k: v.detach().contiguous().cpu() for k, v in model.network.weights.named_parameters()}
+    save_file(tensors, os.path.join(folder, "model.safetensors"))
+    return folder

@@ -1,0 +1,36 @@
+"""What the simulator needs from a scene: linear intensity at any time, and its ground truth.
+
+A scene is a deterministic function of time: ``render(t_s, out)`` writes the linear
+intensity (float32, in (0, 1], shape (height, width), row 0 at the top) seen by the sensor at
+time ``t_s`` seconds into ``out``. Rendering the same time twice gives the same image, so the
+simulator may sample frames at any rate (it refines the rate where the image changes fast).
+Everything random about a scene (subject, speed, clutter, lighting) is drawn once, from the
+seed it was made with.
+
+``ground_truth()`` returns the scene's labels in its own documented form (gesture: class
+intervals; digits: the class; detection: Gen1 boxes over time; flow: dense flow on request),
+and ``save_ground_truth(stem)`` writes them beside an event file with a documented suffix.
+"""
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+__all__ = ["Scene"]
+
+
+@runtime_checkable
+class Scene(Protocol):
+    width: int
+    height: int
+    duration_s: float
+
+    def render(self, t_s: float, out: np.ndarray) -> None:
+        """Write the linear intensity at time ``t_s`` into ``out`` (float32, (height, width), values in (0, 1])."""
+
+    def ground_truth(self) -> Any:
+        """The scene's labels (scene-specific, documented in its module)."""
+
+    def save_ground_truth(self, stem: str) -> list[str]:
+        """Write the labels beside an event file named ``stem + ext``; return the paths written."""

@@ -1,0 +1,23 @@
+"""The simulator's scenes, by name: gesture, digits, detection, flow.
+
+Each scene module defines ``make_scene(width, height, seed, **params) -> Scene`` (see
+``eventflow.sim.scene``) and ``DEFAULT_SENSOR``, the preset its recordings imitate.
+"""
+from __future__ import annotations
+
+import importlib
+
+SCENE_NAMES = ("gesture", "digits", "detection", "flow")
+
+__all__ = ["SCENE_NAMES", "make_scene", "scene_module"]
+
+
+def scene_module(name: str):
+    if name not in SCENE_NAMES:
+        raise ValueError(f"unknown scene {name!r}; known: {', '.join(SCENE_NAMES)}")
+    return importlib.import_module(f"{__name__}.{name}")
+
+
+def make_scene(name: str, width: int, height: int, seed: int, **params):
+    """The scene ``name`` at the given geometry, its random choices drawn from ``seed``."""
+    return scene_module(name).make_scene(width, height, seed, **params)
