@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -33,7 +34,7 @@ from .events import as_events
 from .snn.network import Network
 from .snn.spec_io import spec_from_dict, spec_to_dict
 
-__all__ = ["FORMAT", "DecisionSpec", "InputSpec", "Model", "list_models", "load_model", "model_dir", "save_model"]
+__all__ = ["FORMAT", "DecisionSpec", "DecisionState", "InputSpec", "Model", "list_models", "load_model", "model_dir", "save_model"]
 
 FORMAT = "eventflow-model/1"
 
@@ -109,6 +110,39 @@ class DecisionSpec:
     commit_probability: float = 0.8
     background: int | None = None
 
+    def init_state(self, n_classes: int, batch: int = 1) -> "DecisionState":
+        return DecisionState(np.zeros((batch, self.smoothing_steps, n_classes), np.float32),
+                             np.zeros(batch, np.int64), np.full(batch, -1, np.int64))
+
+    def step(self, logits, state: "DecisionState"):
+        """One step's ``logits [B, C]``: ``(probabilities [B, C], committed class [B] or -1, state)``.
+
+        Pure: the state (a ring of the last logits, steps seen, committed class) is returned
+        new. A stream commits to class c when the softmax of its mean logits over the last
+        ``smoothing_steps`` steps (fewer at the start) gives c at least ``commit_probability``;
+        it keeps that class until another one reaches the threshold.
+        """
+        logits = np.asarray(logits, np.float32)
+        ring = state.ring.copy()
+        seen = state.seen + 1
+        ring[:, (seen - 1) % self.smoothing_steps] = logits
+        n = np.minimum(seen, self.smoothing_steps).astype(np.float32)[:, None]
+        mean = ring.sum(1) / n
+        z = np.exp(mean - mean.max(1, keepdims=True))
+        prob = z / z.sum(1, keepdims=True)
+        top = prob.argmax(1)
+        ok = prob[np.arange(len(top)), top] >= self.commit_probability
+        if self.background is not None:
+            ok &= top != self.background
+        committed = np.where(ok, top, state.committed)
+        return prob, committed, DecisionState(ring, seen, committed)
+
+
+class DecisionState(NamedTuple):
+    ring: np.ndarray        # [B, smoothing_steps, C] last logits
+    seen: np.ndarray        # [B] steps seen
+    committed: np.ndarray   # [B] committed class, -1 before the first commit
+
 
 @dataclass(frozen=True)
 class Model:
@@ -117,7 +151,7 @@ class Model:
     classes: tuple[str, ...]
     input: InputSpec
     network: Network
-    decision: DecisionSpec = DecisionSpec()
+    decision: DecisionSpec = field(default_factory=DecisionSpec)
     meta: dict = field(default_factory=dict, compare=False)
     path: str | None = None
 

@@ -1,0 +1,83 @@
+"""Network recipes for training, and the conversion of a trained network for inference.
+
+``conv_snn(in_shape, classes, channels, hidden, neuron)``: blocks of conv 3x3 (pad 1) - neuron -
+maxpool 2, flatten, linear - neuron layers, and a last linear readout: the pattern that the
+event-driven kernels (``eventflow.snn.fast``) run. ``inference_network`` turns every PLIF
+into the LIF with its learned time constant, so the trained net runs on those kernels.
+
+>>> net = conv_snn((2, 32, 32), 11, channels=(8, 16), hidden=(32,), neuron={"type": "PLIF"}, seed=0)
+>>> [name for name, _ in net.spec.layers][:4]
+['conv1', 'sn1', 'pool1', 'conv2']
+>>> type(inference_network(net).spec["sn1"]).__name__
+'LIF'
+"""
+from __future__ import annotations
+
+import torch
+
+from ..snn.layers import Conv2d, Flatten, Linear, MaxPool2d, Sequential
+from ..snn.network import Network
+from ..snn.neurons import LIF, PLIF
+from ..snn.spec_io import spec_from_dict
+
+__all__ = ["conv_snn", "inference_network"]
+
+
+def conv_snn(in_shape, classes: int, channels=(16, 32, 64), hidden=(128,), neuron=None, seed: int = 0) -> Network:
+    neuron_spec = spec_from_dict(dict(neuron or {"type": "LIF"}), "neuron")
+    c, h, w = in_shape
+    layers = []
+    for i, out in enumerate(channels, 1):
+        layers += [(f"conv{i}", Conv2d(c, out, 3, padding=1)), (f"sn{i}", neuron_spec), (f"pool{i}", MaxPool2d(2))]
+        c, h, w = out, h // 2, w // 2
+    layers.append(("flatten", Flatten()))
+    n = c * h * w
+    for j, out in enumerate(hidden, len(channels) + 1):
+        layers += [(f"fc{j}", Linear(n, out)), (f"sn{j}", neuron_spec)]
+        n = out
+    layers.append(("out", Linear(n, classes)))
+    return Network(Sequential(layers), in_shape, seed=seed)
+
+
+def inference_network(net: Network) -> Network:
+    """``net`` with each PLIF replaced by the LIF of its learned tau (other layers, weights unchanged)."""
+    layers, weights = [], {}
+    for name, spec in net.spec.layers:
+        w = {k: v.detach().clone() for k, v in net.weights[name].items()} if name in net.weights else {}
+        if isinstance(spec, PLIF):
+            tau = float(1.0 / torch.sigmoid(w["w"].float()))
+            spec = LIF(tau=tau, decay_input=spec.decay_input, v_threshold=spec.v_threshold, v_reset=spec.v_reset,
+                       reset=spec.reset, surrogate=spec.surrogate, detach_reset=spec.detach_reset)
+            w = {}
+        layers.append((name, spec))
+        weights[name] = w
+    out = Network(Sequential(layers), net.in_shape, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        for name, params in out.weights.named_parameters():
+            layer, key = name.split(".", 1)
+            params.copy_(weights[layer][key])
+    return out.eval()
+
+
+@torch.no_grad()
+def calibrate_init(net: Network, x_seq: torch.Tensor, target_rate: float = 0.1, tries: int = 30) -> dict:
+    """Scale each Conv2d / Linear (in order) until the spiking layer after it fires near ``target_rate``
+    on ``x_seq [T, B, ...]`` (LSUV-style data-driven init, so that no layer starts silent or saturated).
+    Returns the firing rate reached per spiking layer."""
+    names = [n for n, _ in net.spec.layers]
+    rates = {}
+    for i, (name, spec) in enumerate(net.spec.layers):
+        if not (isinstance(spec, (Conv2d, Linear)) and i + 1 < len(names)):
+            continue
+        nxt_name, nxt = net.spec.layers[i + 1]
+        if not (nxt.stateful and hasattr(nxt, "v_threshold")):
+            continue
+        w = net.weights[name]["weight"]
+        for _ in range(tries):
+            outs, _ = net.trace(x_seq, net.init_state(x_seq.shape[1]))
+            rate = float(outs[nxt_name].mean())
+            if target_rate / 2 <= rate <= target_rate * 2:
+                break
+            w.mul_(1.5 if rate < target_rate / 2 else 1 / 1.5)
+        rates[nxt_name] = rate
+    return rates

@@ -1,0 +1,141 @@
+"""``eventflow train`` configuration: YAML validated against frozen dataclasses.
+
+Every error names the file and the key path (``optim.lr: expected a number, got 'fast'``).
+
+Example (``configs/gesture-snn.yaml`` is a full one)::
+
+    name: gesture-snn
+    data:
+      train: {kind: gesture, root: data/gesture-train, make: {n: 990, seed: 1}}
+      val:   {kind: gesture, root: data/gesture-val, make: {n: 110, seed: 2}}
+    input: {sensor_size: [128, 128], input_size: [32, 32], window_us: 10000}
+    network: {channels: [16, 32, 64], hidden: [128], neuron: {type: PLIF, init_tau: 2.0}}
+    optim: {epochs: 20, lr: 0.001, steps: 30}
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+
+from .loop import OptimConfig
+
+__all__ = ["DataConfig", "NetConfig", "SplitConfig", "TeacherConfig", "TrainConfig", "from_dict", "load_config"]
+
+KINDS = ("gesture", "digits", "nmnist", "dvsgesture")
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    kind: str
+    root: str
+    make: dict | None = None      # {n, seed[, seconds, jobs]}: simulate the split when root is missing
+    limit: int | None = None      # use only the first `limit` recordings
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    train: SplitConfig
+    val: SplitConfig
+    test: SplitConfig | None = None
+    seconds: float | None = None   # encode this long from each recording's start (default: the longest)
+
+
+@dataclass(frozen=True)
+class NetConfig:
+    channels: tuple = (16, 32, 64)
+    hidden: tuple = (128,)
+    neuron: dict = field(default_factory=lambda: {"type": "PLIF", "init_tau": 2.0})
+
+
+@dataclass(frozen=True)
+class TeacherConfig:
+    epochs: int = 5
+    lr: float = 1e-3
+    channels: tuple = (32, 64, 128)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    name: str
+    data: DataConfig
+    input: dict
+    network: NetConfig = NetConfig()
+    optim: OptimConfig = OptimConfig()
+    decision: dict = field(default_factory=dict)
+    teacher: TeacherConfig | None = None
+    classes: tuple | None = None
+    init_rate: float = 0.1          # data-driven init: each spiking layer starts firing near this rate
+    seed: int = 0
+    threads: int = 2
+    out: str = "runs"
+    path: str | None = None         # the config file this came from (relative paths are relative to it)
+
+    def resolve(self, p: str) -> str:
+        """``p`` relative to the config file's folder (absolute paths unchanged)."""
+        if os.path.isabs(p) or self.path is None:
+            return p
+        return os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(self.path)), p))
+
+
+def _type_ok(value, tp) -> bool:
+    origin = typing.get_origin(tp)
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_ok(value, a) for a in typing.get_args(tp))
+    if tp is type(None):
+        return value is None
+    if tp is tuple or origin is tuple:
+        return isinstance(value, (list, tuple))
+    if tp is dict or origin is dict:
+        return isinstance(value, dict)
+    if isinstance(tp, type):
+        return isinstance(value, tp)
+    return True
+
+
+def from_dict(cls, d, where: str):
+    """``cls(**d)`` with nested dataclasses built too; unknown keys and wrong types raise ValueError naming ``where``."""
+    if not isinstance(d, dict):
+        raise ValueError(f"{where}: expected a mapping, got {type(d).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for k, v in d.items():
+        if k not in fields:
+            raise ValueError(f"{where}.{k}: unknown key; known: {', '.join(fields)}")
+        tp = hints[k]
+        sub = [a for a in (typing.get_args(tp) or (tp,)) if dataclasses.is_dataclass(a)]
+        if sub and isinstance(v, dict):
+            kwargs[k] = from_dict(sub[0], v, f"{where}.{k}")
+            continue
+        if not _type_ok(v, tp):
+            name = getattr(tp, "__name__", str(tp))
+            raise ValueError(f"{where}.{k}: expected {name}, got {type(v).__name__} {v!r}")
+        kwargs[k] = tuple(v) if isinstance(v, list) else v
+    missing = [n for n, f in fields.items() if n not in kwargs and f.default is dataclasses.MISSING
+               and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise ValueError(f"{where}: missing key {missing[0]!r}")
+    return cls(**kwargs)
+
+
+def load_config(path: str) -> TrainConfig:
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            d = yaml.safe_load(f)
+    except yaml.YAMLError as e:
+        raise ValueError(f"{path}: not valid YAML ({e})") from None
+    cfg = from_dict(TrainConfig, {**(d or {}), "path": os.path.abspath(path)}, path)
+    for split in ("train", "val", "test"):
+        s = getattr(cfg.data, split)
+        if s is not None and s.kind not in KINDS:
+            raise ValueError(f"{path}: data.{split}.kind: expected one of {', '.join(KINDS)}, got {s.kind!r}")
+    return cfg

@@ -1,0 +1,112 @@
+"""Datasets to training tensors: every recording encoded once by the model's ``InputSpec``.
+
+``encode_dataset(ds, spec)`` turns a dataset (``ds[i] -> (events, target)``, ``len(ds)``) into
+an ``EncodedSet``: inputs ``x [N, S, 2, h, w]`` (float16, S steps of ``spec.window_us`` from
+time 0 of each recording), targets, and for each recording the steps that carry its label
+(``[first, end)``: the gesture's interval when the dataset has labels with times, else all).
+``batches`` yields random crops of T steps for truncated BPTT, with a mask of the labelled steps.
+"""
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..model import InputSpec
+
+__all__ = ["EncodedSet", "batches", "encode_dataset", "label_steps"]
+
+
+@dataclass(frozen=True)
+class EncodedSet:
+    x: torch.Tensor          # [N, S, 2, h, w] float16
+    y: torch.Tensor          # [N] int64
+    first: torch.Tensor      # [N] int64: first labelled step
+    end: torch.Tensor        # [N] int64: one past the last labelled step
+
+    def __len__(self):
+        return len(self.y)
+
+    def subset(self, idx) -> "EncodedSet":
+        idx = torch.as_tensor(idx, dtype=torch.long)
+        return EncodedSet(self.x[idx], self.y[idx], self.first[idx], self.end[idx])
+
+
+def label_steps(interval_us, window_us: int, n_steps: int) -> tuple[int, int]:
+    """Steps ``[first, end)`` lying in the labelled interval ``(start_us, end_us)``; all steps if None."""
+    if interval_us is None:
+        return 0, n_steps
+    start, stop = interval_us
+    first = min(n_steps, max(0, math.ceil(start / window_us)))
+    end = min(n_steps, max(first, stop // window_us))
+    return first, end
+
+
+def _progress(n, desc):
+    if not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=n, desc=desc, leave=False)
+
+
+def encode_dataset(ds, spec: InputSpec, seconds: float | None = None, interval=None, desc="encode") -> EncodedSet:
+    """Encode every recording of ``ds`` from time 0 for ``seconds`` (default: the longest one).
+
+    ``interval(i) -> (start_us, end_us) | None`` gives the labelled interval of recording i.
+    """
+    n = len(ds)
+    if n == 0:
+        raise ValueError("the dataset is empty")
+    items = []
+    bar = _progress(n, desc)
+    t_max = 0
+    for i in range(n):
+        ev, target = ds[i]
+        items.append((ev, int(target)))
+        if len(ev):
+            t_max = max(t_max, int(ev["t"][-1]))
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    n_steps = math.ceil((seconds * 1e6 if seconds else t_max + 1) / spec.window_us)
+    x = torch.empty((n, n_steps, *spec.shape), dtype=torch.float16)
+    y = torch.empty(n, dtype=torch.long)
+    first = torch.empty(n, dtype=torch.long)
+    end = torch.empty(n, dtype=torch.long)
+    for i, (ev, target) in enumerate(items):
+        x[i] = torch.from_numpy(spec.encode(ev, 0, n_steps))
+        y[i] = target
+        first[i], end[i] = label_steps(interval(i) if interval else None, spec.window_us, n_steps)
+    return EncodedSet(x, y, first, end)
+
+
+def batches(data: EncodedSet, batch_size: int, steps: int, generator: torch.Generator, lead_in: int = 0,
+            shuffle: bool = True):
+    """Random crops of ``steps`` steps: yields ``(x [T, B, 2, h, w] float32, y [B], mask [T, B] bool)``.
+
+    A crop starts anywhere from ``lead_in`` steps before a recording's labelled interval to
+    ``steps`` before its end (so the network learns to recognise from rest); ``mask`` marks the
+    labelled steps. Without shuffle, crops start at the labelled interval (evaluation).
+    """
+    n = len(data)
+    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    S = data.x.shape[1]
+    for b in range(0, n, batch_size):
+        idx = order[b:b + batch_size]
+        lo = (data.first[idx] - lead_in).clamp(min=0)
+        hi = (data.end[idx] - steps).clamp(min=0)
+        hi = torch.maximum(hi, lo)
+        if shuffle:
+            start = lo + (torch.rand(len(idx), generator=generator) * (hi - lo + 1).float()).long().clamp(max=hi - lo)
+        else:
+            start = data.first[idx].clamp(max=max(S - steps, 0))
+        start = start.clamp(max=max(S - steps, 0))
+        t = start[:, None] + torch.arange(steps)[None, :]                      # [B, T]
+        x = data.x[idx[:, None], t.clamp(max=S - 1)].float().transpose(0, 1)   # [T, B, ...]
+        mask = ((t >= data.first[idx, None]) & (t < data.end[idx, None]) & (t < S)).transpose(0, 1)
+        yield x.contiguous(), data.y[idx], mask

@@ -1,0 +1,134 @@
+"""``eventflow eval``: accuracy and efficiency of a model on a dataset, through the sparse kernels.
+
+DATA is ``gesture:DIR`` or ``digits:DIR`` (simulated sets made by ``eventflow dataset make``),
+``nmnist:DIR`` (a folder of N-MNIST .bin/.bs2 files with one ``*.txt`` list of ``sample class``
+lines, or the real N-MNIST layout with Test/<digit>/), or ``dvsgesture:DIR`` (test trials).
+Each recording runs from rest over its whole length; the prediction is the class of the mean
+output over its labelled steps (the gesture's interval; the whole recording otherwise).
+``streaming_commits`` replays recordings step by step through the model's decision rule and
+measures when it commits after a gesture's onset.
+"""
+from __future__ import annotations
+
+import glob
+import os
+
+import numpy as np
+import torch
+
+from ..model import Model
+from .data import EncodedSet, encode_dataset
+from .metrics import EfficiencyCounter
+
+__all__ = ["evaluate_model", "open_eval_data", "run_outputs", "streaming_commits"]
+
+
+def open_eval_data(uri: str):
+    """``(dataset, interval function or None)`` for a DATA argument."""
+    from .. import datasets as D
+
+    kind, sep, root = uri.partition(":")
+    if not sep or not root:
+        raise ValueError(f"DATA {uri!r}: expected KIND:DIR with KIND one of gesture, digits, nmnist, dvsgesture")
+    if not os.path.isdir(root):
+        raise FileNotFoundError(f"DATA {uri!r}: no folder {root}")
+    if kind == "gesture":
+        ds = D.SimGesture(root)
+        return ds, lambda i: _interval(ds.ground_truth(i))
+    if kind == "digits":
+        return D.SimDigits(root), None
+    if kind == "nmnist":
+        lists = sorted(glob.glob(os.path.join(root, "*.txt")))
+        if len(lists) == 1:
+            return D.NMNIST.from_list(root, lists[0]), None
+        if os.path.isdir(os.path.join(root, "Test")):
+            return D.NMNIST(root, train=False), None
+        raise ValueError(f"DATA {uri!r}: expected one *.txt list of 'sample class' lines in {root} "
+                         f"(found {len(lists)}) or a Test/ folder")
+    if kind == "dvsgesture":
+        return D.DVSGesture(root, train=False), None
+    raise ValueError(f"DATA {uri!r}: unknown kind {kind!r}; expected gesture, digits, nmnist or dvsgesture")
+
+
+def _interval(labels):
+    return (int(labels["start_us"][0]), int(labels["end_us"][0])) if len(labels) else None
+
+
+def run_outputs(model: Model, data: EncodedSet, fast: bool = True, batch_size: int = 32) -> np.ndarray:
+    """Per-step outputs ``[N, S, C]`` of every recording from rest (sparse kernels or torch reference)."""
+    outs = []
+    if fast:
+        from ..snn.fast import FastNetwork
+
+        net = FastNetwork.from_network(model.network)
+    for b in range(0, len(data), batch_size):
+        x = data.x[b:b + batch_size].float().transpose(0, 1).contiguous()
+        if fast:
+            y, _ = net.run(x.numpy(), net.init_state(x.shape[1]))
+        else:
+            with torch.no_grad():
+                y, _ = model.network.run(x, model.network.init_state(x.shape[1]))
+            y = y.numpy()
+        outs.append(np.asarray(y).transpose(1, 0, 2))
+    return np.concatenate(outs)
+
+
+def _predictions(outputs, data: EncodedSet) -> np.ndarray:
+    S = outputs.shape[1]
+    t = np.arange(S)[None, :]
+    m = (t >= data.first.numpy()[:, None]) & (t < data.end.numpy()[:, None])
+    mean = (outputs * m[..., None]).sum(1) / np.maximum(m.sum(1), 1)[:, None]
+    return mean.argmax(1)
+
+
+def streaming_commits(model: Model, outputs: np.ndarray, data: EncodedSet) -> dict:
+    """Replay each recording's outputs through the decision rule: the first commit's step after onset."""
+    W = model.input.window_us
+    latencies, first_correct, wrong_first, never = [], 0, 0, 0
+    for i in range(len(data)):
+        st = model.decision.init_state(outputs.shape[2])
+        onset = int(data.first[i])
+        first = None
+        for k in range(outputs.shape[1]):
+            _, committed, st = model.decision.step(outputs[i, k][None], st)
+            if committed[0] >= 0 and k >= onset:
+                first = (k, int(committed[0]))
+                break
+        if first is None:
+            never += 1
+            continue
+        k, c = first
+        if c == int(data.y[i]):
+            first_correct += 1
+            latencies.append((k + 1 - onset) * W / 1000.0)   # the window ending at step k's end
+        else:
+            wrong_first += 1
+    lat = np.asarray(latencies)
+    return {"first_commit_correct": first_correct / len(data), "first_commit_wrong": wrong_first / len(data),
+            "never_committed": never / len(data),
+            "commit_latency_ms": ({"p50": float(np.percentile(lat, 50)), "p90": float(np.percentile(lat, 90)),
+                                   "max": float(lat.max())} if len(lat) else None)}
+
+
+def evaluate_model(model: Model, uri: str, fast: bool = True, check_reference: bool = False, limit=None) -> dict:
+    ds, interval = open_eval_data(uri)
+    if limit is not None:
+        from .session import _Limited
+
+        ds = _Limited(ds, limit)
+    data = encode_dataset(ds, model.input, None, interval, desc="encode")
+    outputs = run_outputs(model, data, fast)
+    pred = _predictions(outputs, data)
+    y = data.y.numpy()
+    result = {"model": model.name, "data": uri, "n": int(len(y)), "accuracy": float((pred == y).mean()),
+              "kernels": "sparse" if fast else "torch"}
+    counter = EfficiencyCounter(model.network)
+    for b in range(0, len(data), 32):
+        counter.add(data.x[b:b + 32].float().transpose(0, 1).contiguous())
+    result.update(counter.result())
+    if check_reference:
+        ref = _predictions(run_outputs(model, data, not fast), data)
+        result["reference_agreement"] = float((ref == pred).mean())
+    if interval is not None:
+        result["streaming"] = streaming_commits(model, outputs, data)
+    return result

@@ -1,0 +1,112 @@
+"""Surrogate-gradient BPTT with the TET loss, optional knowledge distillation, checkpoints.
+
+``tet_loss`` (Deng et al. 2022, "Temporal Efficient Training"): the cross-entropy of every
+time step's output, averaged over the labelled steps, plus ``lam`` times the mean squared
+distance of the outputs to ``phi``. ``kd_loss``: Hinton's distillation from a teacher's logits
+to the student's mean output. ``fit`` runs epochs of random crops (``data.batches``) and calls
+back after each with the epoch's numbers; ``evaluate`` scores whole recordings from rest.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .data import EncodedSet, batches
+
+__all__ = ["OptimConfig", "evaluate", "fit_epoch", "kd_loss", "predict", "tet_loss"]
+
+
+def tet_loss(out: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, lam: float = 0.0, phi: float = 1.0):
+    """``out [T, B, C]``, ``y [B]``, ``mask [T, B]`` (steps that count)."""
+    T, B, C = out.shape
+    ce = F.cross_entropy(out.reshape(T * B, C), y.repeat(T), reduction="none").view(T, B)
+    m = mask.float()
+    loss = (ce * m).sum() / m.sum().clamp(min=1)
+    if lam:
+        mse = ((out - phi) ** 2).mean(-1)
+        loss = (1 - lam) * loss + lam * (mse * m).sum() / m.sum().clamp(min=1)
+    return loss
+
+
+def kd_loss(student_mean: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 4.0):
+    """KL(teacher || student) on temperature-softened distributions, times temperature**2."""
+    t = temperature
+    return F.kl_div(F.log_softmax(student_mean / t, -1), F.softmax(teacher_logits / t, -1),
+                    reduction="batchmean") * t * t
+
+
+def masked_mean(out, mask):
+    m = mask.float().unsqueeze(-1)
+    return (out * m).sum(0) / m.sum(0).clamp(min=1)
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    epochs: int = 20
+    batch_size: int = 32
+    steps: int = 30          # T: steps per crop (truncated BPTT length)
+    lead_in: int = 10        # crops may start this many steps before the labelled interval
+    tet_lambda: float = 0.05
+    tet_phi: float = 1.0
+    kd_alpha: float = 0.0    # weight of the distillation term (0: none)
+    kd_temperature: float = 4.0
+    grad_clip: float = 1.0
+
+
+def lr_at(cfg: OptimConfig, epoch: int) -> float:
+    """Cosine schedule from ``lr`` to ``lr / 100`` over the epochs."""
+    return cfg.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * epoch / max(cfg.epochs, 1))))
+
+
+def fit_epoch(net, opt, data: EncodedSet, cfg: OptimConfig, generator, epoch: int, teacher=None, progress=None):
+    """One epoch over random crops; returns ``{"loss", "accuracy"}`` on the training crops."""
+    for g in opt.param_groups:
+        g["lr"] = lr_at(cfg, epoch)
+    net.train()
+    total, correct, n = 0.0, 0, 0
+    for x, y, mask in batches(data, cfg.batch_size, cfg.steps, generator, cfg.lead_in):
+        out, _ = net.run(x, net.init_state(x.shape[1]))
+        loss = tet_loss(out, y, mask, cfg.tet_lambda, cfg.tet_phi)
+        mean = masked_mean(out, mask)
+        if teacher is not None and cfg.kd_alpha:
+            with torch.no_grad():
+                t_logits = teacher(masked_mean(x.flatten(2), mask).view(x.shape[1:]))
+            loss = (1 - cfg.kd_alpha) * loss + cfg.kd_alpha * kd_loss(mean, t_logits, cfg.kd_temperature)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+        opt.step()
+        total += float(loss.detach()) * len(y)
+        correct += int((mean.argmax(-1) == y).sum())
+        n += len(y)
+        if progress is not None:
+            progress(len(y), float(loss))
+    return {"loss": total / max(n, 1), "accuracy": correct / max(n, 1)}
+
+
+@torch.no_grad()
+def predict(net, data: EncodedSet, batch_size: int = 64):
+    """Mean output over each recording's labelled steps, run from rest over the whole recording: ``[N, C]``."""
+    net.eval()
+    outs = []
+    for b in range(0, len(data), batch_size):
+        sl = slice(b, b + batch_size)
+        x = data.x[sl].float().transpose(0, 1)
+        out, _ = net.run(x, net.init_state(x.shape[1]))
+        S = out.shape[0]
+        t = torch.arange(S)[:, None]
+        mask = (t >= data.first[sl][None]) & (t < data.end[sl][None])
+        outs.append(masked_mean(out, mask))
+    return torch.cat(outs)
+
+
+def evaluate(net, data: EncodedSet, batch_size: int = 64) -> dict:
+    logits = predict(net, data, batch_size)
+    loss = F.cross_entropy(logits, data.y).item()
+    return {"loss": loss, "accuracy": float((logits.argmax(-1) == data.y).float().mean())}

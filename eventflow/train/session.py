@@ -1,0 +1,193 @@
+"""One training run from a config: data, network, epochs, checkpoints, curves, the exported model.
+
+Files written under ``<out>/<name>/``: ``checkpoint.safetensors`` + ``checkpoint.json`` (after
+every epoch; ``resume=True`` continues from them exactly: weights, optimiser moments, RNG,
+history), ``curves.png`` (loss and accuracy per epoch), and ``model/`` (model.json +
+model.safetensors of the best epoch by validation accuracy, PLIF folded to LIF, ready for
+``eventflow.model.load_model``).
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+import torch
+
+from ..model import DecisionSpec, InputSpec, Model, save_model
+from . import arch
+from .config import TrainConfig
+from .data import batches, encode_dataset
+from .loop import evaluate, fit_epoch
+
+__all__ = ["load_split", "train"]
+
+
+def load_split(cfg: TrainConfig, split: str, spec: InputSpec, log=print):
+    """The encoded recordings of ``cfg.data.<split>`` (simulated first when ``make`` says so and the folder is missing)."""
+    from .. import datasets as D
+
+    s = getattr(cfg.data, split)
+    root = cfg.resolve(s.root)
+    if s.kind in ("gesture", "digits") and not os.path.exists(os.path.join(root, "manifest.json")):
+        if not s.make:
+            raise FileNotFoundError(f"{cfg.path}: data.{split}.root: no dataset at {root} (and no 'make' to simulate one)")
+        log(f"simulating {s.kind} {split} split into {root}: {s.make}")
+        D.make_dataset(s.kind, root, **s.make)
+    if s.kind == "gesture":
+        ds = D.SimGesture(root)
+        interval = lambda i: _first_interval(ds.ground_truth(i))  # noqa: E731
+    elif s.kind == "digits":
+        ds, interval = D.SimDigits(root), None
+    elif s.kind == "nmnist":
+        ds = D.NMNIST.from_list(root, os.path.join(root, s.make["list"])) if s.make and "list" in s.make \
+            else D.NMNIST(root, train=(split == "train"))
+        interval = None
+    else:
+        ds, interval = D.DVSGesture(root, train=(split == "train")), None
+    if s.limit is not None:
+        ds = _Limited(ds, s.limit)
+    return encode_dataset(ds, spec, cfg.data.seconds, interval, desc=f"encode {split}")
+
+
+def _first_interval(labels):
+    return (int(labels["start_us"][0]), int(labels["end_us"][0])) if len(labels) else None
+
+
+class _Limited:
+    def __init__(self, ds, n):
+        self.ds, self.n = ds, min(n, len(ds))
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        if not 0 <= i < self.n:
+            raise IndexError(i)
+        return self.ds[i]
+
+
+def _save_checkpoint(folder, net, opt, gen, epoch, history, best):
+    from safetensors.torch import save_file
+
+    tensors = {f"net.{k}": v.detach().contiguous() for k, v in net.weights.named_parameters()}
+    for i, st in opt.state_dict()["state"].items():
+        for k, v in st.items():
+            tensors[f"opt.{i}.{k}"] = torch.as_tensor(v).detach().contiguous()
+    tensors["rng"] = gen.get_state()
+    tmp = os.path.join(folder, "checkpoint.safetensors.tmp")
+    save_file(tensors, tmp)
+    os.replace(tmp, os.path.join(folder, "checkpoint.safetensors"))
+    with open(os.path.join(folder, "checkpoint.json"), "w") as f:
+        json.dump({"epoch": epoch, "history": history, "best": best}, f, indent=1)
+
+
+def _load_checkpoint(folder, net, opt, gen):
+    from safetensors.torch import load_file
+
+    t = load_file(os.path.join(folder, "checkpoint.safetensors"))
+    with open(os.path.join(folder, "checkpoint.json")) as f:
+        meta = json.load(f)
+    with torch.no_grad():
+        for k, v in net.weights.named_parameters():
+            v.copy_(t[f"net.{k}"])
+    sd = opt.state_dict()
+    for i in sd["state"] or range(len(list(net.parameters()))):
+        keys = [k.split(".", 2)[2] for k in t if k.startswith(f"opt.{i}.")]
+        sd["state"][i] = {k: t[f"opt.{i}.{k}"] for k in keys}
+    opt.load_state_dict(sd)
+    gen.set_state(t["rng"])
+    return meta
+
+
+def plot_curves(history, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ep = [h["epoch"] for h in history]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.4))
+    a.plot(ep, [h["train_loss"] for h in history], label="train (crops)")
+    a.plot(ep, [h["val_loss"] for h in history], label="validation")
+    a.set_xlabel("epoch"), a.set_ylabel("loss"), a.legend()
+    b.plot(ep, [h["train_accuracy"] for h in history], label="train (crops)")
+    b.plot(ep, [h["val_accuracy"] for h in history], label="validation")
+    b.set_xlabel("epoch"), b.set_ylabel("accuracy"), b.set_ylim(0, 1), b.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _bar(total, desc):
+    if not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="rec", leave=False)
+
+
+def train(cfg: TrainConfig, resume: bool = False, log=print, data=None, stop_after: int | None = None) -> str:
+    """Train as ``cfg`` says; returns the folder of the exported best model.
+
+    ``data``: ``(train_set, val_set)`` already encoded, instead of ``cfg.data``'s splits.
+    ``stop_after``: stop after this many epochs in this call (continue later with ``resume``).
+    """
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    spec = InputSpec(**cfg.input)
+    folder = os.path.join(cfg.resolve(cfg.out), cfg.name)
+    os.makedirs(folder, exist_ok=True)
+    if data is None:
+        data = (load_split(cfg, "train", spec, log), load_split(cfg, "val", spec, log))
+    train_set, val_set = data
+    n_classes = int(max(train_set.y.max(), val_set.y.max())) + 1
+    classes = tuple(cfg.classes) if cfg.classes else tuple(str(i) for i in range(n_classes))
+    net = arch.conv_snn(spec.shape, len(classes), cfg.network.channels, cfg.network.hidden, cfg.network.neuron,
+                        seed=cfg.seed)
+    x0 = next(iter(batches(train_set, min(64, len(train_set)), cfg.optim.steps,
+                            torch.Generator().manual_seed(cfg.seed), 0)))[0]
+    rates = arch.calibrate_init(net, x0, cfg.init_rate)
+    log(f"initial firing rates after calibration: {rates}")
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    teacher = None
+    if cfg.teacher is not None and cfg.optim.kd_alpha:
+        from .teacher import train_teacher
+
+        teacher = train_teacher(train_set, cfg.teacher, len(classes), cfg.seed, log)
+    history, best, start = [], {"epoch": -1, "val_accuracy": -1.0}, 0
+    if resume and os.path.exists(os.path.join(folder, "checkpoint.json")):
+        meta = _load_checkpoint(folder, net, opt, gen)
+        history, best, start = meta["history"], meta["best"], meta["epoch"] + 1
+        log(f"resumed {folder} after epoch {meta['epoch']}")
+    stop = cfg.optim.epochs if stop_after is None else min(cfg.optim.epochs, start + stop_after)
+    for epoch in range(start, stop):
+        t0 = time.perf_counter()
+        bar = _bar(len(train_set), f"epoch {epoch + 1}/{cfg.optim.epochs}")
+        tr = fit_epoch(net, opt, train_set, cfg.optim, gen, epoch, teacher,
+                       None if bar is None else lambda n, loss: (bar.update(n), bar.set_postfix(loss=f"{loss:.3f}")))
+        if bar is not None:
+            bar.close()
+        va = evaluate(net, val_set)
+        row = {"epoch": epoch + 1, "train_loss": tr["loss"], "train_accuracy": tr["accuracy"],
+               "val_loss": va["loss"], "val_accuracy": va["accuracy"], "seconds": time.perf_counter() - t0}
+        history.append(row)
+        log(json.dumps(row))
+        if va["accuracy"] > best["val_accuracy"]:
+            best = {"epoch": epoch + 1, "val_accuracy": va["accuracy"]}
+            export(net, cfg, spec, classes, os.path.join(folder, "model"), best, history)
+        _save_checkpoint(folder, net, opt, gen, epoch, history, best)
+        plot_curves(history, os.path.join(folder, "curves.png"))
+    return os.path.join(folder, "model")
+
+
+def export(net, cfg: TrainConfig, spec: InputSpec, classes, out: str, best: dict, history) -> str:
+    """Write the inference model (PLIF as LIF) with what produced it in its meta."""
+    inf = arch.inference_network(net)
+    model = Model(name=cfg.name, task="classification", classes=tuple(classes), input=spec, network=inf,
+                  decision=DecisionSpec(**cfg.decision),
+                  meta={"trained_epochs": len(history), "best": best, "seed": cfg.seed,
+                        "config": os.path.basename(cfg.path or "")})
+    return save_model(out, model)

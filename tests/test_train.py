@@ -1,0 +1,178 @@
+"""Training: TET loss, crops, a tiny net that learns, checkpoints that resume exactly, export, metrics."""
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+import torch
+
+import eventflow
+from eventflow.model import DecisionSpec, InputSpec, load_model
+from eventflow.snn.fast import FastNetwork
+from eventflow.train import arch
+from eventflow.train.config import DataConfig, NetConfig, SplitConfig, TrainConfig, load_config
+from eventflow.train.data import EncodedSet, batches, label_steps
+from eventflow.train.loop import OptimConfig, tet_loss
+from eventflow.train.metrics import EfficiencyCounter
+from eventflow.train.session import train
+
+
+def moving_dot_set(n, seed, steps=12, size=8):
+    """Class 0: a horizontal bar moving right; class 1: a vertical bar moving down. Labelled from step 2."""
+    g = np.random.default_rng(seed)
+    x = torch.zeros(n, steps, 2, size, size, dtype=torch.float16)
+    y = torch.arange(n) % 2
+    for i in range(n):
+        r, c = g.integers(0, size, 2)
+        for k in range(2, steps):
+            for d in range(3):
+                if y[i] == 0:
+                    x[i, k, 1, r, (c + k + d) % size] = 1
+                else:
+                    x[i, k, 1, (r + k + d) % size, c] = 1
+            x[i, k, 0, g.integers(0, size), g.integers(0, size)] = 1   # noise
+    return EncodedSet(x, y, torch.full((n,), 2), torch.full((n,), steps))
+
+
+def test_tet_loss_is_the_mean_step_cross_entropy():
+    out = torch.randn(4, 3, 5)
+    y = torch.tensor([0, 4, 2])
+    mask = torch.ones(4, 3, dtype=torch.bool)
+    mask[0] = False
+    want = torch.stack([torch.nn.functional.cross_entropy(out[t], y) for t in range(1, 4)]).mean()
+    assert torch.allclose(tet_loss(out, y, mask), want, atol=1e-6)
+    lam = 0.1
+    mse = ((out[1:] - 1.0) ** 2).mean()
+    assert torch.allclose(tet_loss(out, y, mask, lam, 1.0), (1 - lam) * want + lam * mse, atol=1e-6)
+
+
+def test_label_steps():
+    assert label_steps(None, 10, 7) == (0, 7)
+    assert label_steps((15, 61), 10, 100) == (2, 6)       # steps 2..5 lie inside [15, 61)
+    assert label_steps((0, 10_000), 10, 5) == (0, 5)
+
+
+def test_crops_cover_labelled_steps_and_mask_them():
+    data = moving_dot_set(6, 0, steps=12)
+    g = torch.Generator().manual_seed(0)
+    seen = 0
+    for x, y, mask in batches(data, 4, 5, g, lead_in=2):
+        assert x.shape[0] == 5 and x.shape[2:] == (2, 8, 8) and x.dtype == torch.float32
+        assert mask.shape == (5, len(y))
+        seen += len(y)
+    assert seen == 6
+
+
+def _cfg(tmp_path, epochs, neuron="PLIF"):
+    return TrainConfig(name="dots", data=DataConfig(SplitConfig("digits", "-"), SplitConfig("digits", "-")),
+                       input={"sensor_size": [8, 8], "input_size": [8, 8], "window_us": 1000},
+                       network=NetConfig(channels=(4,), hidden=(16,), neuron={"type": neuron, "init_tau": 2.0}),
+                       optim=OptimConfig(lr=0.02, epochs=epochs, batch_size=8, steps=8, lead_in=2, tet_lambda=0.05),
+                       decision={"smoothing_steps": 3, "commit_probability": 0.6},
+                       classes=("right", "down"), seed=3, threads=1, out=str(tmp_path))
+
+
+def test_tiny_net_learns_and_exports_to_the_sparse_kernels(tmp_path):
+    tr, va = moving_dot_set(64, 1), moving_dot_set(32, 2)
+    folder = train(_cfg(tmp_path, 20), data=(tr, va), log=lambda m: None)
+    hist = json.load(open(os.path.join(tmp_path, "dots", "checkpoint.json")))["history"]
+    assert len(hist) == 20 and max(h["val_accuracy"] for h in hist) >= 0.9
+    assert os.path.getsize(os.path.join(tmp_path, "dots", "curves.png")) > 1000
+    model = load_model(folder)
+    assert model.classes == ("right", "down") and model.decision == DecisionSpec(3, 0.6)
+    assert type(model.network.spec["sn1"]).__name__ == "LIF"      # PLIF exported as LIF
+    # the sparse kernels give the reference's outputs
+    fast = FastNetwork.from_network(model.network)
+    x = va.x[:8].float().transpose(0, 1).contiguous()
+    ref, _ = model.network.run(x, model.network.init_state(8))
+    got, _ = fast.run(x.numpy(), fast.init_state(8))
+    np.testing.assert_allclose(got, ref.detach().numpy(), atol=1e-4)
+
+
+def test_resume_equals_an_uninterrupted_run(tmp_path):
+    tr, va = moving_dot_set(32, 1), moving_dot_set(16, 2)
+    train(_cfg(tmp_path / "a", 3), data=(tr, va), log=lambda m: None)
+    train(_cfg(tmp_path / "b", 3), data=(tr, va), log=lambda m: None, stop_after=2)   # interrupted
+    train(_cfg(tmp_path / "b", 3), data=(tr, va), resume=True, log=lambda m: None)
+    ha = json.load(open(tmp_path / "a" / "dots" / "checkpoint.json"))["history"]
+    hb = json.load(open(tmp_path / "b" / "dots" / "checkpoint.json"))["history"]
+    strip = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]  # noqa: E731
+    assert strip(ha) == strip(hb)
+    from safetensors.torch import load_file
+    wa = load_file(tmp_path / "a" / "dots" / "checkpoint.safetensors")
+    wb = load_file(tmp_path / "b" / "dots" / "checkpoint.safetensors")
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_inference_network_keeps_outputs_of_plif():
+    net = arch.conv_snn((2, 8, 8), 3, channels=(4,), hidden=(8,), neuron={"type": "PLIF", "init_tau": 3.0}, seed=0)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.mul_(3)
+    x = (torch.rand(10, 2, 2, 8, 8, generator=torch.Generator().manual_seed(1)) < 0.3).float()
+    a, _ = net.run(x, net.init_state(2))
+    inf = arch.inference_network(net)
+    b, _ = inf.run(x, inf.init_state(2))
+    torch.testing.assert_close(a.detach(), b, atol=1e-5, rtol=0)
+
+
+def test_efficiency_counts_by_hand():
+    from eventflow.snn.layers import Linear, Sequential
+    from eventflow.snn.network import Network
+    from eventflow.snn.neurons import LIF
+    net = Network(Sequential([("fc", Linear(4, 3)), ("lif", LIF()), ("out", Linear(3, 2))]), (4,), seed=0)
+    with torch.no_grad():
+        net.weights["fc"]["weight"].fill_(2.0)
+        net.weights["fc"]["bias"].zero_()
+    x = torch.tensor([[[1.0, 0, 0, 0]], [[0, 0, 0, 0]]])      # T=2, B=1: one active input once
+    c = EfficiencyCounter(net)
+    c.add(x)
+    r = c.result()
+    # fc: 1 nonzero input x 3 outputs, counted as ACs (binary input); lif: h = 2/2 = 1 -> all 3 fire at t=0
+    assert r["synaptic_ops"]["effective_acs"] == 3 + 3 * 2
+    assert r["synaptic_ops"]["effective_macs"] == 0
+    assert r["synaptic_ops"]["dense"] == 2 * 4 * 3 + 2 * 3 * 2
+    assert r["activation_sparsity"] == pytest.approx(1 - 3 / 6)
+    assert r["params"] == 4 * 3 + 3 + 3 * 2 + 2 and r["footprint_bytes"] == 4 * r["params"]
+
+
+def test_decision_rule_commits_and_holds():
+    d = DecisionSpec(smoothing_steps=2, commit_probability=0.9)
+    st = d.init_state(3)
+    _, c, st = d.step([[0.0, 0.0, 0.0]], st)
+    assert c[0] == -1
+    _, c, st = d.step([[10.0, 0.0, 0.0]], st)     # mean of the two: class 0 at ~0.99
+    assert c[0] == 0
+    _, c, st = d.step([[0.0, 0.0, 0.0]], st)      # mean (10, 0, 0)/2 still commits 0
+    assert c[0] == 0
+    _, c, st = d.step([[0.0, 0.0, 0.0]], st)      # uniform: no new commit, holds 0
+    assert c[0] == 0
+    _, c, st = d.step([[0.0, 20.0, 0.0]], st)
+    assert c[0] == 1
+
+
+def test_input_spec_matches_frames_of_downsampled_events():
+    from eventflow.encode import to_frames
+    from eventflow.encode.filters import downsample
+    g = np.random.default_rng(0)
+    n = 5000
+    ev = eventflow.from_fields(g.integers(0, 128, n), g.integers(0, 128, n), g.integers(0, 2, n),
+                               np.sort(g.integers(0, 100_000, n)))
+    spec = InputSpec((128, 128), (32, 32), 10_000)
+    t0 = int(ev["t"][0])
+    got = spec.encode(ev, t0, 9)
+    want = to_frames(downsample(ev, (128, 128), (32, 32)), (32, 32), time_window=10_000)
+    np.testing.assert_array_equal(got, want[:9].astype(np.float32))
+
+
+def test_config_errors_name_the_key(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("name: x\ndata: {train: {kind: digits, root: a}, val: {kind: digits, root: b}}\n"
+                 "input: {sensor_size: [34, 34], input_size: [34, 34], window_us: 1000}\noptim: {lr: fast}\n")
+    with pytest.raises(ValueError, match=r"optim\.lr: expected float"):
+        load_config(str(p))
+    p.write_text("name: x\ndata: {train: {kind: digits, root: a}, val: {kind: digits, root: b}}\n"
+                 "input: {}\nnetwork: {chanels: [4]}\n")
+    with pytest.raises(ValueError, match=r"network\.chanels: unknown key"):
+        load_config(str(p))
