@@ -1,0 +1,240 @@
+"""A pipeline description: frozen dataclasses read from YAML, validated with precise errors.
+
+The description is a value (``PipelineConfig``); ``eventflow.pipeline.build(config)`` turns it
+into a running instance that owns sockets, files and threads. Every key has a type; an unknown
+key, a wrong type or a missing file raises ``ValueError`` naming its path (``model.backend``)
+and, where one is involved, the file.
+
+``DEFAULT_CONFIG`` is the embedded default (``configs/default.yaml`` holds the same content):
+replay the bundled sample through the shipped ``gesture-snn`` model, one JSON line per decision.
+
+>>> cfg = from_dict({"source": {"uri": "sim:gesture"}, "runner": {"queue_windows": 4}})
+>>> cfg.runner.queue_windows, cfg.model.name
+(4, 'gesture-snn')
+>>> with_overrides(cfg, ["source.realtime=2.5", "sinks=[jsonl:-]"]).source.realtime
+2.5
+>>> from_dict({"runner": {"drop": "x"}})
+Traceback (most recent call last):
+...
+ValueError: runner.drop: unknown key (known: mode, drop_policy, queue_batches, queue_windows, stream, progress)
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import typing
+from dataclasses import dataclass, field
+
+__all__ = ["DEFAULT_CONFIG", "HeadConfig", "ModelConfig", "PipelineConfig", "RunnerConfig", "SourceConfig",
+           "from_dict", "load_config", "with_overrides"]
+
+DROP_POLICIES = ("none", "drop_oldest", "latest_only")
+RUNNER_MODES = ("auto", "sync", "async")
+BACKENDS = ("auto", "fast", "torch")
+EMIT = ("decisions", "windows")
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """Where events come from. ``uri``: a path / ``file:PATH``, ``sim:SCENE[?seed=..&seconds=..]``,
+    ``-`` / ``stdin:`` (raw EventCD bytes), or a network URI (``zmq+tcp://``, ``udp://``,
+    ``dv+tcp://``, ``camera:``). ``realtime``: pace file/sim replay at this factor of real time
+    (None: as fast as possible). ``batch_us``: sensor time per paced batch. ``width``/``height``:
+    geometry where the source does not state it. ``origin_us``: the first window's start
+    (None: the stream's first event). ``options``: passed to network/camera sources."""
+
+    uri: str = "sample"
+    realtime: float | None = None
+    batch_us: int = 1000
+    chunk_events: int = 1 << 18
+    width: int | None = None
+    height: int | None = None
+    origin_us: int | None = None
+    options: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """``name``: a shipped model's name, a model folder or a model.json path. ``backend``:
+    ``fast`` (numba event-driven kernels), ``torch`` (reference), ``auto`` (fast where the
+    network's layers allow it). ``threads``: numba/torch threads (None: leave as is)."""
+
+    name: str = "gesture-snn"
+    backend: str = "auto"
+    threads: int | None = None
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    """``emit``: ``decisions`` (a result when the committed class changes or is first reached)
+    or ``windows`` (a result per window, ``committed`` saying whether it reached the threshold).
+    ``smoothing_steps`` / ``commit_probability``: override the model's DecisionSpec."""
+
+    emit: str = "decisions"
+    smoothing_steps: int | None = None
+    commit_probability: float | None = None
+
+
+@dataclass(frozen=True)
+class RunnerConfig:
+    """``mode``: ``sync`` (deterministic, no threads), ``async`` (threads, bounded queues),
+    ``auto`` (async for network/camera sources and paced replay, else sync). ``drop_policy``
+    (async only): ``none`` (lossless backpressure), ``drop_oldest``, ``latest_only``; None:
+    ``none`` for replay, ``drop_oldest`` for live sources. ``stream``: the results' stream id."""
+
+    mode: str = "auto"
+    drop_policy: str | None = None
+    queue_batches: int = 64
+    queue_windows: int = 8
+    stream: str = "0"
+    progress: bool = False
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    source: SourceConfig = SourceConfig()
+    model: ModelConfig = ModelConfig()
+    head: HeadConfig = HeadConfig()
+    sinks: tuple = ("jsonl:-",)
+    runner: RunnerConfig = RunnerConfig()
+
+
+DEFAULT_CONFIG = {
+    "source": {"uri": "sample"},
+    "model": {"name": "gesture-snn", "backend": "auto"},
+    "head": {"emit": "decisions"},
+    "sinks": ["jsonl:-"],
+    "runner": {"mode": "auto"},
+}
+
+_CHOICES = {("model", "backend"): BACKENDS, ("head", "emit"): EMIT, ("runner", "mode"): RUNNER_MODES,
+            ("runner", "drop_policy"): DROP_POLICIES}
+
+
+def _type_name(tp) -> str:
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    base = args[0] if args else tp
+    name = {int: "an integer", float: "a number", str: "a string", bool: "true/false", dict: "a mapping",
+            tuple: "a list"}.get(base, getattr(base, "__name__", str(base)))
+    return name + (" or null" if type(None) in typing.get_args(tp) else "")
+
+
+def _check_value(value, tp, where):
+    optional = type(None) in typing.get_args(tp)
+    base = next((a for a in typing.get_args(tp) if a is not type(None)), tp)
+    if value is None:
+        if optional:
+            return None
+        raise ValueError(f"{where}: expected {_type_name(tp)}, got null")
+    ok = {int: isinstance(value, int) and not isinstance(value, bool),
+          float: isinstance(value, (int, float)) and not isinstance(value, bool),
+          str: isinstance(value, str), bool: isinstance(value, bool), dict: isinstance(value, dict),
+          tuple: isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)}[base]
+    if not ok:
+        raise ValueError(f"{where}: expected {_type_name(tp)}, got {type(value).__name__} {value!r}")
+    if base is float:
+        return float(value)
+    if base is tuple:
+        return tuple(value)
+    return value
+
+
+def _section(cls, d, where):
+    if not isinstance(d, dict):
+        raise ValueError(f"{where}: expected a mapping, got {type(d).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for k in d:
+        if k not in hints:
+            raise ValueError(f"{where}.{k}: unknown key (known: {', '.join(names)})".lstrip("."))
+    kw = {}
+    for k, v in d.items():
+        key = f"{where}.{k}".lstrip(".")
+        if dataclasses.is_dataclass(hints[k]):
+            kw[k] = _section(hints[k], v, key)
+            continue
+        kw[k] = _check_value(v, hints[k], key)
+        choices = _CHOICES.get((where, k))
+        if choices and kw[k] is not None and kw[k] not in choices:
+            raise ValueError(f"{key}: expected one of {', '.join(choices)}, got {kw[k]!r}")
+    return cls(**kw)
+
+
+def _check_ranges(c: PipelineConfig):
+    def need(ok, key, what, v):
+        if not ok:
+            raise ValueError(f"{key}: expected {what}, got {v!r}")
+    need(c.source.realtime is None or c.source.realtime > 0, "source.realtime", "a factor > 0", c.source.realtime)
+    need(c.source.batch_us > 0, "source.batch_us", "> 0", c.source.batch_us)
+    need(c.source.chunk_events > 0, "source.chunk_events", "> 0", c.source.chunk_events)
+    need(c.runner.queue_batches > 0, "runner.queue_batches", "> 0", c.runner.queue_batches)
+    need(c.runner.queue_windows > 0, "runner.queue_windows", "> 0", c.runner.queue_windows)
+    sp = c.head.smoothing_steps
+    need(sp is None or sp > 0, "head.smoothing_steps", "> 0", sp)
+    cp = c.head.commit_probability
+    need(cp is None or 0 < cp <= 1, "head.commit_probability", "a probability in (0, 1]", cp)
+    need(len(c.sinks) > 0, "sinks", "at least one sink URI", list(c.sinks))
+
+
+def from_dict(d: dict, where: str = "") -> PipelineConfig:
+    """A validated ``PipelineConfig``; ``where`` (a file name) prefixes error messages."""
+    try:
+        cfg = _section(PipelineConfig, d or {}, "")
+        _check_ranges(cfg)
+    except ValueError as e:
+        raise ValueError(f"{where}: {e}" if where else str(e)) from None
+    return cfg
+
+
+def load_config(path: str | None) -> PipelineConfig:
+    """The config in a YAML file; ``None``: the embedded default."""
+    if path is None:
+        return from_dict(DEFAULT_CONFIG)
+    import yaml
+
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"config file {path!r} does not exist")
+    with open(path, encoding="utf-8") as f:
+        try:
+            d = yaml.safe_load(f)
+        except yaml.YAMLError as e:
+            raise ValueError(f"{path}: not valid YAML ({e})") from None
+    return from_dict(d if d is not None else {}, path)
+
+
+def to_dict(cfg) -> dict:
+    """Plain data (lists for tuples) of a config, as YAML would hold it."""
+    d = dataclasses.asdict(cfg)
+    d["sinks"] = list(d["sinks"])
+    return d
+
+
+def with_overrides(cfg: PipelineConfig, assignments) -> PipelineConfig:
+    """``cfg`` with ``key.sub=value`` assignments applied, values parsed as YAML scalars and
+    checked against the schema (``source.realtime=2``, ``sinks=[jsonl:-, hdf5:out.h5]``)."""
+    import yaml
+
+    d = to_dict(cfg)
+    for a in assignments:
+        if "=" not in a:
+            raise ValueError(f"--set {a!r}: expected key.sub=value")
+        key, text = a.split("=", 1)
+        path = key.strip().split(".")
+        node, cls = d, PipelineConfig
+        for i, part in enumerate(path):
+            hints = typing.get_type_hints(cls)
+            if part not in hints:
+                raise ValueError(f"--set {key}: unknown key {'.'.join(path[:i + 1])!r}")
+            if i == len(path) - 1:
+                try:
+                    value = yaml.safe_load(text) if text.strip() else None
+                except yaml.YAMLError as e:
+                    raise ValueError(f"--set {key}: cannot parse {text!r} ({e})") from None
+                if hints[part] is str or hints[part] == (str | None):
+                    value = text  # strings stay as typed (a URI like 'sim:gesture' is not YAML)
+                node[part] = value
+            else:
+                if not dataclasses.is_dataclass(hints[part]):
+                    raise ValueError(f"--set {key}: {'.'.join(path[:i + 1])!r} has no sub-keys")
+                node, cls = node[part], hints[part]
+    return from_dict(d, "--set")

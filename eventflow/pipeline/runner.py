@@ -1,0 +1,439 @@
+"""The running pipeline built from a description, and the two runners that drive it.
+
+``build(config)`` makes a ``Pipeline``: the stages (source, decode, window, model, head, sinks)
+of one stream, owning their resources. Two runners drive it:
+
+- ``SyncRunner``: deterministic, no threads. ``step(events)`` pushes one array through and
+  returns the results of the windows those events complete: its work is bounded by
+  ``len(events)`` (decode, binning) plus one model step per completed window, i.e.
+  ``(t_last - t_previous_last) / window_us + 1`` steps. ``run()`` replays the source to its
+  end; ``finish()`` emits the last, incomplete window. Results do not depend on how the
+  stream is cut into ``step`` calls.
+- ``AsyncRunner``: a reader thread (source) and a window thread (decode, window/encode) feed
+  the model, head and sinks through bounded queues. ``drop_policy="none"`` blocks upstream when
+  a queue is full (lossless backpressure, for replay); ``drop_oldest`` drops the oldest queued
+  windows, ``latest_only`` keeps only the newest (live sources); dropped events are counted by
+  reason.
+
+Accounting (``runner.accounting()``, any time): events received = processed + dropped +
+rejected + in flight, where in flight (queued, or waiting for their window to end) is counted
+separately and is 0 once the run is over; ``balanced`` says whether the sums agree.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+
+from .metrics import StageTimes
+from .sinks import CallbackSink, open_sink
+from .sources import is_live_uri, open_source
+from .stage import EndOfStream
+from .stages import DecodeStage, HeadStage, ModelStage, WindowStage
+
+__all__ = ["AsyncRunner", "Pipeline", "SyncRunner", "build", "make_runner"]
+
+STAGE_NAMES = ("decode", "window", "model", "head", "sink")
+
+
+def _merge(*dicts):
+    out = {}
+    for d in dicts:
+        for k, v in d.items():
+            out[k] = out.get(k, 0) + int(v)
+    return out
+
+
+class Pipeline:
+    """The stages of one stream (see ``build``); ``shutdown()`` releases them all."""
+
+    def __init__(self, source, model, sinks, config):
+        c = config
+        self.config = config
+        self.source = source
+        self.model_info = model
+        geom = source.geometry() if source is not None else None
+        if geom is None and c.source.width is not None:
+            geom = (c.source.width, c.source.height)
+        if geom is None:
+            geom = model.input.sensor_size
+        if tuple(geom) != tuple(model.input.sensor_size):
+            raise ValueError(f"source {c.source.uri!r} is {geom[0]}x{geom[1]} but model {model.name!r} takes "
+                             f"{model.input.sensor_size[0]}x{model.input.sensor_size[1]} (input.sensor_size)")
+        self.geometry = tuple(geom)
+        from dataclasses import replace
+
+        decision = model.decision
+        if c.head.smoothing_steps is not None:
+            decision = replace(decision, smoothing_steps=c.head.smoothing_steps)
+        if c.head.commit_probability is not None:
+            decision = replace(decision, commit_probability=c.head.commit_probability)
+        self.decode = DecodeStage(*self.geometry)
+        self.window = WindowStage(model.input, c.source.origin_us)
+        self.model = ModelStage(model.network, c.model.backend)
+        self.head = HeadStage(decision, model.classes, c.head.emit, c.runner.stream)
+        self.sinks = list(sinks)
+
+    def stages(self):
+        return [self.decode, self.window, self.model, self.head]
+
+    def shutdown(self):
+        errors = []
+        for s in ([self.source] if self.source is not None else []) + self.stages() + self.sinks:
+            try:
+                s.shutdown()
+            except Exception as e:  # every stage gets its shutdown; the first error is raised after
+                errors.append(e)
+        if errors:
+            raise errors[0]
+
+
+def build(config, *, model=None, source=None, sinks=None, callback=None) -> Pipeline:
+    """A running ``Pipeline`` from a ``PipelineConfig``: loads the model (unless given), opens the
+    source (unless given; ``source=False`` for a ``SyncRunner`` fed by ``step`` only) and the
+    config's sinks (unless ``sinks`` is given), adding ``CallbackSink(callback)`` if given."""
+    from ..model import load_model
+
+    c = config
+    if c.model.threads is not None:
+        import numba
+        import torch
+
+        numba.set_num_threads(c.model.threads)
+        torch.set_num_threads(c.model.threads)
+    if model is None:
+        model = load_model(c.model.name)
+    if source is None:
+        source = open_source(c.source.uri, realtime=c.source.realtime, batch_us=c.source.batch_us,
+                             chunk_events=c.source.chunk_events, width=c.source.width, height=c.source.height,
+                             geometry=model.input.sensor_size, options=c.source.options)
+    elif source is False:
+        source = None
+    opened = []
+    try:
+        if sinks is None:
+            for uri in c.sinks:
+                opened.append(open_sink(uri, class_names=model.classes))
+        else:
+            opened = list(sinks)
+        if callback is not None:
+            opened.append(CallbackSink(callback))
+        return Pipeline(source, model, opened, c)
+    except BaseException:
+        for s in opened:
+            s.shutdown()
+        if source is not None:
+            source.shutdown()
+        raise
+
+
+class _Core:
+    """What both runners share: counters, timing, the model/head/sink half, accounting."""
+
+    def __init__(self, pipeline: Pipeline):
+        self.p = pipeline
+        self.times = StageTimes(STAGE_NAMES)
+        self.direct_received = 0
+        self.processed = 0
+        self.windows = 0
+        self.results = 0
+        self.dropped = {}
+        self.clock = None
+        self.t_wall0 = None
+        self.wall_s = 0.0
+        self._lock = threading.Lock()
+
+    def _note_batch(self, events, t_host_ns):
+        if len(events) == 0:
+            return
+        host_us = time.time_ns() // 1000 - (time.monotonic_ns() - t_host_ns) // 1000
+        off = host_us - int(events["t"][-1])
+        if self.clock is None:
+            self.clock = {"offset_us": off, "drift_us": 0}
+        else:
+            self.clock["drift_us"] = off - self.clock["offset_us"]
+
+    def _ingest(self, events, t_host_ns):
+        """decode + window: the windows these events complete (or None)."""
+        self._note_batch(events, t_host_ns)
+        t = time.perf_counter()
+        good = self.p.decode.step(events)
+        t1 = time.perf_counter()
+        self.times.stages["decode"].add((t1 - t) * 1e3)
+        w = self.p.window.step(good, t_host_ns)
+        self.times.stages["window"].add((time.perf_counter() - t1) * 1e3)
+        return w
+
+    def _infer(self, windows) -> list[dict]:
+        """model + head + sinks for consecutive windows; returns the results."""
+        if windows is None or len(windows) == 0:
+            return []
+        t = time.perf_counter()
+        logits = self.p.model.step(windows.x[:, None])[:, 0]
+        t1 = time.perf_counter()
+        self.times.stages["model"].add((t1 - t) * 1e3)
+        results = self.p.head.step(windows, logits)
+        t2 = time.perf_counter()
+        self.times.stages["head"].add((t2 - t1) * 1e3)
+        now = time.monotonic_ns()
+        for r in results:
+            r["latency_ms"] = round((now - r.pop("_host_ns")) / 1e6, 4)
+            self.times.e2e.add(r["latency_ms"])
+            for s in self.p.sinks:
+                s.write(r)
+        if results:
+            self.times.stages["sink"].add((time.perf_counter() - t2) * 1e3)
+        with self._lock:
+            self.processed += int(windows.n_events.sum())
+            self.windows += len(windows)
+            self.results += len(results)
+        return results
+
+    def _count_drop(self, reason, n):
+        if n:
+            with self._lock:
+                self.dropped[reason] = self.dropped.get(reason, 0) + int(n)
+
+    def _queued_events(self) -> int:
+        return 0
+
+    def accounting(self) -> dict:
+        """Events received = processed + dropped + rejected (+ in flight, during a run)."""
+        src = self.p.source.counters() if self.p.source is not None else {"received": 0, "rejected": {}, "dropped": {}}
+        received = int(src["received"]) + self.direct_received
+        rejected = _merge(src.get("rejected", {}), self.p.decode.rejected)
+        dropped = _merge(src.get("dropped", {}), self.p.window.dropped, self.dropped)
+        in_flight = self.p.window.pending + self._queued_events()
+        n_rej, n_drop = sum(rejected.values()), sum(dropped.values())
+        out = {"events_in": received, "events_processed": self.processed, "events_dropped": n_drop,
+               "events_rejected": n_rej, "events_in_flight": in_flight,
+               "balanced": received == self.processed + n_drop + n_rej + in_flight,
+               "dropped": dropped, "rejected": rejected}
+        if "lost_messages" in src:
+            out["lost_messages"] = src["lost_messages"]
+        return out
+
+    def metrics(self) -> dict:
+        """Accounting, counts, latency percentiles (ms), clock offset and throughput."""
+        m = self.accounting()
+        m.update({"windows": self.windows, "results": self.results, "backend": self.p.model.backend})
+        m.update(self.times.summary())
+        wall = self.wall_s + (time.perf_counter() - self.t_wall0 if self.t_wall0 is not None else 0.0)
+        m["wall_s"] = round(wall, 4)
+        m["events_per_s"] = round(m["events_in"] / wall, 1) if wall > 0 else None
+        m["clock"] = dict(self.clock) if self.clock else None
+        return m
+
+    def _flush(self):
+        for s in self.p.sinks:
+            s.flush()
+
+
+class SyncRunner(_Core):
+    """Deterministic, threadless driver (see the module docstring)."""
+
+    def step(self, events, t_host_ns: int | None = None) -> list[dict]:
+        """Push events (EventCD array, time order) through; the results of completed windows.
+        The events count as received here (use ``run`` to read the pipeline's own source)."""
+        self.direct_received += len(events)
+        return self._step(events, time.monotonic_ns() if t_host_ns is None else t_host_ns)
+
+    def _step(self, events, t_host_ns):
+        return self._infer(self._ingest(events, t_host_ns))
+
+    def finish(self) -> list[dict]:
+        """The last (incomplete) window's results; sinks flushed."""
+        out = self._infer(self.p.window.finish(time.monotonic_ns()))
+        self._flush()
+        return out
+
+    def run(self, stop: threading.Event | None = None, progress=None, max_batches: int | None = None) -> dict:
+        """Replay the source to its end, or until ``stop`` is set (then the open window is
+        finished too), or for at most ``max_batches`` batches (then the stream stays open:
+        ``get_state``/``run`` again continue it). Returns ``metrics()``."""
+        src = self.p.source
+        self.t_wall0 = time.perf_counter()
+        live = is_live_uri(self.p.config.source.uri)
+        n = 0
+        try:
+            while stop is None or not stop.is_set():
+                if max_batches is not None and n >= max_batches:
+                    return self.metrics()
+                try:
+                    b = src.next(0.1 if (live or stop is not None) else None)
+                except EndOfStream:
+                    break
+                if b is None:
+                    continue
+                n += 1
+                self._step(b.events, b.t_host_ns)
+                if progress is not None:
+                    progress(len(b.events))
+            self.finish()
+        finally:
+            self.wall_s += time.perf_counter() - self.t_wall0
+            self.t_wall0 = None
+        return self.metrics()
+
+    def get_state(self) -> dict:
+        """Every stage's state, by name, plus the runner's counters."""
+        st = {s.name: s.get_state() for s in self.p.stages()}
+        if self.p.source is not None:
+            st["source"] = self.p.source.get_state()
+        st["runner"] = {"direct_received": self.direct_received, "processed": self.processed,
+                        "windows": self.windows, "results": self.results, "dropped": dict(self.dropped)}
+        return st
+
+    def reset(self, state: dict | None = None):
+        """Back to the start, or to a state ``get_state`` returned (from this or another pipeline)."""
+        for s in self.p.stages():
+            s.reset(None if state is None else state[s.name])
+        if self.p.source is not None:
+            self.p.source.reset(None if state is None else state.get("source"))
+        r = (state or {}).get("runner", {})
+        self.direct_received, self.processed = r.get("direct_received", 0), r.get("processed", 0)
+        self.windows, self.results, self.dropped = r.get("windows", 0), r.get("results", 0), dict(r.get("dropped", {}))
+
+
+_END = object()
+
+
+class AsyncRunner(_Core):
+    """Threads and bounded queues (see the module docstring)."""
+
+    def __init__(self, pipeline: Pipeline, drop_policy: str = "none", queue_batches: int = 64,
+                 queue_windows: int = 8):
+        super().__init__(pipeline)
+        if drop_policy not in ("none", "drop_oldest", "latest_only"):
+            raise ValueError(f"runner.drop_policy: expected none, drop_oldest or latest_only, got {drop_policy!r}")
+        self.drop_policy = drop_policy
+        self.q_batches = queue.Queue(queue_batches)
+        self.q_windows = queue.Queue(queue_windows)
+        self._queued = 0
+        self.error = None
+
+    def _queued_events(self):
+        return self._queued
+
+    def _add_queued(self, n):
+        with self._lock:
+            self._queued += n
+
+    def _put(self, q, item):
+        """Blocking put (backpressure); gives up only if the consumer thread failed."""
+        while self.error is None:
+            try:
+                q.put(item, timeout=0.05)
+                return
+            except queue.Full:
+                continue
+
+    def _reader(self, stop, progress):
+        try:
+            while not stop.is_set():
+                try:
+                    b = self.p.source.next(0.05)
+                except EndOfStream:
+                    break
+                if b is None:
+                    continue
+                self._add_queued(len(b.events))
+                self._put(self.q_batches, b)
+                if progress is not None:
+                    progress(len(b.events))
+        except BaseException as e:
+            self.error = e
+        finally:
+            self.q_batches.put(_END)
+
+    def _offer(self, w):
+        """Queue windows by the drop policy."""
+        n = int(w.n_events.sum())
+        self._add_queued(n)
+        if self.drop_policy == "none":
+            self.q_windows.put(w)
+            return
+        if self.drop_policy == "latest_only":
+            self._drain_queued("latest_only")
+        while True:
+            try:
+                self.q_windows.put_nowait(w)
+                return
+            except queue.Full:
+                self._drain_queued("drop_oldest", limit=1)
+
+    def _drain_queued(self, reason, limit=None):
+        k = 0
+        while limit is None or k < limit:
+            try:
+                old = self.q_windows.get_nowait()
+            except queue.Empty:
+                return
+            if old is _END:  # never drop the end marker
+                self.q_windows.put(old)
+                return
+            n = int(old.n_events.sum())
+            self._add_queued(-n)
+            self._count_drop(reason, n)
+            k += 1
+
+    def _windower(self):
+        try:
+            while True:
+                b = self.q_batches.get()
+                if b is _END:
+                    break
+                self._add_queued(-len(b.events))
+                w = self._ingest(b.events, b.t_host_ns)
+                if w is not None and len(w):
+                    self._offer(w)
+            w = self.p.window.finish(time.monotonic_ns())
+            if w is not None and len(w):
+                self._offer(w)
+        except BaseException as e:
+            self.error = self.error or e
+        finally:
+            self.q_windows.put(_END)
+
+    def run(self, stop: threading.Event | None = None, progress=None) -> dict:
+        """Run until the source ends or ``stop`` is set; in-flight windows finish. Returns ``metrics()``."""
+        stop = stop or threading.Event()
+        self.t_wall0 = time.perf_counter()
+        threads = [threading.Thread(target=self._reader, args=(stop, progress), name="source", daemon=True),
+                   threading.Thread(target=self._windower, name="window", daemon=True)]
+        for t in threads:
+            t.start()
+        try:
+            while True:
+                try:
+                    w = self.q_windows.get(timeout=0.1)
+                except queue.Empty:
+                    continue
+                if w is _END:
+                    break
+                self._add_queued(-int(w.n_events.sum()))
+                self._infer(w)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(timeout=5)
+            self._flush()
+            self.wall_s += time.perf_counter() - self.t_wall0
+            self.t_wall0 = None
+        if self.error is not None:
+            raise self.error
+        return self.metrics()
+
+
+def make_runner(pipeline: Pipeline):
+    """The runner the config asks for (``runner.mode``; ``auto``: async for live and paced sources)."""
+    c = pipeline.config
+    live = is_live_uri(c.source.uri)
+    mode = c.runner.mode
+    if mode == "auto":
+        mode = "async" if (live or c.source.realtime is not None) else "sync"
+    if mode == "sync":
+        return SyncRunner(pipeline)
+    policy = c.runner.drop_policy or ("drop_oldest" if live else "none")
+    return AsyncRunner(pipeline, policy, c.runner.queue_batches, c.runner.queue_windows)
+

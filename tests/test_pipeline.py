@@ -1,0 +1,267 @@
+"""Pipeline core: cut-point independence, resume equivalence, accounting, config errors, sinks, drops.
+
+Models here are tiny and have random weights (never shipped): a 32x32 sensor binned to 16x16,
+5 ms windows, one conv-LIF block and a linear readout over 3 classes.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import eventflow
+from eventflow.model import DecisionSpec, InputSpec, Model, save_model
+from eventflow.pipeline import (ArraySource, AsyncRunner, CallbackSink, StreamSource, SyncRunner, build, from_dict,
+                                load_config, open_sink, read_results, with_overrides)
+from eventflow.pipeline.config import DEFAULT_CONFIG
+from eventflow.pipeline.stage import EndOfStream
+from eventflow.snn.layers import Conv2d, Flatten, Linear, MaxPool2d, Sequential
+from eventflow.snn.network import Network
+from eventflow.snn.neurons import LIF
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def tiny_model(seed=0):
+    spec = Sequential((("conv1", Conv2d(2, 4, 3, padding=1)), ("lif1", LIF()), ("pool1", MaxPool2d(2)),
+                       ("flatten", Flatten()), ("fc", Linear(4 * 8 * 8, 3))))
+    ispec = InputSpec(sensor_size=(32, 32), input_size=(16, 16), window_us=5000)
+    net = Network(spec, ispec.shape, seed=seed)
+    with torch.no_grad():
+        net.weights["conv1"]["weight"].mul_(4)
+    return Model("tiny", "classification", ("a", "b", "c"), ispec, net.eval(), DecisionSpec(3, 0.4))
+
+
+def random_events(n=6000, t_end=120_000, seed=0):
+    rng = np.random.default_rng(seed)
+    return eventflow.from_fields(rng.integers(0, 32, n), rng.integers(0, 32, n), rng.integers(0, 2, n),
+                                 np.sort(rng.integers(1000, t_end, n)))
+
+
+MODEL = tiny_model()
+EVENTS = random_events()
+
+
+def config(**sections):
+    d = {"model": {"name": "unused"}, "head": {"emit": "windows"}}
+    d.update(sections)
+    return from_dict(d)
+
+
+def sync_runner(cfg=None, source=False, **kw):
+    return SyncRunner(build(cfg or config(), model=MODEL, source=source, sinks=[], **kw))
+
+
+def strip(results):
+    return [{k: v for k, v in r.items() if k != "latency_ms"} for r in results]
+
+
+def feed(runner, events, cuts):
+    out = []
+    for a, b in zip([0, *cuts], [*cuts, len(events)]):
+        out += runner.step(events[a:b])
+    return out + runner.finish()
+
+
+WHOLE = strip(feed(sync_runner(), EVENTS, []))
+
+
+def test_results_carry_the_contract_keys():
+    keys = {"stream", "t_start_us", "t_end_us", "latency_ms", "task", "class_id", "class_name", "probability",
+            "probabilities", "committed"}
+    r = feed(sync_runner(), EVENTS, [])
+    assert all(set(x) == keys for x in r)
+    t0 = int(EVENTS["t"][0])
+    assert [x["t_start_us"] for x in r] == list(range(t0, t0 + 5000 * len(r), 5000))  # aligned to the first event
+    assert r[-1]["t_end_us"] > int(EVENTS["t"][-1])
+    assert all(abs(sum(x["probabilities"]) - 1) < 1e-6 and x["task"] == "classification" for x in r)
+    assert len({x["class_id"] for x in r}) > 1  # the model's output does depend on the input
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.lists(st.integers(0, len(EVENTS)), max_size=12))
+def test_results_do_not_depend_on_where_the_stream_is_cut(cuts):
+    assert strip(feed(sync_runner(), EVENTS, sorted(cuts))) == WHOLE
+
+
+@pytest.mark.parametrize("backend", ["fast", "torch"])
+def test_resume_from_saved_state_equals_an_uninterrupted_run(backend):
+    cfg = config(model={"name": "unused", "backend": backend})
+    whole = strip(feed(sync_runner(cfg), EVENTS, [1000, 2500]))
+    first = sync_runner(cfg)
+    got = first.step(EVENTS[:1000]) + first.step(EVENTS[1000:2500])
+    saved = copy.deepcopy(first.get_state())
+    first.step(EVENTS[2500:2600])  # the first runner goes on: the saved state must not move with it
+    fresh = sync_runner(cfg)
+    fresh.reset(saved)
+    got += fresh.step(EVENTS[2500:]) + fresh.finish()
+    assert strip(got) == whole
+    assert fresh.accounting()["events_processed"] == len(EVENTS)
+
+
+def test_resume_a_replay_source_mid_stream():
+    cfg = config()
+    a = sync_runner(cfg, source=ArraySource(EVENTS, batch_events=700))
+    got = []
+    a.p.sinks.append(CallbackSink(got.append))
+    a.run(max_batches=4)
+    state = copy.deepcopy(a.get_state())
+    b = sync_runner(cfg, source=ArraySource(EVENTS, batch_events=700))
+    b.p.sinks.append(CallbackSink(got.append))
+    b.reset(state)
+    m = b.run()
+    assert strip(got) == WHOLE
+    assert m["events_in"] == m["events_processed"] == len(EVENTS) and m["balanced"]
+
+
+def test_accounting_counts_rejected_and_dropped_events_by_reason():
+    ev = EVENTS[:3000].copy()
+    ev["x"][10] = 40            # out of bounds (sensor is 32 wide)
+    ev["p"][20] = 7             # not 0/1
+    ev["t"][30] = 0             # before the running time
+    r = sync_runner(config(source={"origin_us": int(EVENTS["t"][500])}))
+    r.step(ev[:1500])
+    mid = r.accounting()
+    assert mid["balanced"] and mid["events_in_flight"] > 0
+    r.step(ev[1500:])
+    r.finish()
+    acc = r.accounting()
+    assert acc["rejected"] == {"out_of_bounds": 1, "bad_polarity": 1, "time_backwards": 1}
+    n_before = int(np.searchsorted(ev["t"][31:], EVENTS["t"][500])) + 28  # all good events before the origin
+    assert acc["dropped"] == {"before_origin": n_before}
+    assert acc["events_in"] == 3000 == acc["events_processed"] + acc["events_dropped"] + acc["events_rejected"]
+    assert acc["balanced"] and acc["events_in_flight"] == 0
+
+
+def test_decisions_are_the_windows_where_the_committed_class_changes():
+    windows = feed(sync_runner(), EVENTS, [])
+    decisions = strip(feed(sync_runner(config(head={"emit": "decisions"})), EVENTS, []))
+    expected, last = [], None
+    for w in strip(windows):
+        if w["committed"] and w["class_id"] != last:
+            expected.append(w)
+            last = w["class_id"]
+    assert decisions == expected and 0 < len(decisions) < len(windows)
+
+
+def test_config_errors_name_the_key_and_the_file(tmp_path):
+    with pytest.raises(ValueError, match=r"^source\.urii: unknown key"):
+        from_dict({"source": {"urii": "x"}})
+    with pytest.raises(ValueError, match=r"runner\.queue_windows: expected an integer, got str 'many'"):
+        from_dict({"runner": {"queue_windows": "many"}})
+    with pytest.raises(ValueError, match=r"runner\.drop_policy: expected one of none, drop_oldest, latest_only"):
+        from_dict({"runner": {"drop_policy": "sometimes"}})
+    with pytest.raises(ValueError, match=r"source\.realtime: expected a factor > 0"):
+        from_dict({"source": {"realtime": 0}})
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model:\n  name: x\n  threads: two\n")
+    with pytest.raises(ValueError, match=rf"^{bad}: model\.threads: expected an integer or null"):
+        load_config(str(bad))
+    with pytest.raises(FileNotFoundError, match="nope.yaml"):
+        load_config(str(tmp_path / "nope.yaml"))
+    with pytest.raises(ValueError, match="unknown key 'runner.speed'"):
+        with_overrides(from_dict({}), ["runner.speed=3"])
+    with pytest.raises(ValueError, match=r"runner\.queue_windows: expected an integer"):
+        with_overrides(from_dict({}), ["runner.queue_windows=lots"])
+    cfg = with_overrides(from_dict({}), ["runner.queue_windows=3", "source.uri=sim:gesture?seed=2", "sinks=[jsonl:-]"])
+    assert (cfg.runner.queue_windows, cfg.source.uri, cfg.sinks) == (3, "sim:gesture?seed=2", ("jsonl:-",))
+    with pytest.raises(FileNotFoundError, match="no model"):
+        build(config(model={"name": str(tmp_path / "missing")}), sinks=[])
+    with pytest.raises(ValueError, match="unknown scheme 'ftp:'"):
+        build(config(source={"uri": "ftp://x/y"}), model=MODEL, sinks=[])
+    with pytest.raises(ValueError, match="sink 'csv:out': unknown kind"):
+        open_sink("csv:out")
+
+
+def test_shipped_configs_are_valid_and_default_yaml_is_the_embedded_default():
+    import yaml
+
+    for name in ("default.yaml", "replay.yaml", "live_zmq.yaml"):
+        load_config(os.path.join(ROOT, "configs", name))
+    with open(os.path.join(ROOT, "configs", "default.yaml"), encoding="utf-8") as f:
+        assert yaml.safe_load(f) == DEFAULT_CONFIG
+
+
+def test_jsonl_and_hdf5_sinks_round_trip(tmp_path):
+    folder = save_model(str(tmp_path / "tiny"), MODEL)
+    cfg = from_dict({"model": {"name": folder}, "head": {"emit": "windows"},
+                     "sinks": [f"jsonl:{tmp_path / 'r.jsonl'}", f"hdf5:{tmp_path / 'r.h5'}"]})
+    got = []
+    p = build(cfg, source=ArraySource(EVENTS, batch_events=1000), callback=got.append)
+    SyncRunner(p).run()
+    p.shutdown()
+    with open(tmp_path / "r.jsonl", encoding="utf-8") as f:
+        lines = [json.loads(x) for x in f]
+    assert lines == got and strip(got) == WHOLE
+    back = read_results(str(tmp_path / "r.h5"))
+    assert strip(back) == [{**r, "probabilities": pytest.approx(r["probabilities"], abs=1e-6),
+                            "probability": pytest.approx(r["probability"], abs=1e-6)} for r in strip(got)]
+    assert [b["latency_ms"] for b in back] == pytest.approx([g["latency_ms"] for g in got])
+
+
+def test_file_source_replays_a_file_and_counts_its_events(tmp_path):
+    path = str(tmp_path / "ev.hdf5")
+    eventflow.write_events(path, EVENTS, width=32, height=32)
+    got = []
+    p = build(config(source={"uri": f"file:{path}", "chunk_events": 999}), model=MODEL, sinks=[],
+              callback=got.append)
+    m = SyncRunner(p).run()
+    assert strip(got) == WHOLE and m["events_in"] == len(EVENTS) and m["balanced"]
+
+
+def test_stdin_source_keeps_records_split_across_reads():
+    r, w = os.pipe()
+    data = EVENTS[:500].tobytes()
+
+    def writer():
+        for a in range(0, len(data), 37):   # 37-byte writes: records cut everywhere
+            os.write(w, data[a:a + 37])
+        os.write(w, b"\x01\x02\x03")        # a truncated last record
+        os.close(w)
+
+    th = threading.Thread(target=writer)
+    th.start()
+    src = StreamSource(os.fdopen(r, "rb", buffering=0), read_bytes=50)
+    parts = []
+    while True:
+        try:
+            b = src.next(timeout_s=5)
+        except EndOfStream:
+            break
+        if b is not None:
+            parts.append(b.events)
+    th.join()
+    assert eventflow.events.concatenate(parts).tobytes() == data
+    assert src.counters() == {"received": 501, "rejected": {"truncated_record": 1}, "dropped": {}}
+
+
+def test_async_lossless_equals_sync():
+    got = []
+    p = build(config(runner={"queue_windows": 1, "queue_batches": 1}), model=MODEL, sinks=[],
+              source=ArraySource(EVENTS, batch_events=300), callback=got.append)
+    m = AsyncRunner(p, "none", 1, 1).run()
+    assert strip(got) == WHOLE and m["events_dropped"] == 0 and m["balanced"]
+
+
+@pytest.mark.parametrize("policy", ["drop_oldest", "latest_only"])
+def test_slow_consumer_with_a_drop_policy_counts_the_dropped_events(policy):
+    got = []
+
+    def slow(result):
+        got.append(result)
+        time.sleep(0.01)
+
+    p = build(config(), model=MODEL, sinks=[], source=ArraySource(EVENTS, batch_events=100), callback=slow)
+    m = AsyncRunner(p, policy, queue_batches=4, queue_windows=1).run()
+    assert m["dropped"].get(policy, 0) > 0 and m["balanced"]
+    assert m["events_in"] == len(EVENTS) == m["events_processed"] + m["events_dropped"]
+    assert len(got) < len(WHOLE)
+    assert all(g["t_start_us"] < h["t_start_us"] for g, h in zip(got, got[1:]))  # still in time order
