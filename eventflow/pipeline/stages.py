@@ -24,8 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..encode.slicing import TimeSlicer, TimeSlicerState
-from ..events import concatenate, empty
+from ..kernels import window_bin as K
 
 __all__ = ["DecodeStage", "HeadStage", "ModelStage", "WindowStage", "Windows"]
 
@@ -46,6 +45,11 @@ class DecodeStage:
 
     def step(self, events: np.ndarray) -> np.ndarray:
         if len(events) == 0:
+            return events
+        first_bad, t_last = K.first_invalid(np.ascontiguousarray(events).view(np.uint64), self.width,
+                                            self.height, self.t_last)
+        if first_bad == len(events):
+            self.t_last = t_last
             return events
         t = events["t"]
         bad_xy = (events["x"] >= self.width) | (events["y"] >= self.height)
@@ -96,80 +100,106 @@ class Windows:
 
 
 class WindowStage:
-    """Events -> encoded windows (see the module docstring); counts events in windows and those
-    that fell outside every window (before ``origin_us``, or past the last one at the end)."""
+    """Events -> encoded windows (see the module docstring) by the streaming binning kernel
+    ``eventflow.kernels.window_bin``; counts events in windows and those outside every window
+    (before ``origin_us``, or in the open window at the end when it is not emitted)."""
 
     name = "window"
+    CAPACITY = 256   # windows binned per kernel call (the caller drains them between calls)
 
     def __init__(self, input_spec, origin_us: int | None = None):
         self.spec = input_spec
-        self.slicer = TimeSlicer(input_spec.window_us, include_incomplete=True, start_time=origin_us)
+        self.origin_us = origin_us
+        (W, H), (w, h) = input_spec.sensor_size, input_spec.input_size
+        self.xmap = (np.arange(W, dtype=np.int64) * w // W).astype(np.int64)
+        self.ymap = (np.arange(H, dtype=np.int64) * h // H).astype(np.int64)
+        self._out = np.zeros((self.CAPACITY, 2, h, w), np.float32)
+        self._counts = np.zeros(self.CAPACITY, np.int64)
+        self._touched = np.zeros(self.CAPACITY + 1, np.int64)
         self.reset()
 
-    def _encode(self, windows, first_k, t_host_now):
-        n = len(windows)
-        if n == 0:
-            return None
-        starts = self.state.t0 + (first_k + np.arange(n, dtype=np.int64)) * self.slicer.stride
-        counts = np.fromiter((len(w) for w in windows), np.int64, n)
-        ev = concatenate([w for w in windows if len(w)]) if counts.any() else empty(0)
-        x = self.spec.encode(ev, int(starts[0]), n)
-        self.windowed += int(counts.sum())
-        host = np.full(n, t_host_now, np.int64)
-        if len(self.marks_t):
-            for i, w in enumerate(windows):
-                if len(w):
-                    j = min(int(np.searchsorted(self.marks_t, int(w["t"][-1]))), len(self.marks_t) - 1)
-                    host[i] = self.marks_host[j]
-            done = np.searchsorted(self.marks_t, int(starts[-1]) + self.slicer.time_window)
-            self.marks_t, self.marks_host = self.marks_t[done:], self.marks_host[done:]
-        return Windows(x, starts, self.slicer.time_window, counts, host)
+    def _windows(self, xs, counts, host):
+        n = len(counts)
+        k0 = int(self.acc[K.A_K]) - n
+        starts = int(self.acc[K.A_T0]) + (k0 + np.arange(n, dtype=np.int64)) * self.spec.window_us
+        return Windows(self.spec._finish(xs), starts, self.spec.window_us, counts, host)
 
     def step(self, events: np.ndarray, t_host_ns: int):
         """The windows these events complete (a ``Windows``), or None."""
         if len(events) == 0:
             return None
         self.received += len(events)
-        self.marks_t = np.append(self.marks_t, int(events["t"][-1]))
-        self.marks_host = np.append(self.marks_host, np.int64(t_host_ns))
-        before = len(self.state.pending)
-        windows, self.state = self.slicer.step(events, self.state)
-        out = self._encode(windows, self.state.emitted - len(windows), t_host_ns)
-        gone = before + len(events) - len(self.state.pending) - (int(out.n_events.sum()) if out else 0)
-        _add(self.dropped, "before_origin", gone)
-        return out
+        if self.acc is None:
+            t0 = int(events["t"][0]) if self.origin_us is None else int(self.origin_us)
+            self.acc = K.new_acc(t0, self.spec.window_us)
+        words = np.ascontiguousarray(events).view(np.uint64)
+        (W, H) = self.spec.sensor_size
+        parts, i = [], 0
+        while True:
+            i, n = K.bin_windows(words, i, W, H, self.xmap, self.ymap, self.spec.window_us, self.acc,
+                                 self.partial, self._out, self._counts, self._touched)
+            if n:
+                host = np.where(self._touched[:n] == 1, t_host_ns, self.host_open).astype(np.int64)
+                host[self._counts[:n] == 0] = t_host_ns
+                parts.append((self._out[:n].copy(), self._counts[:n].copy(), host))
+                self.host_open = t_host_ns
+            if self._touched[self.CAPACITY]:
+                self.host_open = t_host_ns
+            if i >= len(events):
+                break
+        bad = {"out_of_bounds": K.A_OOB, "bad_polarity": K.A_POL, "time_backwards": K.A_BACK}
+        for reason, a in bad.items():
+            if self.acc[a]:
+                raise AssertionError(f"window stage got {reason} events: the decode stage must reject them")
+        if not parts:
+            return None
+        xs = parts[0][0] if len(parts) == 1 else np.concatenate([p[0] for p in parts])
+        counts = np.concatenate([p[1] for p in parts])
+        host = np.concatenate([p[2] for p in parts])
+        return self._windows(xs, counts, host)
 
     def finish(self, t_host_ns: int):
-        """The last, possibly incomplete, windows at the end of the stream."""
-        windows = self.slicer.finish(self.state)
-        out = self._encode(windows, self.state.emitted, t_host_ns)
-        left = len(self.state.pending) - (int(out.n_events.sum()) if out else 0)
-        _add(self.dropped, "past_last_window", left)
-        self.state = TimeSlicerState(self.state.t0, empty(0), self.state.emitted + len(windows), self.state.t_last)
-        return out
+        """The open window at the end of the stream, if any event fell in it."""
+        if self.acc is None or self.acc[K.A_N_OPEN] == 0:
+            return None
+        n_open = int(self.acc[K.A_N_OPEN])
+        xs = self.partial[None].copy()
+        self.acc[K.A_K] += 1
+        self.acc[K.A_DONE] += n_open
+        self.acc[K.A_N_OPEN] = 0
+        self.acc[K.A_T_END] += self.spec.window_us
+        self.partial[:] = 0
+        return self._windows(xs, np.array([n_open], np.int64), np.array([self.host_open], np.int64))
+
+    @property
+    def windowed(self) -> int:
+        return 0 if self.acc is None else int(self.acc[K.A_DONE])
+
+    @property
+    def dropped(self) -> dict:
+        n = 0 if self.acc is None else int(self.acc[K.A_BEFORE])
+        return {"before_origin": n} if n else {}
 
     @property
     def pending(self) -> int:
-        """Events held for windows not yet complete."""
-        return len(self.state.pending)
+        """Events held in the open window."""
+        return 0 if self.acc is None else int(self.acc[K.A_N_OPEN])
 
     def get_state(self):
-        s = self.state
-        return {"t0": s.t0, "pending": s.pending.copy(), "emitted": s.emitted, "t_last": s.t_last,
-                "received": self.received, "windowed": self.windowed, "dropped": dict(self.dropped),
-                "marks_t": self.marks_t.copy(), "marks_host": self.marks_host.copy()}
+        return {"acc": None if self.acc is None else self.acc.copy(), "partial": self.partial.copy(),
+                "received": self.received, "host_open": self.host_open}
 
     def reset(self, state=None):
         if state is None:
-            self.state = TimeSlicerState()
-            self.received = self.windowed = 0
-            self.dropped = {}
-            self.marks_t, self.marks_host = np.zeros(0, np.int64), np.zeros(0, np.int64)
+            self.acc = None
+            self.partial = np.zeros(self.spec.shape, np.float32)
+            self.received = 0
+            self.host_open = 0
             return
-        self.state = TimeSlicerState(state["t0"], state["pending"].copy(), state["emitted"], state["t_last"])
-        self.received, self.windowed = int(state["received"]), int(state["windowed"])
-        self.dropped = dict(state["dropped"])
-        self.marks_t, self.marks_host = state["marks_t"].copy(), state["marks_host"].copy()
+        self.acc = None if state["acc"] is None else np.array(state["acc"], np.int64)
+        self.partial = np.array(state["partial"], np.float32)
+        self.received = int(state["received"])
+        self.host_open = int(state["host_open"])
 
     def shutdown(self):
         pass

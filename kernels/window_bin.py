@@ -1,0 +1,155 @@
+"""Streaming window binning for the pipeline: validate, map to the model's grid, count per window.
+
+One pass over a batch of events (the flat uint64 view of EventCD: word 0 = x | y << 16 |
+p << 32, word 1 = t) does what the decode and window stages need:
+
+- rejects, and counts by reason, events outside the sensor (``oob``), with a polarity other
+  than 0 / 1 (``pol``), or earlier than the latest accepted time (``back``);
+- drops (counts) events before the stream's origin ``t0``;
+- adds each accepted event to the open window's frame ``partial [2, h, w]`` at
+  ``(p, ymap[y], xmap[x])`` (float32 counts), and when an event falls at or past the open
+  window's end, copies the frame out as a completed window (empty windows of a time gap too).
+
+The completed windows go to ``out [cap, 2, h, w]``; when ``cap`` windows are out the kernel
+stops and reports where, so the caller drains ``out`` and calls again: no allocation follows a
+timestamp. Everything the kernel carries between calls is in ``acc`` (int64) and ``partial``,
+so a stream cut anywhere gives the same windows. ``bin_windows_reference`` is the plain-Python
+definition the kernel must equal.
+
+acc layout (int64[ACC_SIZE]): see the ``A_*`` constants.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+A_T0, A_K, A_T_END, A_T_LAST, A_N_OPEN, A_OOB, A_POL, A_BACK, A_BEFORE, A_DONE = range(10)
+ACC_SIZE = 10
+NO_TIME = np.iinfo(np.int64).min
+
+
+def new_acc(t0: int, window_us: int) -> np.ndarray:
+    """Accumulators for a stream whose first window starts at ``t0``."""
+    acc = np.zeros(ACC_SIZE, np.int64)
+    acc[A_T0] = t0
+    acc[A_T_END] = t0 + window_us
+    acc[A_T_LAST] = NO_TIME
+    return acc
+
+
+@njit(cache=True, nogil=True)
+def bin_windows(words, start, width, height, xmap, ymap, window_us, acc, partial, out, out_counts, out_touched):
+    """Process events from index ``start``; returns ``(next index, windows written to out)``.
+
+    ``out_counts[i]``: events in completed window i; ``out_touched[i]``: 1 if an event of
+    window i arrived in this call (for the latency of the window's last event).
+    """
+    n = words.shape[0] // 2
+    cap = out.shape[0]
+    n_out = 0
+    hw = partial.shape[1] * partial.shape[2]
+    pw = partial.shape[2]
+    flat = partial.reshape(-1)
+    touched = 0
+    t_end = acc[A_T_END]
+    t_last = acc[A_T_LAST]
+    t0 = acc[A_T0]
+    n_open = acc[A_N_OPEN]
+    i = start
+    while i < n:
+        lo = words[2 * i]
+        t = np.int64(words[2 * i + 1])
+        x = np.int64(lo & np.uint64(0xFFFF))
+        y = np.int64((lo >> np.uint64(16)) & np.uint64(0xFFFF))
+        p = np.int64((lo >> np.uint64(32)) & np.uint64(0xFFFF))
+        if x >= width or y >= height:
+            acc[A_OOB] += 1
+        elif p > 1:
+            acc[A_POL] += 1
+        elif t < t_last:
+            acc[A_BACK] += 1
+        elif t < t0:
+            t_last = t
+            acc[A_BEFORE] += 1
+        else:
+            if t >= t_end:
+                # close the open window, then any empty ones, until t is inside the open window
+                if n_out == cap:
+                    break
+                out[n_out] = partial
+                out_counts[n_out] = n_open
+                out_touched[n_out] = touched
+                n_out += 1
+                acc[A_DONE] += n_open
+                acc[A_K] += 1
+                partial[:] = 0
+                n_open = 0
+                touched = 0
+                t_end += window_us
+                while t >= t_end and n_out < cap:
+                    out[n_out] = 0
+                    out_counts[n_out] = 0
+                    out_touched[n_out] = 0
+                    n_out += 1
+                    acc[A_K] += 1
+                    t_end += window_us
+                if t >= t_end:
+                    break   # out is full of empty windows; this event is looked at again next call
+            t_last = t
+            flat[p * hw + ymap[y] * pw + xmap[x]] += 1.0
+            n_open += 1
+            touched = 1
+        i += 1
+    acc[A_T_END] = t_end
+    acc[A_T_LAST] = t_last
+    acc[A_N_OPEN] = n_open
+    # whether the open window got an event in this call is returned through out_touched[cap]
+    out_touched[cap] = touched
+    return i, n_out
+
+
+def bin_windows_reference(events, width, height, input_size, window_us, t0):
+    """Plain definition over a whole stream: ``(windows [n, 2, h, w] float32 counts of the
+    completed windows, open window, counts of reasons)``; the kernel over any cuts equals this."""
+    w, h = input_size
+    ev = np.asarray(events)
+    x, y, t = ev["x"].astype(np.int64), ev["y"].astype(np.int64), ev["t"].astype(np.int64)
+    p = ev["p"].astype(np.int64) & 0xFFFF
+    counts = {"oob": 0, "pol": 0, "back": 0, "before": 0}
+    frames = {}
+    t_last = NO_TIME
+    k_max = 0
+    for i in range(len(ev)):
+        if x[i] >= width or y[i] >= height:
+            counts["oob"] += 1
+        elif p[i] > 1:
+            counts["pol"] += 1
+        elif t[i] < t_last:
+            counts["back"] += 1
+        else:
+            t_last = t[i]
+            if t[i] < t0:
+                counts["before"] += 1
+                continue
+            k = (t[i] - t0) // window_us
+            k_max = max(k_max, k)
+            f = frames.setdefault(k, np.zeros((2, h, w), np.float32))
+            f[p[i], y[i] * h // height, x[i] * w // width] += 1
+    blank = np.zeros((2, h, w), np.float32)
+    done = np.stack([frames.get(k, blank) for k in range(k_max)]) if k_max else np.zeros((0, 2, h, w), np.float32)
+    return done, frames.get(k_max, blank), counts
+
+
+@njit(cache=True, nogil=True)
+def first_invalid(words, width, height, t_last):
+    """Index of the first event out of bounds, with polarity > 1 or earlier than the running
+    time (starting at ``t_last``), or n when all are valid; and the running time after them."""
+    n = words.shape[0] // 2
+    for i in range(n):
+        lo = words[2 * i]
+        t = np.int64(words[2 * i + 1])
+        if ((lo & np.uint64(0xFFFF)) >= width or ((lo >> np.uint64(16)) & np.uint64(0xFFFF)) >= height
+                or ((lo >> np.uint64(32)) & np.uint64(0xFFFF)) > 1 or t < t_last):
+            return i, t_last
+        t_last = t
+    return n, t_last

@@ -1,0 +1,83 @@
+"""The pipeline's streaming window-binning kernel equals its plain reference, cut anywhere."""
+import os
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import eventflow
+from eventflow.kernels import window_bin as K
+
+REAL = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "real")
+
+
+def run_kernel(ev, width, height, size, window, t0, cuts, cap=3):
+    w, h = size
+    xmap = np.arange(width, dtype=np.int64) * w // width
+    ymap = np.arange(height, dtype=np.int64) * h // height
+    acc = K.new_acc(t0, window)
+    partial = np.zeros((2, h, w), np.float32)
+    out = np.zeros((cap, 2, h, w), np.float32)
+    counts, touched = np.zeros(cap, np.int64), np.zeros(cap + 1, np.int64)
+    frames, ns = [], []
+    bounds = [0, *sorted(cuts), len(ev)]
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        words = np.ascontiguousarray(ev[a:b]).view(np.uint64)
+        i = 0
+        while True:
+            i, n = K.bin_windows(words, i, width, height, xmap, ymap, window, acc, partial, out, counts, touched)
+            frames += list(out[:n].copy())
+            ns += list(counts[:n])
+            if i >= b - a:
+                break
+    done = np.stack(frames) if frames else np.zeros((0, 2, h, w), np.float32)
+    reasons = {"oob": acc[K.A_OOB], "pol": acc[K.A_POL], "back": acc[K.A_BACK], "before": acc[K.A_BEFORE]}
+    return done, partial, reasons, np.array(ns), acc
+
+
+def random_events(seed, n, width, height, bad=True):
+    g = np.random.default_rng(seed)
+    t = np.cumsum(g.integers(0, 3000, n))
+    if bad:
+        t[g.integers(0, n, n // 20)] -= 5000                       # some go back in time
+    x = g.integers(0, width + (3 if bad else 0), n)
+    p = g.integers(0, 3 if bad else 2, n)
+    return eventflow.from_fields(x, g.integers(0, height, n), p, t)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), cuts=st.lists(st.integers(0, 400), max_size=6), cap=st.integers(1, 5),
+       t0=st.integers(-2000, 20_000))
+def test_kernel_equals_reference_cut_anywhere(seed, cuts, cap, t0):
+    ev = random_events(seed, 400, 20, 12)
+    done, partial, reasons, ns, acc = run_kernel(ev, 20, 12, (7, 5), 10_000, t0, cuts, cap)
+    want_done, want_partial, want_reasons, = K.bin_windows_reference(ev, 20, 12, (7, 5), 10_000, t0)
+    np.testing.assert_array_equal(done, want_done)
+    np.testing.assert_array_equal(partial, want_partial)
+    assert reasons == want_reasons
+    assert ns.sum() + acc[K.A_N_OPEN] + sum(reasons.values()) == len(ev)      # nothing lost
+    np.testing.assert_array_equal(ns, want_done.reshape(len(want_done), -1).sum(1))
+
+
+def test_a_time_gap_makes_empty_windows_within_capacity():
+    ev = eventflow.from_fields([0, 1, 2], [0, 0, 0], [1, 0, 1], [0, 5, 100_005])
+    done, partial, reasons, ns, acc = run_kernel(ev, 4, 4, (4, 4), 10, 0, [], cap=4)
+    assert len(done) == 10_000 and done[0].sum() == 2 and done[1:].sum() == 0 and partial.sum() == 1
+
+
+def test_real_recording():
+    ev = eventflow.open(os.path.join(REAL, "evt2_gen3_539k.raw")).read_all()
+    t0 = int(ev["t"][0])
+    done, partial, reasons, ns, acc = run_kernel(ev, 640, 480, (64, 48), 5_000, t0, [100_000, 300_001], cap=8)
+    want_done, want_partial, want_reasons = K.bin_windows_reference(ev, 640, 480, (64, 48), 5_000, t0)
+    np.testing.assert_array_equal(done, want_done)
+    np.testing.assert_array_equal(partial, want_partial)
+    assert reasons == want_reasons and len(done) >= 9
+
+
+def test_first_invalid():
+    ev = eventflow.from_fields([0, 1, 9, 2], [0, 0, 0, 0], [1, 0, 1, 1], [5, 6, 7, 8])
+    i, t_last = K.first_invalid(ev.view(np.uint64), 4, 4, 0)
+    assert (i, t_last) == (2, 6)
+    i, t_last = K.first_invalid(ev[:2].view(np.uint64), 4, 4, 6)
+    assert i == 0
