@@ -281,38 +281,36 @@ class HeadStage:
         self.reset()
 
     def step(self, windows: Windows, logits: np.ndarray) -> list[dict]:
-        """Results (without ``latency_ms``) for ``windows`` and their logits ``[n, C]``."""
+        """Results (without ``latency_ms``) for ``windows`` and their logits ``[n, C]``, by the
+        model's decision rule (``DecisionSpec.step``, the rule evaluation measures too)."""
         out = []
-        S, d = self.decision.smoothing_steps, self.decision
         for i in range(len(windows)):
-            self.ring[self.count % S] = logits[i]
-            self.count += 1
-            mean = self.ring[:min(self.count, S)].mean(0, dtype=np.float64)
-            e = np.exp(mean - mean.max())
-            prob = e / e.sum()
+            before = int(self.state.committed[0])
+            prob, committed, self.state = self.decision.step(logits[i][None], self.state)
+            prob, c_now = prob[0], int(committed[0])
             c = int(prob.argmax())
-            committed = bool(prob[c] >= d.commit_probability and c != d.background)
-            if self.emit == "decisions":
-                if not committed or c == self.committed:
-                    continue
-            if committed:
-                self.committed = c
+            is_committed = bool(prob[c] >= self.decision.commit_probability and c != self.decision.background)
+            if self.emit == "decisions" and not (c_now >= 0 and c_now != before):
+                continue
             t0 = int(windows.t_start_us[i])
             out.append({"stream": self.stream, "t_start_us": t0, "t_end_us": t0 + windows.window_us,
                         "latency_ms": None, "task": "classification", "class_id": c, "class_name": self.classes[c],
                         "probability": float(prob[c]), "probabilities": [float(p) for p in prob],
-                        "committed": committed, "_host_ns": int(windows.t_host_ns[i])})
+                        "committed": bool(is_committed), "_host_ns": int(windows.t_host_ns[i])})
         return out
 
     def get_state(self):
-        return {"ring": self.ring.copy(), "count": self.count, "committed": self.committed}
+        s = self.state
+        return {"ring": s.ring.copy(), "seen": s.seen.copy(), "committed": s.committed.copy()}
 
     def reset(self, state=None):
+        from ..model import DecisionState
+
         if state is None:
-            self.ring = np.zeros((self.decision.smoothing_steps, len(self.classes)), np.float32)
-            self.count, self.committed = 0, None
+            self.state = self.decision.init_state(len(self.classes))
         else:
-            self.ring, self.count, self.committed = state["ring"].copy(), int(state["count"]), state["committed"]
+            self.state = DecisionState(np.array(state["ring"], np.float32), np.array(state["seen"], np.int64),
+                                       np.array(state["committed"], np.int64))
 
     def shutdown(self):
         pass
