@@ -1,0 +1,120 @@
+"""Sensor models for the simulator: geometry, contrast thresholds, refractory period and noise.
+
+A ``SensorConfig`` is a frozen value; ``sensor_preset(name, **overrides)`` gives the presets of
+the cameras eventflow's datasets come from, with any field replaced.
+
+>>> s = sensor_preset("dvs128", background_rate_hz=0.0)
+>>> (s.width, s.height, s.contrast_on, s.background_rate_hz)
+(128, 128, 0.2, 0.0)
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+__all__ = ["PRESETS", "SensorConfig", "sensor_preset"]
+
+
+@dataclass(frozen=True)
+class SensorConfig:
+    """A DVS pixel array, ESIM/v2e style.
+
+    name: preset name (free text for custom sensors). width, height: pixels.
+    contrast_on, contrast_off: nominal log-intensity thresholds of ON and OFF events.
+    contrast_sigma: standard deviation of the per-pixel threshold mismatch (absolute, in log
+        units, drawn once per pixel from the simulator's seed; thresholds are kept >= min_contrast).
+    refractory_us: after an event a pixel stays silent this long (events closer are dropped and
+        counted; the reference level still follows the light, as in v2e).
+    background_rate_hz: background activity per pixel (Poisson, random polarity).
+    hot_pixel_fraction, hot_pixel_rate_hz: a fraction of pixels (chosen from the seed) that fire
+        at this rate each (Poisson, random polarity).
+    shot_noise_rate_hz: shot-noise events per pixel (Poisson, random polarity); unlike background
+        activity they reset the pixel's reference by one threshold (as v2e's shot noise does).
+    log_eps: the sensor sees ``log(I + log_eps)`` (I is linear intensity in (0, 1]).
+    min_frame_rate_hz: the scene is rendered at least this often, on a fixed grid (its period is
+        rounded to whole microseconds).
+    refine_fraction, max_refine_levels: a grid interval is halved while some pixel's log
+        intensity changes by more than ``refine_fraction * min(contrast_on, contrast_off)``
+        between consecutive samples, at most ``max_refine_levels`` times.
+    min_contrast: floor of a pixel's threshold after mismatch.
+    """
+
+    name: str
+    width: int
+    height: int
+    contrast_on: float = 0.2
+    contrast_off: float = 0.2
+    contrast_sigma: float = 0.03
+    refractory_us: int = 100
+    background_rate_hz: float = 0.1
+    hot_pixel_fraction: float = 0.0
+    hot_pixel_rate_hz: float = 0.0
+    shot_noise_rate_hz: float = 0.0
+    log_eps: float = 1e-3
+    min_frame_rate_hz: float = 1000.0
+    refine_fraction: float = 0.5
+    max_refine_levels: int = 2
+    min_contrast: float = 0.01
+
+    def __post_init__(self):
+        def need(ok, field, what):
+            if not ok:
+                raise ValueError(f"sensor {self.name!r}: {field}={getattr(self, field)!r} must be {what}")
+
+        for f in ("width", "height"):
+            need(int(getattr(self, f)) == getattr(self, f) and 0 < getattr(self, f) <= 65536, f,
+                 "an integer in 1..65536")
+        for f in ("contrast_on", "contrast_off", "log_eps", "min_frame_rate_hz", "refine_fraction",
+                  "min_contrast"):
+            need(getattr(self, f) > 0, f, "> 0")
+        for f in ("contrast_sigma", "refractory_us", "background_rate_hz", "hot_pixel_rate_hz",
+                  "shot_noise_rate_hz", "max_refine_levels"):
+            need(getattr(self, f) >= 0, f, ">= 0")
+        need(0 <= self.hot_pixel_fraction <= 1, "hot_pixel_fraction", "in [0, 1]")
+        need(int(self.refractory_us) == self.refractory_us, "refractory_us", "whole microseconds")
+        need(int(self.max_refine_levels) == self.max_refine_levels and self.max_refine_levels <= 12,
+             "max_refine_levels", "an integer in 0..12")
+        need(1e6 / self.min_frame_rate_hz >= 2 ** self.max_refine_levels, "min_frame_rate_hz",
+             "low enough that the finest sample interval is at least 1 us")
+
+    @property
+    def base_interval_us(self) -> int:
+        """Period of the fixed render grid, whole microseconds (at least ``min_frame_rate_hz``)."""
+        return max(1, int(1e6 // self.min_frame_rate_hz))
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+    def replace(self, **overrides) -> "SensorConfig":
+        """A copy with fields replaced; unknown fields: ValueError listing the known ones."""
+        known = [f.name for f in dataclasses.fields(self)]
+        unknown = sorted(set(overrides) - set(known))
+        if unknown:
+            raise ValueError(f"unknown sensor field(s) {', '.join(unknown)}; known: {', '.join(known)}")
+        return dataclasses.replace(self, **overrides)
+
+
+#: The cameras of eventflow's datasets. Noise levels are typical of each (a few tenths of a Hz of
+#: background activity per pixel indoors); refractory periods as their biases are usually set.
+PRESETS: dict[str, SensorConfig] = {
+    "dvs128": SensorConfig("dvs128", 128, 128, refractory_us=100, background_rate_hz=0.1),
+    "davis346": SensorConfig("davis346", 346, 260, refractory_us=100, background_rate_hz=0.1),
+    "gen1": SensorConfig("gen1", 304, 240, refractory_us=100, background_rate_hz=0.2),
+    "imx636": SensorConfig("imx636", 1280, 720, contrast_on=0.25, contrast_off=0.25,
+                           refractory_us=50, background_rate_hz=0.05),
+    # N-MNIST: an ATIS (304x240) saccading over a screen, cropped to 34x34
+    "nmnist": SensorConfig("nmnist", 34, 34, contrast_on=0.15, contrast_off=0.15,
+                           refractory_us=50, background_rate_hz=0.2),
+}
+
+
+def sensor_preset(name: str, **overrides) -> SensorConfig:
+    """The preset ``name`` with fields replaced (unknown name or field: ValueError naming the known ones).
+
+    >>> sensor_preset("gen1").width, sensor_preset("gen1").height
+    (304, 240)
+    """
+    if name not in PRESETS:
+        raise ValueError(f"unknown sensor {name!r}; known: {', '.join(PRESETS)}")
+    return PRESETS[name].replace(**overrides)

@@ -1,0 +1,147 @@
+"""Simulation speed, in multiples of real time, on one thread: render + simulate, per scene.
+
+usage: python tools/bench_sim.py [--seconds 1.0] [--repeats 3] [--json]
+
+Cases: every registered scene (gesture, digits, detection, flow) on its default sensor, where
+its module exists (a missing one is skipped with a message), and a test scene: a textured disc
+gliding over a textured background on a DVS128 (128x128). Each case is simulated once untimed
+(compilation, caches), then ``--repeats`` times; the table shows the best run: x real time
+(simulated seconds / wall seconds, and / process CPU seconds, which a loaded machine inflates less),
+events, frames rendered, time per frame, and the share of time spent rendering. Also timed: the
+threshold kernel alone on a 128x128 frame pair (``crossings``, the per-sample budget).
+Threads are pinned to one (NUMBA_NUM_THREADS, OMP_NUM_THREADS, torch) and printed.
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import importlib  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from eventflow.kernels import sim as K  # noqa: E402
+from eventflow.sim import Simulator, scene_sensor, sensor_preset  # noqa: E402
+from eventflow.sim.scenes import SCENE_NAMES  # noqa: E402
+
+
+class DiscScene:
+    """A sinusoidally textured disc (radius 20 px) crossing a textured background at 200 px/s."""
+
+    def __init__(self, width=128, height=128, duration_s=1.0):
+        self.width, self.height, self.duration_s = width, height, duration_s
+        self.yy, self.xx = np.mgrid[0:height, 0:width].astype(np.float32) + 0.5
+        self.background = 0.3 + 0.1 * np.sin(self.xx * 0.3) * np.cos(self.yy * 0.2)
+
+    def render(self, t_s, out):
+        cx, cy = 20 + 200 * (t_s % 0.5), 64 + 30 * np.sin(6 * t_s)
+        dx, dy = self.xx - np.float32(cx), self.yy - np.float32(cy)
+        inside = np.clip(np.float32(20.5) - np.sqrt(dx * dx + dy * dy), 0, 1)
+        texture = 0.6 + 0.3 * np.sin(dx * 0.5) * np.sin(dy * 0.4)
+        np.add(self.background * (1 - inside), texture * inside, out=out)
+
+    def ground_truth(self):
+        return None
+
+    def save_ground_truth(self, stem):
+        return []
+
+
+class _TimedScene:
+    """Wraps a scene and adds up the time spent in ``render``."""
+
+    def __init__(self, scene):
+        self.scene, self.render_s = scene, 0.0
+        self.width, self.height, self.duration_s = scene.width, scene.height, scene.duration_s
+
+    def render(self, t_s, out):
+        t0 = time.perf_counter()
+        self.scene.render(t_s, out)
+        self.render_s += time.perf_counter() - t0
+
+
+def bench_case(name, make, sensor, seconds, repeats):
+    best = None
+    for i in range(repeats + 1):
+        scene = _TimedScene(make())
+        sim = Simulator(scene, sensor, seed=0)
+        t0, c0 = time.perf_counter(), time.process_time()
+        events, state = sim.advance(int(seconds * 1e6), sim.init_state())
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        if i and (best is None or wall < best["wall_s"]):
+            c = state.counts()
+            best = {"bench": "sim", "case": name, "sensor": sensor.name, "width": sensor.width,
+                    "height": sensor.height, "seconds": seconds, "wall_s": wall, "x_real_time": seconds / wall,
+                    "cpu_s": cpu, "x_real_time_cpu": seconds / cpu,
+                    "events": int(len(events)), "samples": c["samples"], "us_per_sample": wall / c["samples"] * 1e6,
+                    "render_share": scene.render_s / wall}
+    return best
+
+
+def bench_kernel(repeats=2000):
+    """Median time of ``crossings`` on a 128x128 frame pair with 2% of pixels crossing."""
+    rng = np.random.default_rng(0)
+    n = 128 * 128
+    l0 = rng.normal(-1.5, 0.3, n).astype(np.float32)
+    l1 = l0.copy()
+    moved = rng.random(n) < 0.02
+    l1[moved] += np.float32(0.45)
+    ref0, thr = l0.astype(np.float64), np.full(n, 0.2)
+    pix, t, p = np.empty(4096, np.int64), np.empty(4096, np.int64), np.empty(4096, np.int8)
+    mask = np.zeros(K.mask_size(n), np.uint8)
+    times = []
+    for _ in range(repeats):
+        ref = ref0.copy()  # untimed: the kernel moves the reference of the pixels that fire
+        t0 = time.perf_counter()
+        K.crossings(l0, l1, ref, thr, thr, 0.0, 1000.0, np.int64(0), pix, t, p, 0, 0, mask)
+        times.append(time.perf_counter() - t0)
+    return {"bench": "sim_kernel", "case": "crossings 128x128, 2% crossing", "us": float(np.median(times) * 1e6)}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seconds", type=float, default=1.0, help="simulated seconds per case (default 1)")
+    ap.add_argument("--repeats", type=int, default=3, help="timed runs per case, best kept (default 3)")
+    ap.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
+    a = ap.parse_args()
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:
+        pass
+    cases = []
+    for name in SCENE_NAMES:
+        try:
+            mod = importlib.import_module(f"eventflow.sim.scenes.{name}")
+        except ModuleNotFoundError:
+            print(f"scene {name}: module not present, skipped", file=sys.stderr)
+            continue
+        sensor = scene_sensor(name)
+        cases.append((name, lambda m=mod, s=sensor: m.make_scene(s.width, s.height, 0), sensor))
+    cases.append(("test disc", DiscScene, sensor_preset("dvs128")))
+    rows = [bench_case(name, make, sensor, a.seconds, a.repeats) for name, make, sensor in cases]
+    kernel = bench_kernel()
+    if a.json:
+        for r in rows + [kernel]:
+            print(json.dumps(r))
+        return
+    print(f"simulation speed, 1 thread (NUMBA_NUM_THREADS={os.environ['NUMBA_NUM_THREADS']}), "
+          f"{a.seconds:g} s per case, best of {a.repeats}")
+    print(f"  {'case':<10} {'sensor':<9} {'x real time':>11} {'(cpu time)':>10} {'events':>9} {'frames':>7} "
+          f"{'us/frame':>9} {'render':>7}")
+    for r in rows:
+        print(f"  {r['case']:<10} {r['sensor']:<9} {r['x_real_time']:11.1f} {r['x_real_time_cpu']:10.1f} "
+              f"{r['events']:9,d} {r['samples']:7,d} "
+              f"{r['us_per_sample']:9.1f} {r['render_share']:7.0%}")
+    print(f"  kernel: {kernel['case']}: {kernel['us']:.1f} us (median)")
+
+
+if __name__ == "__main__":
+    main()
