@@ -179,12 +179,12 @@ class SimSource:
     def __init__(self, scene, seed=0, seconds=None, batch_us=1000, realtime=None, name="source"):
         try:
             from ..sim import Simulator
-            from ..sim.scenes import make_scene, scene_module
+            from ..sim.scenes import make_scene
+            from ..sim.simulator import scene_sensor
         except ImportError as e:
             raise ValueError(f"source sim:{scene}: the simulator is not available ({e})") from None
         self.name = name
-        module = scene_module(scene)
-        sensor = module.DEFAULT_SENSOR
+        sensor = scene_sensor(scene)
         w, h = sensor.width, sensor.height
         self._scene = make_scene(scene, w, h, seed)
         self._sim = Simulator(self._scene, sensor, seed)
