@@ -1,0 +1,355 @@
+"""ZeroMQ transport: the event source (SUB or PULL), the event sender (PUB or PUSH) and the
+result sink (PUB). Wire format and options: docs/protocols.md.
+
+Sockets that bind or connect to a non-loopback address require CURVE (keys from files in
+``zmq.auth.load_certificate`` format); ``curve=1`` forces it on loopback too. Connecting
+sockets reconnect by themselves; ZMTP heartbeats (``heartbeat_ms``) detect a dead peer;
+socket-monitor events are counted: ``connects`` (sessions that completed the ZMTP/CURVE
+handshake), ``disconnects`` (of those), ``handshake_failures`` (e.g. a wrong CURVE key, which
+ZeroMQ itself reports nowhere else).
+
+>>> src = ZmqSource("127.0.0.1", 5555, geometry=(128, 128), mode="pull")  # doctest: +SKIP
+>>> batch = src.next(timeout_s=1.0)                                       # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+
+import zmq
+import zmq.auth
+from zmq.utils.monitor import recv_monitor_message
+
+from .net_common import Counters, as_flag, as_int, is_loopback
+from .net_wire import Rejected, decode_message, encode_control, encode_message
+from .stage import Batch, EndOfStream
+
+__all__ = ["ZmqEventSender", "ZmqResultSink", "ZmqSource", "zmq_socket"]
+
+SOURCE_TOTALS = ("lost_messages", "lost_events", "joined_late_messages", "sender_restarts", "heartbeats",
+                 "connects", "disconnects", "handshake_failures")
+SOCKET_OPTIONS = ("hwm", "heartbeat_ms", "curve", "curve_server_key", "curve_public_key", "curve_secret_key",
+                  "curve_clients")
+_POLL_SLICE_S = 0.05  # next() releases its lock this often, so shutdown() from another thread is prompt
+_HANDSHAKE_FAILED = (zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+                     | zmq.EVENT_HANDSHAKE_FAILED_AUTH)
+_MONITORED = zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED | _HANDSHAKE_FAILED
+
+
+def _load_key(path, option: str, need_secret: bool):
+    if not os.path.isfile(str(path)):
+        raise OSError(f"{option}: key file {path} does not exist")
+    try:
+        public, secret = zmq.auth.load_certificate(str(path))
+    except (ValueError, OSError) as e:
+        raise ValueError(f"{option}: {path} is not a zmq certificate file ({e})") from None
+    if need_secret and not secret:
+        raise ValueError(f"{option}: {path} holds no secret key (use the .key_secret file)")
+    return public, secret
+
+
+def zmq_socket(ctx, kind: int, host: str, port: int, *, bind: bool, options: dict):
+    """A configured socket, bound or connected; returns ``(socket, authenticator or None)``.
+
+    Options: ``hwm`` (messages, default 1000), ``heartbeat_ms`` (ZMTP heartbeat interval,
+    default 1000; timeout and TTL are 3 intervals; 0 turns them off), ``curve`` (force
+    CURVE), ``curve_server_key`` (binding side: its secret certificate file),
+    ``curve_public_key`` (connecting side: the server's public certificate file),
+    ``curve_secret_key`` (connecting side: its own secret certificate file; an ephemeral
+    key pair when absent), ``curve_clients`` (binding side: a folder of allowed client
+    public certificates).
+    """
+    unknown = sorted(set(options) - set(SOCKET_OPTIONS))
+    if unknown:
+        raise ValueError(f"zmq+tcp://{host}:{port}: unknown option(s) {', '.join(unknown)}; known: "
+                         f"mode, bind/connect, end, {', '.join(SOCKET_OPTIONS)}")
+    sock = ctx.socket(kind)
+    sock.linger = 0
+    hwm = as_int(options.get("hwm", 1000), "hwm", 1)
+    sock.sndhwm = sock.rcvhwm = hwm
+    hb = as_int(options.get("heartbeat_ms", 1000), "heartbeat_ms", 0)
+    if hb:
+        sock.setsockopt(zmq.HEARTBEAT_IVL, hb)
+        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3 * hb)
+        sock.setsockopt(zmq.HEARTBEAT_TTL, 3 * hb)
+    sock.setsockopt(zmq.RECONNECT_IVL, 100)
+    sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
+    auth = None
+    curve = as_flag(options.get("curve", False), "curve") or not is_loopback(host)
+    where = f"{'bind' if bind else 'connect'} tcp://{host}:{port}"
+    try:
+        if curve or any(options.get(k) for k in ("curve_server_key", "curve_public_key")):
+            if not zmq.has("curve"):
+                raise ValueError(f"{where}: CURVE is required but this libzmq has no CURVE support")
+            if bind:
+                if not options.get("curve_server_key"):
+                    raise ValueError(f"{where}: CURVE is required (non-loopback address or curve=1): "
+                                     "pass curve_server_key=PATH, the server's secret certificate file")
+                public, secret = _load_key(options["curve_server_key"], "curve_server_key", True)
+                if options.get("curve_clients"):
+                    from zmq.auth.thread import ThreadAuthenticator
+
+                    auth = ThreadAuthenticator(ctx)
+                    auth.start()
+                    auth.configure_curve(domain="*", location=str(options["curve_clients"]))
+                sock.curve_secretkey, sock.curve_publickey, sock.curve_server = secret, public, True
+            else:
+                if not options.get("curve_public_key"):
+                    raise ValueError(f"{where}: CURVE is required (non-loopback address or curve=1): "
+                                     "pass curve_public_key=PATH, the server's public certificate file "
+                                     "(and curve_secret_key=PATH, this client's secret certificate)")
+                server_public, _ = _load_key(options["curve_public_key"], "curve_public_key", False)
+                if options.get("curve_secret_key"):
+                    public, secret = _load_key(options["curve_secret_key"], "curve_secret_key", True)
+                else:
+                    public, secret = zmq.curve_keypair()
+                sock.curve_serverkey, sock.curve_publickey, sock.curve_secretkey = server_public, public, secret
+        if ":" in host:  # an IPv6 address
+            sock.ipv6 = True
+        addr = f"tcp://{'*' if host in ('*', '0.0.0.0') else f'[{host}]' if ':' in host else host}:{port}"
+        if bind:
+            sock.bind(addr)
+        else:
+            sock.connect(addr)
+    except BaseException:
+        sock.close(0)
+        if auth is not None:
+            auth.stop()
+        raise
+    return sock, auth
+
+
+def bound_port(sock) -> int:
+    """The TCP port a bound socket listens on (useful after binding port 0)."""
+    return int(sock.getsockopt_string(zmq.LAST_ENDPOINT).rsplit(":", 1)[1])
+
+
+class ZmqSource:
+    """Events from ZeroMQ: SUB (live, lossy at the high-water mark) or PULL (``mode="pull"``,
+    lossless backpressure). Connects unless ``bind=True``. An ``end`` control message ends
+    the stream (``EndOfStream``) unless ``end=False``; other senders may then be ignored."""
+
+    def __init__(self, host: str, port: int, geometry=None, *, mode: str = "sub", bind=False, end=True,
+                 name: str = "source", **options):
+        if mode not in ("sub", "pull"):
+            raise ValueError(f"zmq+tcp source: mode must be 'sub' or 'pull', got {mode!r}")
+        self.name, self.mode = name, mode
+        self._geometry = None if geometry is None else (int(geometry[0]), int(geometry[1]))
+        self._declared = None
+        self._end = as_flag(end, "end")
+        self._ctx = zmq.Context()
+        try:
+            self._sock, self._auth = zmq_socket(self._ctx, zmq.SUB if mode == "sub" else zmq.PULL, host, port,
+                                                bind=as_flag(bind, "bind"), options=options)
+        except BaseException:
+            self._ctx.term()
+            raise
+        if mode == "sub":
+            self._sock.setsockopt(zmq.SUBSCRIBE, b"")
+        self.port = bound_port(self._sock) if as_flag(bind, "bind") else int(port)
+        self._monitor = self._sock.get_monitor_socket(_MONITORED)
+        self._poller = zmq.Poller()
+        self._poller.register(self._sock, zmq.POLLIN)
+        self._poller.register(self._monitor, zmq.POLLIN)
+        self._lock = threading.Lock()
+        self._closed = self._ended = False
+        self._sessions = 0  # connections that completed the handshake and are still up
+        self._counters = Counters(SOURCE_TOTALS)
+        self._track = {"sender": None, "seq": None, "offset": None}
+
+    def geometry(self):
+        return self._geometry or self._declared
+
+    def counters(self) -> dict:
+        return self._counters.as_dict()
+
+    def get_state(self) -> dict:
+        return {"counters": self._counters.get_state(), "track": dict(self._track), "ended": self._ended}
+
+    def reset(self, state: dict | None = None) -> None:
+        """Counters and sequence tracking back to zero (or to ``state``); a live socket cannot rewind."""
+        self._counters.set_state(None if state is None else state["counters"])
+        self._track = {"sender": None, "seq": None, "offset": None} if state is None else dict(state["track"])
+        self._ended = False if state is None else bool(state["ended"])
+
+    def next(self, timeout_s: float | None = None) -> Batch | None:
+        deadline = None if timeout_s is None else time.monotonic() + max(0.0, timeout_s)
+        while True:
+            with self._lock:
+                if self._closed or self._ended:
+                    raise EndOfStream(f"{self.name}: {'shut down' if self._closed else 'sender sent end'}")
+                left = _POLL_SLICE_S if deadline is None else min(_POLL_SLICE_S, deadline - time.monotonic())
+                ready = dict(self._poller.poll(max(0, int(left * 1000))))
+                if self._monitor in ready:
+                    self._drain_monitor()
+                if self._sock in ready:
+                    frames = self._sock.recv_multipart(zmq.NOBLOCK, copy=True)
+                    batch = self._accept(frames, time.monotonic_ns())
+                    if batch is not None:
+                        return batch
+                    if self._ended:
+                        raise EndOfStream(f"{self.name}: sender sent end")
+            if deadline is not None and time.monotonic() >= deadline:
+                return None
+
+    def _drain_monitor(self) -> None:
+        while True:
+            try:
+                ev = recv_monitor_message(self._monitor, zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if ev["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                self._counters.add("connects")
+                self._sessions += 1
+            elif ev["event"] & _HANDSHAKE_FAILED:
+                self._counters.add("handshake_failures")
+            elif ev["event"] == zmq.EVENT_DISCONNECTED and self._sessions > 0:
+                self._sessions -= 1
+                self._counters.add("disconnects")
+
+    def _sequence(self, header: dict) -> None:
+        """Loss detection from ``seq`` (and ``offset``, events sent before this message)."""
+        seq, offset, sender = header.get("seq"), header.get("offset"), header.get("sender")
+        if not isinstance(seq, int) or isinstance(seq, bool):
+            return
+        t = self._track
+        count = header.get("count", 0) if header.get("type", "events") == "events" else 0
+        count = count if isinstance(count, int) else 0
+        restart = t["seq"] is None or sender != t["sender"] or seq < t["seq"]
+        if restart:
+            if t["seq"] is not None:
+                self._counters.add("sender_restarts")
+            self._counters.add("joined_late_messages", seq)
+        else:
+            self._counters.add("lost_messages", seq - t["seq"])
+            if isinstance(offset, int) and t["offset"] is not None:
+                self._counters.add("lost_events", max(0, offset - t["offset"]))
+        advance = 1 if header.get("type", "events") == "events" else 0  # control messages carry the next seq
+        t.update(sender=sender, seq=seq + advance,
+                 offset=(offset + count) if isinstance(offset, int) else None)
+
+    def _accept(self, frames, t_host_ns: int) -> Batch | None:
+        c = self._counters
+        c.heard()
+        try:
+            kind, header, events = decode_message(frames, self._geometry)
+        except Rejected as e:
+            c.reject(e.reason, e.events)
+            if e.header is not None:
+                self._sequence(e.header)
+            return None
+        self._sequence(header)
+        if kind == "heartbeat":
+            c.add("heartbeats")
+            return None
+        if kind == "end":
+            self._ended = self._end
+            return None
+        c.received += len(events)
+        self._declared = (header["width"], header["height"])
+        return Batch(events=events, t_host_ns=t_host_ns, seq=header["seq"], width=header["width"],
+                     height=header["height"], meta={"t0_us": header["t0_us"], "t1_us": header["t1_us"],
+                                                    "sender": header.get("sender")})
+
+    def shutdown(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._sock.disable_monitor()
+            self._monitor.close(0)
+            self._sock.close(0)
+            if self._auth is not None:
+                self._auth.stop()
+            self._ctx.term()
+
+
+class ZmqEventSender:
+    """Sends event messages (PUB by default; ``mode="push"`` for lossless PUSH). Binds unless
+    ``connect=True``. ``send`` numbers messages and keeps ``offset`` (events sent before)."""
+
+    def __init__(self, host: str, port: int, *, width: int, height: int, mode: str = "pub", connect=False,
+                 linger_ms: int = 5000, **options):
+        if mode not in ("pub", "push"):
+            raise ValueError(f"zmq+tcp sender: mode must be 'pub' or 'push', got {mode!r}")
+        self.width, self.height, self.mode = int(width), int(height), mode
+        self.sender = os.urandom(6).hex()
+        self.seq = self.offset = 0
+        self._ctx = zmq.Context()
+        bind = not as_flag(connect, "connect")
+        try:
+            self._sock, self._auth = zmq_socket(self._ctx, zmq.XPUB if mode == "pub" else zmq.PUSH, host, port,
+                                                bind=bind, options=options)
+        except BaseException:
+            self._ctx.term()
+            raise
+        self._sock.linger = int(linger_ms)
+        self.port = bound_port(self._sock) if bind else int(port)
+
+    def wait_for_subscriber(self, timeout_s: float) -> bool:
+        """PUB only: wait until a subscriber has subscribed (so the first messages reach it)."""
+        if self.mode != "pub":
+            return True
+        if self._sock.poll(int(timeout_s * 1000), zmq.POLLIN):
+            self._sock.recv()
+            return True
+        return False
+
+    def send(self, events, t0_us: int, t1_us: int) -> None:
+        frames = encode_message(events, seq=self.seq, t0_us=t0_us, t1_us=t1_us, width=self.width,
+                                height=self.height, sender=self.sender, offset=self.offset)
+        self._sock.send_multipart(frames, copy=len(frames[1]) < 65536)
+        self.seq += 1
+        self.offset += len(events)
+
+    def send_raw(self, frames) -> None:
+        """Send frames as they are (tests use it for malformed messages); consumes a seq number."""
+        self._sock.send_multipart(frames)
+        self.seq += 1
+
+    def control(self, kind: str) -> None:
+        """A heartbeat or end message carrying the next seq and the events sent so far."""
+        self._sock.send_multipart(encode_control(kind, seq=self.seq, offset=self.offset, sender=self.sender))
+
+    def close(self) -> None:
+        if self._sock.closed:
+            return
+        self._sock.close()
+        if self._auth is not None:
+            self._auth.stop()
+        self._ctx.term()
+
+
+class ZmqResultSink:
+    """Results over PUB: two frames, ``[{"type": "result", "seq": n}, result JSON]``. Binds
+    unless ``connect=True`` (subscribers connect to it)."""
+
+    def __init__(self, host: str, port: int, *, connect=False, name: str = "sink", **options):
+        self.name, self.seq = name, 0
+        self._ctx = zmq.Context()
+        bind = not as_flag(connect, "connect")
+        try:
+            self._sock, self._auth = zmq_socket(self._ctx, zmq.PUB, host, port, bind=bind, options=options)
+        except BaseException:
+            self._ctx.term()
+            raise
+        self._sock.linger = 1000
+        self.port = bound_port(self._sock) if bind else int(port)
+
+    def write(self, result: dict) -> None:
+        header = {"type": "result", "seq": self.seq}
+        self._sock.send_multipart([json.dumps(header).encode(), json.dumps(result).encode()])
+        self.seq += 1
+
+    def flush(self) -> None:
+        """PUB never blocks: nothing to flush; messages still queued go out within the linger time."""
+
+    def shutdown(self) -> None:
+        if self._sock.closed:
+            return
+        self._sock.close()
+        if self._auth is not None:
+            self._auth.stop()
+        self._ctx.term()
