@@ -9,14 +9,30 @@ sources). See ``eventflow run --help`` for the command line.
 >>> runner = SyncRunner(build(from_dict({"model": {"name": "my-model"}}), source=False))  # doctest: +SKIP
 >>> results = runner.step(events)                                 # doctest: +SKIP
 """
-from .config import (DEFAULT_CONFIG, HeadConfig, ModelConfig, PipelineConfig, RunnerConfig, SourceConfig, from_dict,
-                     load_config, with_overrides)
-from .runner import AsyncRunner, Pipeline, SyncRunner, build, make_runner
-from .sinks import CallbackSink, Hdf5Sink, JsonlSink, open_sink, read_results
-from .sources import ArraySource, FileSource, SimSource, StreamSource, open_source
-from .stage import Batch, EndOfStream, Sink, Source
+import importlib
 
-__all__ = ["DEFAULT_CONFIG", "ArraySource", "AsyncRunner", "Batch", "CallbackSink", "EndOfStream", "FileSource",
-           "Hdf5Sink", "HeadConfig", "JsonlSink", "ModelConfig", "Pipeline", "PipelineConfig", "RunnerConfig",
-           "SimSource", "Sink", "Source", "SourceConfig", "StreamSource", "SyncRunner", "build", "from_dict",
-           "load_config", "make_runner", "open_sink", "open_source", "read_results", "with_overrides"]
+# Names load on first use (PEP 562), so that `eventflow send` and the network stages start
+# without importing torch and numba through the runner.
+_EXPORTS = {
+    "config": ("DEFAULT_CONFIG", "HeadConfig", "ModelConfig", "PipelineConfig", "RunnerConfig", "SourceConfig",
+               "from_dict", "load_config", "with_overrides"),
+    "runner": ("AsyncRunner", "Pipeline", "SyncRunner", "build", "make_runner"),
+    "sinks": ("CallbackSink", "Hdf5Sink", "JsonlSink", "open_sink", "read_results"),
+    "sources": ("ArraySource", "FileSource", "SimSource", "StreamSource", "open_source"),
+    "stage": ("Batch", "EndOfStream", "Sink", "Source"),
+}
+_WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name):
+    mod = _WHERE.get(name)
+    if mod is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{mod}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return __all__
