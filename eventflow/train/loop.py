@@ -56,6 +56,23 @@ class OptimConfig:
     kd_alpha: float = 0.0    # weight of the distillation term (0: none)
     kd_temperature: float = 4.0
     grad_clip: float = 1.0
+    shift: int = 0           # augmentation: each crop translated by up to this many pixels (zero fill)
+
+
+def random_shift(x: torch.Tensor, max_shift: int, generator) -> torch.Tensor:
+    """``x [T, B, C, H, W]`` with each sample translated by its own random (dx, dy) in
+    ``[-max_shift, max_shift]``, zeros shifted in."""
+    if max_shift <= 0:
+        return x
+    T, B, C, H, W = x.shape
+    s = max_shift
+    padded = torch.nn.functional.pad(x, (s, s, s, s))
+    d = torch.randint(0, 2 * s + 1, (B, 2), generator=generator)
+    out = torch.empty_like(x)
+    for b in range(B):
+        dy, dx = int(d[b, 0]), int(d[b, 1])
+        out[:, b] = padded[:, b, :, dy:dy + H, dx:dx + W]
+    return out
 
 
 def lr_at(cfg: OptimConfig, epoch: int) -> float:
@@ -70,6 +87,7 @@ def fit_epoch(net, opt, data: EncodedSet, cfg: OptimConfig, generator, epoch: in
     net.train()
     total, correct, n = 0.0, 0, 0
     for x, y, mask in batches(data, cfg.batch_size, cfg.steps, generator, cfg.lead_in):
+        x = random_shift(x, cfg.shift, generator)
         out, _ = net.run(x, net.init_state(x.shape[1]))
         loss = tet_loss(out, y, mask, cfg.tet_lambda, cfg.tet_phi)
         mean = masked_mean(out, mask)

@@ -1,0 +1,72 @@
+"""eventflow train / eval end to end on a tiny simulated split (and an N-MNIST list folder)."""
+import json
+import os
+import shutil
+
+import pytest
+
+from eventflow.cli import main
+
+REAL = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "real")
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train")
+    assert main(["dataset", "make", "digits", "--out", str(root / "tr"), "--n", "20", "--seed", "901"]) == 0
+    assert main(["dataset", "make", "digits", "--out", str(root / "va"), "--n", "10", "--seed", "902"]) == 0
+    cfg = root / "tiny.yaml"
+    cfg.write_text(
+        "name: tiny\nclasses: ['0','1','2','3','4','5','6','7','8','9']\n"
+        "data: {train: {kind: digits, root: tr}, val: {kind: digits, root: va}, seconds: 0.3}\n"
+        "input: {sensor_size: [34, 34], input_size: [17, 17], window_us: 30000}\n"
+        "network: {channels: [4], hidden: [16], neuron: {type: PLIF}}\n"
+        "optim: {epochs: 2, batch_size: 10, steps: 10, lead_in: 0, shift: 1}\n"
+        "threads: 1\nout: runs\n")
+    return root, cfg
+
+
+def test_train_writes_a_loadable_model_curves_and_checkpoint(tiny_run, capsys):
+    root, cfg = tiny_run
+    assert main(["train", str(cfg)]) == 0
+    folder = root / "runs" / "tiny"
+    for f in ("checkpoint.safetensors", "checkpoint.json", "curves.png", "model/model.json", "model/model.safetensors"):
+        assert (folder / f).is_file(), f
+    hist = json.loads((folder / "checkpoint.json").read_text())["history"]
+    assert [h["epoch"] for h in hist] == [1, 2]
+    assert main(["train", str(cfg), "--resume", "--epochs", "3"]) == 0      # continues, does not restart
+    hist = json.loads((folder / "checkpoint.json").read_text())["history"]
+    assert [h["epoch"] for h in hist] == [1, 2, 3]
+
+
+def test_eval_json_keys_and_agreement(tiny_run, capsys):
+    root, cfg = tiny_run
+    if not (root / "runs" / "tiny" / "model" / "model.json").exists():
+        assert main(["train", str(cfg)]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(root / "runs" / "tiny" / "model"), f"digits:{root / 'va'}", "--json", "--check"]) == 0
+    r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert r["n"] == 10 and 0.0 <= r["accuracy"] <= 1.0
+    assert 0.0 <= r["activation_sparsity"] <= 1.0 and r["params"] > 0 and r["footprint_bytes"] == 4 * r["params"]
+    assert set(r["synaptic_ops"]) == {"effective_macs", "effective_acs", "dense"}
+    assert r["reference_agreement"] == 1.0       # sparse kernels and torch reference predict alike
+
+
+def test_eval_reads_an_nmnist_list_folder(tiny_run, tmp_path, capsys):
+    root, _ = tiny_run
+    src = os.path.join(REAL, "nmnist_4325.bin")
+    if not os.path.exists(src):
+        pytest.skip("../shared/data/real is absent")
+    for i in range(3):
+        shutil.copy(src, tmp_path / f"{i}.bin")
+    (tmp_path / "list.txt").write_text("0 3\n1 3\n2 7\n")
+    capsys.readouterr()
+    assert main(["eval", str(root / "runs" / "tiny" / "model"), f"nmnist:{tmp_path}", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert r["n"] == 3 and r["accuracy"] in (0.0, 1 / 3, 2 / 3, 1.0)
+
+
+def test_eval_bad_data_is_one_line(tiny_run, capsys):
+    root, _ = tiny_run
+    assert main(["eval", str(root / "runs" / "tiny" / "model"), "mnist:/nope"]) == 2
+    assert "DATA" in capsys.readouterr().err
