@@ -77,3 +77,17 @@ def test_bench_snn_json_lines_have_the_contract_keys():
     assert [r["case"] for r in rows] == ["b1", "b16"]
     for r in rows:
         assert r["bench"] == "snn" and r["unit"] == "ms/step" and r["median"] > 0
+
+
+def test_info_sample_is_the_bundled_simulated_gesture(capsys):
+    import json as _json
+    import os as _os
+
+    import eventflow as _ef
+    from eventflow.sim.scenes.gesture import read_labels_csv
+
+    assert main(["info", "--sample", "--json"]) == 0
+    info = _json.loads(capsys.readouterr().out)
+    assert (info["format"], info["width"], info["height"]) == ("hdf5", 128, 128) and info["events"] > 100_000
+    labels = read_labels_csv(_os.path.splitext(_ef.sample_path())[0] + "_labels.csv")
+    assert len(labels) == 3 and labels["end_us"][-1] <= info["t_last_us"]
