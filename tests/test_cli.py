@@ -86,6 +86,8 @@ def test_info_sample_is_the_bundled_simulated_gesture(capsys):
     import eventflow as _ef
     from eventflow.sim.scenes.gesture import read_labels_csv
 
+    from eventflow.cli import main
+
     assert main(["info", "--sample", "--json"]) == 0
     info = _json.loads(capsys.readouterr().out)
     assert (info["format"], info["width"], info["height"]) == ("hdf5", 128, 128) and info["events"] > 100_000
