@@ -176,3 +176,16 @@ def test_config_errors_name_the_key(tmp_path):
                  "input: {}\nnetwork: {chanels: [4]}\n")
     with pytest.raises(ValueError, match=r"network\.chanels: unknown key"):
         load_config(str(p))
+
+
+def test_random_shift_moves_each_sample_within_bounds():
+    from eventflow.train.loop import random_shift
+    x = torch.zeros(3, 4, 2, 9, 9)
+    x[:, :, :, 4, 4] = 1.0                      # one pixel in the middle of every sample
+    out = random_shift(x, 2, torch.Generator().manual_seed(0))
+    assert out.shape == x.shape and torch.equal(out.sum((2, 3, 4)), x.sum((2, 3, 4)))   # nothing lost
+    for b in range(4):
+        ys, xs = torch.nonzero(out[0, b, 0], as_tuple=True)
+        assert abs(int(ys) - 4) <= 2 and abs(int(xs) - 4) <= 2
+        assert torch.equal(out[:, b], out[0:1, b].expand_as(out[:, b]))             # same shift at every step
+    assert torch.equal(random_shift(x, 0, torch.Generator()), x)
