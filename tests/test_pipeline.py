@@ -243,11 +243,12 @@ def test_stdin_source_keeps_records_split_across_reads():
     assert src.counters() == {"received": 501, "rejected": {"truncated_record": 1}, "dropped": {}}
 
 
-def test_async_lossless_equals_sync():
+@pytest.mark.parametrize("window_thread", [True, False])
+def test_async_lossless_equals_sync(window_thread):
     got = []
     p = build(config(runner={"queue_windows": 1, "queue_batches": 1}), model=MODEL, sinks=[],
               source=ArraySource(EVENTS, batch_events=300), callback=got.append)
-    m = AsyncRunner(p, "none", 1, 1).run()
+    m = AsyncRunner(p, "none", 1, 1, window_thread=window_thread).run()
     assert strip(got) == WHOLE and m["events_dropped"] == 0 and m["balanced"]
 
 
@@ -265,3 +266,65 @@ def test_slow_consumer_with_a_drop_policy_counts_the_dropped_events(policy):
     assert m["events_in"] == len(EVENTS) == m["events_processed"] + m["events_dropped"]
     assert len(got) < len(WHOLE)
     assert all(g["t_start_us"] < h["t_start_us"] for g, h in zip(got, got[1:]))  # still in time order
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 1000), steps=st.integers(1, 3), n=st.integers(1, 40), cut=st.integers(0, 40),
+       background=st.sampled_from([None, 0]))
+def test_head_decides_all_windows_at_once_exactly_as_step_by_step(seed, steps, n, cut, background):
+    from eventflow.pipeline.stages import decide_windows
+
+    rng = np.random.default_rng(seed)
+    logits = (rng.standard_normal((n, 4)) * 3).astype(np.float32)
+    d = DecisionSpec(steps, 0.5, background)
+    state, probs, committed = d.init_state(4), [], []
+    for row in logits:
+        p, c, state = d.step(row[None], state)
+        probs.append(p[0])
+        committed.append(int(c[0]))
+    cut = min(cut, n)   # in two calls, the state carried between them
+    p1, c1, mid = decide_windows(d, logits[:cut], d.init_state(4))
+    p2, c2, end = decide_windows(d, logits[cut:], mid)
+    np.testing.assert_array_equal(np.concatenate([p1, p2]), np.array(probs))
+    assert np.concatenate([c1, c2]).tolist() == committed
+    for a, b in zip(end, state):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_warm_up_leaves_the_stream_state_alone():
+    r = sync_runner()
+    got = r.step(EVENTS[:2000])
+    before = copy.deepcopy(r.get_state())
+    r.warm_up()
+    after = r.get_state()
+    assert before.keys() == after.keys()
+    for name in before:
+        for key, value in before[name].items():
+            np.testing.assert_equal(after[name][key], value)
+    assert strip(got + r.step(EVENTS[2000:]) + r.finish()) == WHOLE
+
+
+def test_file_source_leaves_bounds_to_the_decode_stage_which_counts_them(tmp_path):
+    ev = EVENTS.copy()
+    ev["x"][[5, 900]] = 40                   # outside the 32-wide sensor
+    path = str(tmp_path / "ev.npy")
+    eventflow.write_events(path, ev)         # no geometry in the file: the pipeline gives 32x32
+    reader = eventflow.open(path, width=32, height=32, check_bounds=False)
+    assert len(reader.read_all()) == len(ev) and not reader.violations.counts   # the reader's option
+    p = build(config(source={"uri": path, "width": 32, "height": 32}), model=MODEL, sinks=[])
+    m = SyncRunner(p).run()
+    assert m["rejected"] == {"out_of_bounds": 2} and m["events_in"] == len(ev) and m["balanced"]
+    assert m["events_processed"] == len(ev) - 2
+
+
+def test_async_runner_imports_either_way_and_reports_each_threads_cpu_time():
+    import subprocess
+    import sys
+
+    code = ("import eventflow.pipeline.runner_async as a, eventflow.pipeline.runner as r; "
+            "assert r.AsyncRunner is a.AsyncRunner")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+    p = build(config(), model=MODEL, sinks=[], source=ArraySource(EVENTS, batch_events=500))
+    m = AsyncRunner(p, "none").run()
+    assert set(m["thread_cpu_s"]) == {"source", "window", "model"} and m["balanced"]
+    assert all(v >= 0 for v in m["thread_cpu_s"].values())

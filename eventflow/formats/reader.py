@@ -39,6 +39,9 @@ class EventReader:
         stable, then clamped against the chunks before). Changed events are counted
         in ``time_adjusted``.
       chunk_events: the largest array that iteration yields (memory bound).
+      check_bounds: False leaves events outside the geometry in, uncounted, for a
+        consumer that validates every event anyway (the pipeline's decode stage);
+        saves a pass over the data. Formats whose decoder checks bounds still do.
     """
 
     format = "?"
@@ -46,7 +49,7 @@ class EventReader:
     _checks_bounds = False
 
     def __init__(self, path, *, width=None, height=None, strict=False, monotonic=None,
-                 chunk_events=DEFAULT_CHUNK_EVENTS):
+                 chunk_events=DEFAULT_CHUNK_EVENTS, check_bounds=True):
         if monotonic not in MONOTONIC_MODES:
             raise ValueError(f"monotonic must be one of {MONOTONIC_MODES}, got {monotonic!r}")
         if int(chunk_events) < 1:
@@ -57,6 +60,7 @@ class EventReader:
         self.strict = bool(strict)
         self.monotonic = monotonic
         self.chunk_events = int(chunk_events)
+        self.check_bounds = bool(check_bounds)
         self.violations = Violations()
         self.time_adjusted = 0
         self._seek_t = None
@@ -98,7 +102,8 @@ class EventReader:
         t_max = None
         for ev in src:
             seen = len(ev)
-            if not self._checks_bounds and self.width is not None and self.height is not None and seen:
+            bounded = self.width is not None and self.height is not None
+            if self.check_bounds and not self._checks_bounds and bounded and seen:
                 ev = self._drop_out_of_bounds(ev, n_seen)
             n_seen += seen
             if self.strict and self.violations:

@@ -16,7 +16,8 @@ import importlib
 _EXPORTS = {
     "config": ("DEFAULT_CONFIG", "HeadConfig", "ModelConfig", "PipelineConfig", "RunnerConfig", "SourceConfig",
                "from_dict", "load_config", "with_overrides"),
-    "runner": ("AsyncRunner", "Pipeline", "SyncRunner", "build", "make_runner"),
+    "runner": ("Pipeline", "SyncRunner", "build", "make_runner"),
+    "runner_async": ("AsyncRunner",),
     "sinks": ("CallbackSink", "Hdf5Sink", "JsonlSink", "open_sink", "read_results"),
     "sources": ("ArraySource", "FileSource", "SimSource", "StreamSource", "open_source"),
     "stage": ("Batch", "EndOfStream", "Sink", "Source"),

@@ -1,7 +1,8 @@
 """Latency percentiles in bounded memory, and an optional Prometheus text endpoint.
 
 ``Recorder`` keeps the last ``capacity`` samples in a ring (memory stays flat over any stream)
-plus a running count and sum; ``percentiles()`` reads p50/p99 from the ring.
+plus a running count and sum; ``percentiles()`` reads p50/p99 from the ring and gives the sum
+of all samples (``total_ms``: for stage times, where the run's time went).
 
 >>> r = Recorder(capacity=4)
 >>> for v in (1.0, 2.0, 3.0, 4.0, 100.0): r.add(v)
@@ -41,9 +42,11 @@ class Recorder:
         with self._lock:
             n = min(self.count, len(self._ring))
             if n == 0:
-                return {"p50_ms": None, "p99_ms": None, "count": 0}
+                return {"p50_ms": None, "p99_ms": None, "count": 0, "total_ms": 0.0}
             p50, p99 = np.percentile(self._ring[:n], [50, 99])
-        return {"p50_ms": round(float(p50), 4), "p99_ms": round(float(p99), 4), "count": self.count}
+            total = self.total
+        return {"p50_ms": round(float(p50), 4), "p99_ms": round(float(p99), 4), "count": self.count,
+                "total_ms": round(total, 3)}
 
 
 class StageTimes:

@@ -9,11 +9,13 @@ of one stream, owning their resources. Two runners drive it:
   ``(t_last - t_previous_last) / window_us + 1`` steps. ``run()`` replays the source to its
   end; ``finish()`` emits the last, incomplete window. Results do not depend on how the
   stream is cut into ``step`` calls.
-- ``AsyncRunner``: a reader thread (source) and a window thread (decode, window/encode) feed
-  the model, head and sinks through bounded queues. ``drop_policy="none"`` blocks upstream when
-  a queue is full (lossless backpressure, for replay); ``drop_oldest`` drops the oldest queued
-  windows, ``latest_only`` keeps only the newest (live sources); dropped events are counted by
-  reason.
+- ``AsyncRunner`` (``eventflow.pipeline.runner_async``): a source thread and a window thread
+  (or one thread doing both: ``window_thread=False``, what ``make_runner`` picks for live and
+  paced sources) feed the model, head and sinks through bounded queues, with a drop policy
+  for live sources.
+
+Both warm up before they run (``warm_up``: every numba kernel loaded, on throwaway state), so
+the first windows of a live stream are not late or dropped while kernels load.
 
 Accounting (``runner.accounting()``, any time): events received = processed + dropped +
 rejected + in flight, where in flight (queued, or waiting for their window to end) is counted
@@ -21,7 +23,6 @@ separately and is 0 once the run is over; ``balanced`` says whether the sums agr
 """
 from __future__ import annotations
 
-import queue
 import threading
 import time
 
@@ -197,6 +198,12 @@ class _Core:
     def _queued_events(self) -> int:
         return 0
 
+    def warm_up(self):
+        """Load every stage's kernels (numba's cache, first-call dispatch) without touching
+        the stream's state; runners call it before they start reading the source."""
+        for s in self.p.stages():
+            s.warm_up()
+
     def accounting(self) -> dict:
         """Events received = processed + dropped + rejected (+ in flight, during a run)."""
         src = self.p.source.counters() if self.p.source is not None else {"received": 0, "rejected": {}, "dropped": {}}
@@ -252,6 +259,7 @@ class SyncRunner(_Core):
         finished too), or for at most ``max_batches`` batches (then the stream stays open:
         ``get_state``/``run`` again continue it). Returns ``metrics()``."""
         src = self.p.source
+        self.warm_up()
         self.t_wall0 = time.perf_counter()
         live = is_live_uri(self.p.config.source.uri)
         n = 0
@@ -295,134 +303,15 @@ class SyncRunner(_Core):
         self.windows, self.results, self.dropped = r.get("windows", 0), r.get("results", 0), dict(r.get("dropped", {}))
 
 
-_END = object()
+def __getattr__(name):
+    # ``AsyncRunner`` lives in runner_async (which builds on _Core here); named here too, loaded
+    # on first use, so that ``from eventflow.pipeline.runner import AsyncRunner`` keeps working
+    # whichever of the two modules is imported first.
+    if name == "AsyncRunner":
+        from .runner_async import AsyncRunner
 
-
-class AsyncRunner(_Core):
-    """Threads and bounded queues (see the module docstring)."""
-
-    def __init__(self, pipeline: Pipeline, drop_policy: str = "none", queue_batches: int = 64,
-                 queue_windows: int = 8):
-        super().__init__(pipeline)
-        if drop_policy not in ("none", "drop_oldest", "latest_only"):
-            raise ValueError(f"runner.drop_policy: expected none, drop_oldest or latest_only, got {drop_policy!r}")
-        self.drop_policy = drop_policy
-        self.q_batches = queue.Queue(queue_batches)
-        self.q_windows = queue.Queue(queue_windows)
-        self._queued = 0
-        self.error = None
-
-    def _queued_events(self):
-        return self._queued
-
-    def _add_queued(self, n):
-        with self._lock:
-            self._queued += n
-
-    def _put(self, q, item):
-        """Blocking put (backpressure); gives up only if the consumer thread failed."""
-        while self.error is None:
-            try:
-                q.put(item, timeout=0.05)
-                return
-            except queue.Full:
-                continue
-
-    def _reader(self, stop, progress):
-        try:
-            while not stop.is_set():
-                try:
-                    b = self.p.source.next(0.05)
-                except EndOfStream:
-                    break
-                if b is None:
-                    continue
-                self._add_queued(len(b.events))
-                self._put(self.q_batches, b)
-                if progress is not None:
-                    progress(len(b.events))
-        except BaseException as e:
-            self.error = e
-        finally:
-            self.q_batches.put(_END)
-
-    def _offer(self, w):
-        """Queue windows by the drop policy."""
-        n = int(w.n_events.sum())
-        self._add_queued(n)
-        if self.drop_policy == "none":
-            self.q_windows.put(w)
-            return
-        if self.drop_policy == "latest_only":
-            self._drain_queued("latest_only")
-        while True:
-            try:
-                self.q_windows.put_nowait(w)
-                return
-            except queue.Full:
-                self._drain_queued("drop_oldest", limit=1)
-
-    def _drain_queued(self, reason, limit=None):
-        k = 0
-        while limit is None or k < limit:
-            try:
-                old = self.q_windows.get_nowait()
-            except queue.Empty:
-                return
-            if old is _END:  # never drop the end marker
-                self.q_windows.put(old)
-                return
-            n = int(old.n_events.sum())
-            self._add_queued(-n)
-            self._count_drop(reason, n)
-            k += 1
-
-    def _windower(self):
-        try:
-            while True:
-                b = self.q_batches.get()
-                if b is _END:
-                    break
-                self._add_queued(-len(b.events))
-                w = self._ingest(b.events, b.t_host_ns)
-                if w is not None and len(w):
-                    self._offer(w)
-            w = self.p.window.finish(time.monotonic_ns())
-            if w is not None and len(w):
-                self._offer(w)
-        except BaseException as e:
-            self.error = self.error or e
-        finally:
-            self.q_windows.put(_END)
-
-    def run(self, stop: threading.Event | None = None, progress=None) -> dict:
-        """Run until the source ends or ``stop`` is set; in-flight windows finish. Returns ``metrics()``."""
-        stop = stop or threading.Event()
-        self.t_wall0 = time.perf_counter()
-        threads = [threading.Thread(target=self._reader, args=(stop, progress), name="source", daemon=True),
-                   threading.Thread(target=self._windower, name="window", daemon=True)]
-        for t in threads:
-            t.start()
-        try:
-            while True:
-                try:
-                    w = self.q_windows.get(timeout=0.1)
-                except queue.Empty:
-                    continue
-                if w is _END:
-                    break
-                self._add_queued(-int(w.n_events.sum()))
-                self._infer(w)
-        finally:
-            stop.set()
-            for t in threads:
-                t.join(timeout=5)
-            self._flush()
-            self.wall_s += time.perf_counter() - self.t_wall0
-            self.t_wall0 = None
-        if self.error is not None:
-            raise self.error
-        return self.metrics()
+        return AsyncRunner
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def make_runner(pipeline: Pipeline):
@@ -434,6 +323,11 @@ def make_runner(pipeline: Pipeline):
         mode = "async" if (live or c.source.realtime is not None) else "sync"
     if mode == "sync":
         return SyncRunner(pipeline)
+    from .runner_async import AsyncRunner
+
     policy = c.runner.drop_policy or ("drop_oldest" if live else "none")
-    return AsyncRunner(pipeline, policy, c.runner.queue_batches, c.runner.queue_windows)
+    # a replay as fast as possible overlaps file decoding with binning; live and paced sources
+    # bin in the source thread (small batches: one hand-off less is lower latency)
+    paced = live or c.source.realtime is not None
+    return AsyncRunner(pipeline, policy, c.runner.queue_batches, c.runner.queue_windows, window_thread=not paced)
 

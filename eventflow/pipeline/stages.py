@@ -3,6 +3,8 @@
 Each is a small object with a ``name``, ``step(...)`` (the protocol's ``next``: what it makes
 of its input), ``reset(state=None)``, ``get_state()`` and ``shutdown()``. All state is in what
 ``get_state`` returns; ``reset(get_state())`` on a fresh stage continues exactly.
+``warm_up()`` runs the stage's kernels once on throwaway inputs and state (numba loads a
+cached kernel on its first call: tens to hundreds of ms), leaving the stage's state as it was.
 
 - ``DecodeStage``: checks EventCD arrays against the geometry; rejects (and counts by reason)
   events out of bounds, with a polarity other than 0/1, or earlier than the running time.
@@ -26,7 +28,7 @@ import torch
 
 from ..kernels import window_bin as K
 
-__all__ = ["DecodeStage", "HeadStage", "ModelStage", "WindowStage", "Windows"]
+__all__ = ["DecodeStage", "HeadStage", "ModelStage", "WindowStage", "Windows", "decide_windows"]
 
 
 def _add(counts: dict, reason: str, n: int):
@@ -71,6 +73,9 @@ class DecodeStage:
 
     def get_state(self):
         return {"t_last": self.t_last, "rejected": dict(self.rejected)}
+
+    def warm_up(self):
+        K.first_invalid(np.zeros(2, np.uint64), self.width, self.height, 0)
 
     def reset(self, state=None):
         self.t_last = np.iinfo(np.int64).min if state is None else int(state["t_last"])
@@ -171,6 +176,11 @@ class WindowStage:
         self.partial[:] = 0
         return self._windows(xs, np.array([n_open], np.int64), np.array([self.host_open], np.int64))
 
+    def warm_up(self):
+        (W, H), one = self.spec.sensor_size, np.zeros(2, np.uint64)   # one event at (0, 0), t = 0
+        K.bin_windows(one, 0, W, H, self.xmap, self.ymap, self.spec.window_us, K.new_acc(0, self.spec.window_us),
+                      np.zeros_like(self.partial), self._out, self._counts, self._touched)
+
     @property
     def windowed(self) -> int:
         return 0 if self.acc is None else int(self.acc[K.A_DONE])
@@ -241,6 +251,15 @@ class ModelStage:
             y, self.state = self.network.run(torch.from_numpy(np.ascontiguousarray(x)), self.state)
         return y.numpy()
 
+    def warm_up(self):
+        x = np.zeros((self.batch, *self.network.in_shape), np.float32)
+        x.reshape(self.batch, -1)[:, ::7] = 1.0    # some active inputs: every kernel of a step runs
+        if self.fast is not None:
+            self.fast.step(x, self.fast.init_state(self.batch), inplace=True)
+        else:
+            with torch.no_grad():
+                self.network.run(torch.from_numpy(x[None]), self.network.init_state(self.batch))
+
     def get_state(self):
         if self.fast is not None:
             return {"backend": "fast", "v": [v.copy() for v in self.state.v]}
@@ -268,6 +287,44 @@ class ModelStage:
         pass
 
 
+def decide_windows(decision, logits, state):
+    """``DecisionSpec.step`` over consecutive steps of one stream at once: ``logits [n, C]`` ->
+    ``(probabilities [n, C], committed class [n] (-1: none yet), state after the last)``, the
+    same numbers as n calls of ``decision.step`` (each step's ring of the last logits is built,
+    then the softmax of the means is taken for all steps together).
+
+    >>> from eventflow.model import DecisionSpec
+    >>> d = DecisionSpec(smoothing_steps=2, commit_probability=0.6)
+    >>> prob, committed, st = decide_windows(d, np.array([[0, 0], [3, 0], [0, 9]], np.float32), d.init_state(2))
+    >>> committed.tolist(), int(st.seen[0])
+    ([-1, 0, 1], 3)
+    """
+    from ..model import DecisionState
+
+    logits = np.asarray(logits, np.float32)
+    n, size = len(logits), decision.smoothing_steps
+    if n == 0:
+        return np.zeros((0, logits.shape[1]), np.float32), np.zeros(0, np.int64), state
+    seen0 = int(state.seen[0])
+    rings = np.empty((n, size, logits.shape[1]), np.float32)
+    ring = state.ring[0].copy()
+    for i in range(n):
+        ring[(seen0 + i) % size] = logits[i]
+        rings[i] = ring
+    steps = np.minimum(seen0 + 1 + np.arange(n), size).astype(np.float32)[:, None]
+    mean = rings.sum(1) / steps
+    z = np.exp(mean - mean.max(1, keepdims=True))
+    prob = z / z.sum(1, keepdims=True)
+    top = prob.argmax(1)
+    ok = prob[np.arange(n), top] >= decision.commit_probability
+    if decision.background is not None:
+        ok &= top != decision.background
+    last_ok = np.maximum.accumulate(np.where(ok, np.arange(n), -1))
+    committed = np.where(last_ok >= 0, top[np.maximum(last_ok, 0)], state.committed[0]).astype(np.int64)
+    new = DecisionState(ring[None], np.array([seen0 + n], np.int64), committed[-1:].copy())
+    return prob, committed, new
+
+
 class HeadStage:
     """Classification decisions from per-window logits (see the module docstring)."""
 
@@ -282,22 +339,28 @@ class HeadStage:
 
     def step(self, windows: Windows, logits: np.ndarray) -> list[dict]:
         """Results (without ``latency_ms``) for ``windows`` and their logits ``[n, C]``, by the
-        model's decision rule (``DecisionSpec.step``, the rule evaluation measures too)."""
+        model's decision rule (``decide_windows``: ``DecisionSpec.step`` over all n at once)."""
+        before = int(self.state.committed[0])
+        prob, committed, self.state = decide_windows(self.decision, logits, self.state)
+        if self.emit == "decisions":
+            prev = np.concatenate(([before], committed[:-1]))
+            emit = np.flatnonzero((committed >= 0) & (committed != prev))
+        else:
+            emit = range(len(windows))
         out = []
-        for i in range(len(windows)):
-            before = int(self.state.committed[0])
-            prob, committed, self.state = self.decision.step(logits[i][None], self.state)
-            prob, c_now = prob[0], int(committed[0])
-            c = int(prob.argmax())
-            is_committed = bool(prob[c] >= self.decision.commit_probability and c != self.decision.background)
-            if self.emit == "decisions" and not (c_now >= 0 and c_now != before):
-                continue
+        for i in emit:
+            p = prob[i]
+            c = int(p.argmax())
+            is_committed = bool(p[c] >= self.decision.commit_probability and c != self.decision.background)
             t0 = int(windows.t_start_us[i])
             out.append({"stream": self.stream, "t_start_us": t0, "t_end_us": t0 + windows.window_us,
                         "latency_ms": None, "task": "classification", "class_id": c, "class_name": self.classes[c],
-                        "probability": float(prob[c]), "probabilities": [float(p) for p in prob],
-                        "committed": bool(is_committed), "_host_ns": int(windows.t_host_ns[i])})
+                        "probability": float(p[c]), "probabilities": p.tolist(),
+                        "committed": is_committed, "_host_ns": int(windows.t_host_ns[i])})
         return out
+
+    def warm_up(self):
+        self.decision.step(np.zeros((1, len(self.classes)), np.float32), self.decision.init_state(len(self.classes)))
 
     def get_state(self):
         s = self.state
