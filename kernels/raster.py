@@ -61,6 +61,14 @@ def pose_channels_kernel(rest, g0, rate, harm, omega, tau, w, big_w, idle, t, q)
         q[k] = rest[k] + w * s + rate[k] * big_w + idle[k, 0] * math.sin(idle[k, 1] * t + idle[k, 2])
 
 
+@njit(cache=True, nogil=True)
+def pose_figure_kernel(rest, g0, rate, harm, omega, tau, w, big_w, idle, t, q, joint_index, joint_value, shapes, pos,
+                       angle, prims):
+    """``pose_channels_kernel`` then ``figure_primitives_kernel`` in one call (a frame's pose)."""
+    pose_channels_kernel(rest, g0, rate, harm, omega, tau, w, big_w, idle, t, q)
+    figure_primitives_kernel(q, joint_index, joint_value, shapes, pos, angle, prims)
+
+
 def pose_channels_reference(rest, g0, rate, harm, omega, tau, w, big_w, idle, t):
     """Plain numpy: the channel vector q (float64[K])."""
     h = np.arange(1, harm.shape[1] + 1) * omega * tau
@@ -259,17 +267,29 @@ def rasterise_kernel(prims, background, light, gain, out):
     pixel beyond the analytic extent). The row loops are branch-free and index from 0 (column
     numbers are read as floats from ``cols``, not converted), so that they vectorise.
     """
+    rasterise_region_kernel(prims, background, light, gain, out, 0, out.shape[0], 0, out.shape[1])
+
+
+@njit(cache=True, nogil=True)
+def rasterise_region_kernel(prims, background, light, gain, out, ry0, ry1, rx0, rx1):
+    """``rasterise_kernel`` on rows ``ry0..ry1-1``, columns ``rx0..rx1-1`` only: those pixels get
+    exactly the values a whole-image rasterisation gives them (each pixel's arithmetic is its
+    own); the others are untouched."""
     height, width = out.shape
-    for y in range(height):
-        for x in range(width):
-            out[y, x] = background[y, x] * gain
+    ry0, ry1, rx0, rx1 = max(ry0, 0), min(ry1, height), max(rx0, 0), min(rx1, width)
+    for y in range(ry0, ry1):
+        orow, brow = out[y, rx0:rx1], background[y, rx0:rx1]  # indexed from 0, so it vectorises
+        for k in range(orow.shape[0]):
+            orow[k] = brow[k] * gain
     cols = np.arange(width).astype(np.float64)
     for i in range(prims.shape[0]):
         x0, y0, x1, y1 = prims[i, PRIM_X0], prims[i, PRIM_Y0], prims[i, PRIM_X1], prims[i, PRIM_Y1]
         r = prims[i, PRIM_RADIUS]
         xa, xb, ya, yb = _bounding_box(prims[i, PRIM_KIND], x0, y0, x1, y1, r)
-        c0, c1 = max(int(math.ceil(xa)), 0), min(int(math.floor(xb)), width - 1)
-        r0, r1 = max(int(math.ceil(ya)), 0), min(int(math.floor(yb)), height - 1)
+        c0, c1 = max(int(math.ceil(xa)), rx0), min(int(math.floor(xb)), rx1 - 1)
+        r0, r1 = max(int(math.ceil(ya)), ry0), min(int(math.floor(yb)), ry1 - 1)
+        if c0 > c1 or r0 > r1:
+            continue
         args = (prims[i, PRIM_VALUE], prims[i, PRIM_TEX_AMP], 1.0 / prims[i, PRIM_TEX_PERIOD], prims[i, PRIM_SHADE])
         if prims[i, PRIM_KIND] == CAPSULE:
             _draw_capsule(out, light, cols, gain, x0, y0, x1, y1, r, *args, r0, r1, c0, c1)

@@ -73,6 +73,38 @@ def test_rasterise_kernel_equals_reference(size):
             assert 0 < out.min() and out.max() <= 1
 
 
+def test_rasterising_a_region_gives_the_whole_image_values_there_and_leaves_the_rest():
+    rng = np.random.default_rng(9)
+    width, height = 37, 29
+    for trial in range(10):
+        prims = random_prims(rng, int(rng.integers(1, 9)), width, height)
+        background = rng.uniform(0.02, 1, (height, width)).astype(np.float32)
+        light = rng.uniform(0.5, 1, (height, width)).astype(np.float32)
+        whole = np.empty((height, width), np.float32)
+        R.rasterise_kernel(prims, background, light, 0.8, whole)
+        y0, x0 = int(rng.integers(0, height)), int(rng.integers(0, width))
+        y1, x1 = int(rng.integers(y0, height + 1)), int(rng.integers(x0, width + 1))
+        part = np.full((height, width), -1.0, np.float32)
+        R.rasterise_region_kernel(prims, background, light, 0.8, part, y0, y1, x0, x1)
+        expected = np.full((height, width), -1.0, np.float32)
+        expected[y0:y1, x0:x1] = whole[y0:y1, x0:x1]
+        assert np.array_equal(part, expected), f"trial {trial}"  # bit for bit
+
+
+def test_scene_renders_regions_exactly_as_whole_frames():
+    scene = G.make_scene(W, H, seed=2, gestures=4)
+    whole, part = np.empty((H, W), np.float32), np.zeros((H, W), np.float32)
+    for t, (y0, y1, x0, x1) in ((0.3, (10, 70, 20, 90)), (1.5, (5, 6, 100, 128)), (1.1, (0, H, 0, W))):
+        scene.render(t, whole)
+        before = part.copy()
+        scene.render_region(t, part, y0, y1, x0, x1)
+        assert np.array_equal(part[y0:y1, x0:x1], whole[y0:y1, x0:x1])
+        before[y0:y1, x0:x1] = whole[y0:y1, x0:x1]
+        assert np.array_equal(part, before)  # the other pixels are untouched
+    with pytest.raises(ValueError, match="region rows 0..129"):
+        scene.render_region(0.1, part, 0, 129, 0, 5)
+
+
 def test_rasterise_draws_antialiased_shapes_where_they_are():
     bg = np.full((32, 32), 0.2, np.float32)
     light = np.ones((32, 32), np.float32)

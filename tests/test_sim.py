@@ -119,28 +119,48 @@ def test_scene_and_sensor_geometry_must_agree_and_time_only_moves_forward():
 # ---------------------------------------------------------------- kernels equal their references
 
 
+def random_rect(rng, height, width):
+    y0, x0 = int(rng.integers(0, height + 1)), int(rng.integers(0, width + 1))
+    return y0, int(rng.integers(y0, height + 1)), x0, int(rng.integers(x0, width + 1))
+
+
 @settings(max_examples=60, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 40), scale=st.sampled_from([0.05, 0.5, 3.0]),
-       ta=st.integers(0, 10**6), span=st.sampled_from([1.0, 62.5, 1000.0]))
-def test_crossings_and_log_kernels_equal_references(seed, n, scale, ta, span):
+@given(seed=st.integers(0, 2**32 - 1), width=st.integers(1, 9), height=st.integers(1, 6),
+       scale=st.sampled_from([0.05, 0.5, 3.0]), ta=st.integers(0, 10**6), span=st.sampled_from([1.0, 62.5, 1000.0]))
+def test_crossings_and_log_kernels_equal_references(seed, width, height, scale, ta, span):
     rng = np.random.default_rng(seed)
-    img0 = rng.uniform(0.01, 1.0, n).astype(np.float32)
-    img1 = np.where(rng.random(n) < 0.6, img0, rng.uniform(0.01, 1.0, n) ** (1 + scale)).astype(np.float32)
-    l0 = K.log_intensity_reference(img0, 1e-3)
-    l1 = np.empty(n, np.float32)
-    assert K.log_intensity(img1, img0, l0, 1e-3, l1) == 0  # recomputes only the changed pixels
-    np.testing.assert_array_equal(l1, K.log_intensity_reference(img1, 1e-3))
+    n = width * height
+    img0 = rng.uniform(0.0, 1.0, n).astype(np.float32)
+    img1 = np.where(rng.random(n) < 0.6, img0, rng.uniform(0.0, 1.0, n) ** (1 + scale)).astype(np.float32)
+    scratch = (np.empty(n, np.float32), np.empty(n, np.int32), np.empty(n, np.int32))
+    l0 = np.empty(n, np.float32)
+    assert K.log_region(img0, 1e-3, width, 0, height, 0, width, l0, *scratch) == 0
+    np.testing.assert_array_equal(l0, K.log_region_reference(img0, 1e-3))  # bit for bit
+    rect = random_rect(rng, height, width)
+    l1 = l0.copy()
+    assert K.log_region(img1, 1e-3, width, *rect, l1, *scratch) == 0
+    inside = np.zeros((height, width), bool)
+    inside[rect[0]:rect[1], rect[2]:rect[3]] = True
+    inside = inside.ravel()
+    np.testing.assert_array_equal(l1, np.where(inside, K.log_region_reference(img1, 1e-3), l0))
     for limit in (0.3, 1.0, 5.0):
-        assert K.changes_faster_than(l0, l1, limit) == K.changes_faster_than_reference(l0, l1, limit)
+        assert K.exceeding_box(l0, l1, limit, width, *rect) == K.exceeding_box_reference(l0, l1, limit, width, *rect)
     ref = l0 + rng.normal(0, 0.1, n)
     thr_on, thr_off = rng.uniform(0.01, 0.4, n), rng.uniform(0.01, 0.4, n)
-    e_pix, e_t, e_p, e_ref = K.crossings_reference(l0, l1, ref, thr_on, thr_off, float(ta), ta + span, ta)
+    region = random_rect(rng, height, width) if rng.random() < 0.7 else (0, height, 0, width)
+    hole = random_rect(rng, region[1] - region[0], region[3] - region[2]) if rng.random() < 0.6 else (0, 0, 0, 0)
+    hole = (hole[0] + region[0], hole[1] + region[0], hole[2] + region[2], hole[3] + region[2])
+    e_pix, e_t, e_p, e_ref = K.crossings_reference(l0, l1, ref, thr_on, thr_off, float(ta), ta + span, ta, width,
+                                                   region, hole)
     cap = int(rng.integers(0, 8)) + 2  # often too small: the kernel stops and resumes where it stopped
     pix, t, p = np.zeros(cap, np.int64), np.zeros(cap, np.int64), np.zeros(cap, np.int8)
     ref_k, stop, end, resumes = ref.copy(), 0, 2, 0
+    bounds = np.empty((2, n), np.float32)
+    K.candidate_bounds(ref_k, thr_on, thr_off, bounds)
+    np.testing.assert_array_equal(bounds, K.candidate_bounds_reference(ref, thr_on, thr_off))
     while True:
-        stop, end = K.crossings(l0, l1, ref_k, thr_on, thr_off, float(ta), ta + span, np.int64(ta),
-                                pix, t, p, end, stop, np.zeros(K.mask_size(n), np.uint8))
+        stop, end = K.crossings(l0, l1, ref_k, thr_on, thr_off, float(ta), ta + span, np.int64(ta), pix, t, p, end,
+                                stop, width, *region, *hole, bounds, np.zeros(K.mask_size(width), np.uint8))
         if stop == n:
             break
         resumes += 1
@@ -150,7 +170,21 @@ def test_crossings_and_log_kernels_equal_references(seed, n, scale, ta, span):
     np.testing.assert_array_equal(t[2:end], e_t)
     np.testing.assert_array_equal(p[2:end], e_p)
     np.testing.assert_array_equal(ref_k, e_ref)
+    np.testing.assert_array_equal(bounds, K.candidate_bounds_reference(e_ref, thr_on, thr_off))  # kept in step
     assert ((e_t > ta) & (e_t <= math.ceil(ta + span))).all()
+
+
+def test_log_is_accurate_and_counts_bad_pixels():
+    img = np.concatenate([np.linspace(0.0, 1.0, 5001), [2.5e-7, 0.999999]]).astype(np.float32)
+    out = np.empty(len(img), np.float32)
+    scratch = (np.empty(len(img), np.float32), np.empty(len(img), np.int32), np.empty(len(img), np.int32))
+    assert K.log_region(img, 1e-3, len(img), 0, 1, 0, len(img), out, *scratch) == 0
+    exact = np.log(img.astype(np.float64) + np.float64(np.float32(1e-3)))
+    assert np.abs(out - exact).max() <= 2 * np.spacing(np.float32(7.0))  # within 2 ulp of the largest |log|
+    bad = np.array([0.5, -1.0, np.nan, np.inf, -1e-3, 0.2], np.float32)
+    out = np.empty(6, np.float32)
+    assert K.log_region(bad, 1e-3, 6, 0, 1, 0, 6, out, *(a[:6] for a in scratch)) == 4
+    assert K.log_region_bad_reference(bad, 1e-3) == 4
 
 
 @settings(max_examples=60, deadline=None)
@@ -172,11 +206,13 @@ def test_refractory_and_shift_kernels_equal_references(seed, n, refractory):
 
     p = rng.integers(0, 2, n).astype(np.int8)
     thr_on, thr_off = rng.uniform(0.1, 0.3, 7), rng.uniform(0.1, 0.3, 7)
-    ref, ref2 = rng.normal(0, 1, 7), None
-    ref2 = ref.copy()
-    K.shift_reference(ref, pix, p, thr_on, thr_off)
+    ref = rng.normal(0, 1, 7)
+    ref2, bounds = ref.copy(), np.empty((2, 7), np.float32)
+    K.candidate_bounds(ref, thr_on, thr_off, bounds)
+    K.shift_reference(ref, pix, p, thr_on, thr_off, bounds)
     K.shift_reference_reference(ref2, pix, p, thr_on, thr_off)
     np.testing.assert_array_equal(ref, ref2)
+    np.testing.assert_array_equal(bounds, K.candidate_bounds_reference(ref2, thr_on, thr_off))
 
 
 # ---------------------------------------------------------------- determinism and cut points
@@ -332,6 +368,31 @@ def test_noise_blocks_are_a_function_of_seed_and_block():
     assert not np.array_equal(a[1], c[1])
     span = 64 * sensor.base_interval_us
     assert (a[1] > 5 * span).all() and (a[1] <= 6 * span).all()
+
+
+class RegionDisc(TexturedDisc):
+    """``TexturedDisc`` that also renders rectangles (the optional ``render_region``)."""
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.regions = []
+
+    def render_region(self, t_s, out, y0, y1, x0, x1):
+        full = np.empty_like(out)
+        self.render(t_s, full)
+        out[y0:y1, x0:x1] = full[y0:y1, x0:x1]
+        self.regions.append((y1 - y0) * (x1 - x0))
+
+
+def test_refinement_renders_only_the_fast_rectangle_with_the_same_events_as_whole_frames():
+    scene = RegionDisc(width=48, height=40, speed=300.0)
+    sensor = sensor_for(scene, **NOISY)
+    with_regions, s1 = run(scene, sensor, 0.05)
+    whole, s2 = run(TexturedDisc(width=48, height=40, speed=300.0), sensor, 0.05)
+    assert with_regions.tobytes() == whole.tobytes() and s1.counts() == s2.counts()
+    partial = [a for a in scene.regions if a < 48 * 40]
+    assert s1.samples > 51 and partial  # refined, and only around the disc
+    assert np.mean(partial) < 0.5 * 48 * 40
 
 
 def test_samples_are_refined_where_the_image_changes_fast():

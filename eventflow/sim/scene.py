@@ -7,6 +7,12 @@ simulator may sample frames at any rate (it refines the rate where the image cha
 Everything random about a scene (subject, speed, clutter, lighting) is drawn once, from the
 seed it was made with.
 
+A scene MAY also implement ``render_region(t_s, out, y0, y1, x0, x1)``: write only rows
+``y0..y1-1``, columns ``x0..x1-1`` of ``out``, with exactly the values ``render`` gives them,
+leaving the other pixels untouched. The simulator then renders its refinement samples only
+where the image changes fast; without it, it renders whole frames (``render``) and uses the
+part it needs.
+
 ``ground_truth()`` returns the scene's labels in its own documented form (gesture: class
 intervals; digits: the class; detection: Gen1 boxes over time; flow: dense flow on request),
 and ``save_ground_truth(stem)`` writes them beside an event file with a documented suffix.

@@ -33,9 +33,10 @@ class SensorConfig:
     log_eps: the sensor sees ``log(I + log_eps)`` (I is linear intensity in (0, 1]).
     min_frame_rate_hz: the scene is rendered at least this often, on a fixed grid (its period is
         rounded to whole microseconds).
-    refine_fraction, max_refine_levels: a grid interval is halved while some pixel's log
-        intensity changes by more than ``refine_fraction * min(contrast_on, contrast_off)``
-        between consecutive samples, at most ``max_refine_levels`` times.
+    refine_fraction, max_refine_levels: a grid interval is halved, for the bounding rectangle of
+        the pixels whose log intensity changes by more than
+        ``refine_fraction * min(contrast_on, contrast_off)`` between consecutive samples, at most
+        ``max_refine_levels`` times (the pixels outside it keep the whole interval).
     min_contrast: floor of a pixel's threshold after mismatch.
     """
 

