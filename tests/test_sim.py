@@ -435,3 +435,12 @@ def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch, arg
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err
     assert not (tmp_path / "x.npz").exists()
+
+
+def test_seconds_sets_the_timeline_of_scenes_that_have_one():
+    from eventflow.sim.simulator import simulate_scene
+
+    ev, scene, _ = simulate_scene("gesture", seed=3, seconds=0.6)
+    labels = scene.ground_truth()
+    assert scene.duration_s == 0.6 and len(labels) == 1
+    assert 0 < labels["start_us"][0] < labels["end_us"][0] <= 600_000 and ev["t"][-1] < 600_000

@@ -13,6 +13,8 @@ import time
 
 from eventflow.formats import writer_for
 
+from ._output import progress, removed_on_failure
+
 DESCRIPTION = """Render SCENE over time and turn it into events the way a DVS does (log-intensity
 threshold crossings with per-pixel mismatch, refractory period, background activity, hot pixels,
 shot noise). Events go to OUT, format by extension, streamed chunk by chunk; the scene's ground
@@ -93,30 +95,22 @@ def run_simulate(a) -> int:
     params = {k: parse_value(v) for k, v in _pairs(a.param, "--param").items()}
     if a.chunk_ms <= 0:
         raise ValueError(f"--chunk-ms must be > 0, got {a.chunk_ms}")
-    scene = make_scene(a.scene, sensor.width, sensor.height, a.seed, **params)
+    scene = make_scene(a.scene, sensor.width, sensor.height, a.seed, a.seconds, **params)
     seconds = scene.duration_s if a.seconds is None else a.seconds
     if not seconds > 0:
         raise ValueError(f"--seconds must be > 0, got {seconds}")
     t_end, chunk = int(round(seconds * 1e6)), max(1, int(round(a.chunk_ms * 1e3)))
     sim = Simulator(scene, sensor, a.seed)
     state = sim.init_state()
-    bar = _progress(t_end, f"simulate {a.scene}")
     n, started = 0, time.perf_counter()
-    try:
-        with writer_for(a.out, width=sensor.width, height=sensor.height) as w:
-            for t in range(chunk, t_end + chunk, chunk):
-                events, state = sim.advance(min(t, t_end), state)
-                w.write(events)
-                n += len(events)
-                if bar is not None:
-                    bar.update(min(t, t_end) - bar.n)
-    except BaseException:
-        if os.path.exists(a.out):
-            os.remove(a.out)  # never leave a half-written file that looks complete
-        raise
-    finally:
-        if bar is not None:
-            bar.close()
+    with (progress(t_end, f"simulate {a.scene}", "us") as bar, removed_on_failure(a.out),
+          writer_for(a.out, width=sensor.width, height=sensor.height) as w):
+        for t in range(chunk, t_end + chunk, chunk):
+            events, state = sim.advance(min(t, t_end), state)
+            w.write(events)
+            n += len(events)
+            if bar is not None:
+                bar.update(min(t, t_end) - bar.n)
     elapsed = time.perf_counter() - started
     truth = scene.save_ground_truth(os.path.splitext(a.out)[0])
     c = state.counts()
@@ -127,11 +121,3 @@ def run_simulate(a) -> int:
           f"({seconds / elapsed:.1f}x real time)", file=sys.stderr)
     print("  ground truth: " + (", ".join(truth) if truth else "none"), file=sys.stderr)
     return 0
-
-
-def _progress(total_us: int, desc: str):
-    if not sys.stderr.isatty():
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total_us, desc=desc, unit="us", unit_scale=True, leave=False)

@@ -313,6 +313,8 @@ def simulate_scene(name: str, sensor: SensorConfig | str | None = None, seed: in
 
     Returns ``(events, scene, sensor)``.
     """
+    from .scenes import make_scene
+
     cfg = scene_sensor(name, sensor)
-    scene = scene_module(name).make_scene(cfg.width, cfg.height, seed, **scene_params)
+    scene = make_scene(name, cfg.width, cfg.height, seed, seconds, **scene_params)
     return simulate(scene, cfg, seed, seconds), scene, cfg

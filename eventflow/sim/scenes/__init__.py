@@ -18,6 +18,16 @@ def scene_module(name: str):
     return importlib.import_module(f"{__name__}.{name}")
 
 
-def make_scene(name: str, width: int, height: int, seed: int, **params):
-    """The scene ``name`` at the given geometry, its random choices drawn from ``seed``."""
-    return scene_module(name).make_scene(width, height, seed, **params)
+def make_scene(name: str, width: int, height: int, seed: int, seconds: float | None = None, **params):
+    """The scene ``name`` at the given geometry, its random choices drawn from ``seed``.
+
+    ``seconds``: the recording's length, passed to scenes whose timeline depends on it (their
+    ``make_scene`` takes ``duration_s``; e.g. gesture fits its rests and gesture into it) unless
+    ``params`` sets ``duration_s`` itself; scenes with a fixed timeline (digits) ignore it.
+    """
+    import inspect
+
+    make = scene_module(name).make_scene
+    if seconds is not None and "duration_s" not in params and "duration_s" in inspect.signature(make).parameters:
+        params["duration_s"] = float(seconds)
+    return make(width, height, seed, **params)
