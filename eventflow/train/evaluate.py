@@ -51,7 +51,7 @@ def open_eval_data(uri: str):
 
 
 def _interval(labels):
-    return (int(labels["start_us"][0]), int(labels["end_us"][0])) if len(labels) else None
+    return (int(labels["t_start"][0]), int(labels["t_end"][0])) if len(labels) else None
 
 
 def run_outputs(model: Model, data: EncodedSet, fast: bool = True, batch_size: int = 32) -> np.ndarray:

@@ -52,7 +52,7 @@ def load_split(cfg: TrainConfig, split: str, spec: InputSpec, log=print):
 
 
 def _first_interval(labels):
-    return (int(labels["start_us"][0]), int(labels["end_us"][0])) if len(labels) else None
+    return (int(labels["t_start"][0]), int(labels["t_end"][0])) if len(labels) else None
 
 
 class _Limited:
