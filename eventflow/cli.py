@@ -13,6 +13,7 @@ import json
 import os
 import sys
 
+from .commands._output import progress, removed_on_failure
 from .errors import EventFormatError
 
 EXIT_BAD_INPUT = 2
@@ -38,15 +39,6 @@ def _reader_options(a) -> dict:
     return opts
 
 
-def _progress(total_bytes: int, desc: str):
-    """A tqdm bar on a terminal only; a no-op object elsewhere."""
-    if not sys.stderr.isatty():
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total_bytes, desc=desc, unit="ev", unit_scale=True, leave=False)
-
-
 def cmd_info(a) -> int:
     from . import open_events
     from .formats.reader import count_events
@@ -58,10 +50,8 @@ def cmd_info(a) -> int:
     if a.file is None:
         raise ValueError("info needs a FILE (or --sample)")
     r = open_events(a.file, **_reader_options(a))
-    bar = _progress(0, os.path.basename(a.file))
-    stats = count_events(r, progress=None if bar is None else bar.update)
-    if bar is not None:
-        bar.close()
+    with progress(0, os.path.basename(a.file), "ev") as bar:
+        stats = count_events(r, progress=None if bar is None else bar.update)
     n, t0, t1 = stats["events"], stats["t_first_us"], stats["t_last_us"]
     duration = None if n == 0 else (stats["t_max_us"] - stats["t_min_us"])
     rate = None if not duration else n / (duration * 1e-6)
@@ -99,22 +89,14 @@ def cmd_convert(a) -> int:
     wopts = {"width": r.width, "height": r.height}
     if a.compression is not None:
         wopts["compression"] = None if a.compression == "none" else a.compression
-    bar = _progress(0, f"{os.path.basename(a.input)} -> {os.path.basename(a.output)}")
     n = 0
-    try:
-        with writer_for(a.output, **wopts) as w:
-            for ev in r:
-                w.write(ev)
-                n += len(ev)
-                if bar is not None:
-                    bar.update(len(ev))
-    except BaseException:
-        if os.path.exists(a.output):
-            os.remove(a.output)  # never leave a half-written file that looks complete
-        raise
-    finally:
-        if bar is not None:
-            bar.close()
+    with (progress(0, f"{os.path.basename(a.input)} -> {os.path.basename(a.output)}", "ev") as bar,
+          removed_on_failure(a.output), writer_for(a.output, **wopts) as w):
+        for ev in r:
+            w.write(ev)
+            n += len(ev)
+            if bar is not None:
+                bar.update(len(ev))
     msg = f"wrote {n:,} events ({r.format} -> {os.path.splitext(a.output)[1]}) to {a.output}"
     if r.violations:
         msg += f"; input violations: {r.violations.counts}"

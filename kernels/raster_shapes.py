@@ -19,7 +19,7 @@ wrap-around (periodic textures tile seamlessly).
 Kernels: ``render_layers`` (composite a table into an image), ``place_layers`` (a table of
 layers given in their groups' units, each group moved by its own map at some time) and
 ``layer_flow`` (forward flow of the front layer at each pixel and whether it is hidden later);
-each has a ``*_reference`` in numpy. The plain helpers at the end build tables.
+each has a ``*_reference`` in numpy. ``eventflow.sim.layers`` builds the tables.
 """
 from __future__ import annotations
 
@@ -227,6 +227,8 @@ def place_layers(local, group, forward, margin, out):
 
 def place_layers_reference(local, group, forward, margin):
     """numpy version of ``place_layers`` (returns the table)."""
+    from eventflow.sim.layers import compose, invert, scene_bbox  # plain table helpers (they import this module)
+
     local = np.asarray(local, dtype=np.float64)
     f = np.asarray(forward, dtype=np.float64)[group]
     out = local.copy()
@@ -364,104 +366,3 @@ def top_layer_reference(layers, X, Y):
         in_box = (X >= L[X0]) & (X <= L[X1]) & (Y >= L[Y0]) & (Y <= L[Y1])
         top = np.where(in_box & (cov >= 0.5), i, top)
     return top
-
-
-# ---- building layer tables (plain numpy; every argument broadcasts over layers) ----
-
-def similarity(tx, ty, scale, angle=0.0, mirror=1.0):
-    """Forward and inverse 2x3 maps (arrays (..., 6)) of ``X = t + scale * R(angle) * diag(mirror, 1) * u``.
-
-    >>> fwd, inv = similarity(10.0, 5.0, 2.0)
-    >>> (fwd + 0.0).tolist(), (inv + 0.0).tolist()
-    ([2.0, 0.0, 10.0, 0.0, 2.0, 5.0], [0.5, 0.0, -5.0, 0.0, 0.5, -2.5])
-    """
-    tx, ty, scale, angle, mirror = np.broadcast_arrays(*(np.asarray(a, dtype=np.float64) for a in
-                                                         (tx, ty, scale, angle, mirror)))
-    c, s = np.cos(angle), np.sin(angle)
-    fwd = np.stack([scale * c * mirror, -scale * s, tx, scale * s * mirror, scale * c, ty], axis=-1)
-    a, b = mirror * c / scale, mirror * s / scale
-    d, e = -s / scale, c / scale
-    inv = np.stack([a, b, -(a * tx + b * ty), d, e, -(d * tx + e * ty)], axis=-1)
-    return fwd, inv
-
-
-def compose(outer, inner):
-    """The 2x3 map ``outer(inner(p))``."""
-    o, i = np.asarray(outer, dtype=np.float64), np.asarray(inner, dtype=np.float64)
-    o, i = np.broadcast_arrays(o, i)
-    return np.stack([o[..., 0] * i[..., 0] + o[..., 1] * i[..., 3],
-                     o[..., 0] * i[..., 1] + o[..., 1] * i[..., 4],
-                     o[..., 0] * i[..., 2] + o[..., 1] * i[..., 5] + o[..., 2],
-                     o[..., 3] * i[..., 0] + o[..., 4] * i[..., 3],
-                     o[..., 3] * i[..., 1] + o[..., 4] * i[..., 4],
-                     o[..., 3] * i[..., 2] + o[..., 4] * i[..., 5] + o[..., 5]], axis=-1)
-
-
-def invert(maps):
-    """Inverse of invertible 2x3 affine maps (..., 6)."""
-    m = np.asarray(maps, dtype=np.float64)
-    det = m[..., 0] * m[..., 4] - m[..., 1] * m[..., 3]
-    return np.stack([m[..., 4], -m[..., 1], m[..., 1] * m[..., 5] - m[..., 4] * m[..., 2],
-                     -m[..., 3], m[..., 0], m[..., 3] * m[..., 2] - m[..., 0] * m[..., 5]], axis=-1) / det[..., None]
-
-
-def scene_bbox(kind, shape, forward, margin):
-    """(x0, x1, y0, y1) of each shape mapped to the scene by ``forward``, grown by ``margin`` pixels.
-
-    Exact for boxes, ellipses and capsules under maps without rotation; a bound otherwise.
-    Planes get (-FAR, FAR, -FAR, FAR).
-    """
-    kind = np.asarray(kind)
-    s = np.asarray(shape, dtype=np.float64)
-    f = np.asarray(forward, dtype=np.float64)
-    is_capsule = kind == CAPSULE
-    r = np.where(is_capsule, s[..., 4], 0.0)
-    u0 = np.where(is_capsule, np.minimum(s[..., 0], s[..., 2]) - r, s[..., 0] - s[..., 2])
-    u1 = np.where(is_capsule, np.maximum(s[..., 0], s[..., 2]) + r, s[..., 0] + s[..., 2])
-    v0 = np.where(is_capsule, np.minimum(s[..., 1], s[..., 3]) - r, s[..., 1] - s[..., 3])
-    v1 = np.where(is_capsule, np.maximum(s[..., 1], s[..., 3]) + r, s[..., 1] + s[..., 3])
-    cu, cv = (u0 + u1) / 2, (v0 + v1) / 2
-    hu, hv = (u1 - u0) / 2, (v1 - v0) / 2
-    X = f[..., 0] * cu + f[..., 1] * cv + f[..., 2]
-    Y = f[..., 3] * cu + f[..., 4] * cv + f[..., 5]
-    ex = np.abs(f[..., 0]) * hu + np.abs(f[..., 1]) * hv + margin
-    ey = np.abs(f[..., 3]) * hu + np.abs(f[..., 4]) * hv + margin
-    plane = kind == PLANE
-    return (np.where(plane, -FAR, X - ex), np.where(plane, FAR, X + ex),
-            np.where(plane, -FAR, Y - ey), np.where(plane, FAR, Y + ey))
-
-
-def layer_table(kind, inverse, px_per_unit, shape, lo, hi, tex_scale, tex_u, tex_v, tex, bbox):
-    """A layer table (n, N_COLUMNS) from per-layer arrays (``inverse``: (n, 6), ``shape``: (n, 5))."""
-    inverse = np.asarray(inverse, dtype=np.float64)
-    n = inverse.shape[0]
-    table = np.empty((n, N_COLUMNS), dtype=np.float64)
-    table[:, KIND] = kind
-    table[:, MAP] = inverse
-    table[:, PX_PER_UNIT] = px_per_unit
-    table[:, SHAPE] = shape
-    for col, value in ((LO, lo), (HI, hi), (TEX_SCALE, tex_scale), (TEX_U, tex_u), (TEX_V, tex_v), (TEX, tex)):
-        table[:, col] = value
-    table[:, X0], table[:, X1], table[:, Y0], table[:, Y1] = bbox
-    return table
-
-
-def periodic_texture(rng, size=256, wavelength=(4.0, 64.0), patchy=False):
-    """A seamless float32 texture (size, size) in [0, 1]: 1/f noise between two wavelengths (texels).
-
-    ``patchy`` pushes it through a steep sigmoid: blotches with soft but strong edges.
-    """
-    if size & (size - 1):
-        raise ValueError(f"texture size {size} is not a power of two")
-    k = np.fft.fftfreq(size)
-    kr = np.hypot(k[:, None], k[None, :])
-    shortest, longest = wavelength
-    with np.errstate(divide="ignore"):
-        gain = np.where(kr > 0, 1.0 / kr, 0.0)
-    gain *= np.exp(-(kr * shortest) ** 2) * (1.0 - np.exp(-(kr * longest) ** 2))
-    noise = np.real(np.fft.ifft2(np.fft.fft2(rng.standard_normal((size, size))) * gain))
-    z = (noise - noise.mean()) / noise.std()
-    if patchy:
-        z = np.tanh(2.5 * z)
-    lo, hi = z.min(), z.max()
-    return ((z - lo) / (hi - lo)).astype(np.float32)

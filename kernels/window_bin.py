@@ -37,17 +37,21 @@ def new_acc(t0: int, window_us: int) -> np.ndarray:
     return acc
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _unpack(words, i):
+    """(x, y, p, t) of event ``i`` of the flat uint64 view, as int64 (inlined where it is called)."""
+    lo = words[2 * i]
+    return (np.int64(lo & np.uint64(0xFFFF)), np.int64((lo >> np.uint64(16)) & np.uint64(0xFFFF)),
+            np.int64((lo >> np.uint64(32)) & np.uint64(0xFFFF)), np.int64(words[2 * i + 1]))
+
+
 @njit(cache=True, nogil=True)
 def _add_run(words, i, n, width, height, xmap, ymap, flat, hw, pw, t_last, t_end):
     """Add events from ``i`` on to ``flat`` while they are valid and before ``t_end``; the
     caller has checked that event ``i`` is at or past the origin, so every later event at or
     past the running time is too. Returns the first index not added and the running time."""
     while i < n:
-        lo = words[2 * i]
-        t = np.int64(words[2 * i + 1])
-        x = np.int64(lo & np.uint64(0xFFFF))
-        y = np.int64((lo >> np.uint64(16)) & np.uint64(0xFFFF))
-        p = np.int64((lo >> np.uint64(32)) & np.uint64(0xFFFF))
+        x, y, p, t = _unpack(words, i)
         if x >= width or y >= height or p > 1 or t < t_last or t >= t_end:
             break
         t_last = t
@@ -76,11 +80,7 @@ def bin_windows(words, start, width, height, xmap, ymap, window_us, acc, partial
     n_open = acc[A_N_OPEN]
     i = start
     while i < n:
-        lo = words[2 * i]
-        t = np.int64(words[2 * i + 1])
-        x = np.int64(lo & np.uint64(0xFFFF))
-        y = np.int64((lo >> np.uint64(16)) & np.uint64(0xFFFF))
-        p = np.int64((lo >> np.uint64(32)) & np.uint64(0xFFFF))
+        x, y, p, t = _unpack(words, i)
         if x < width and y < height and p <= 1 and t >= t_last and t >= t0 and t < t_end:
             # the common case, in a tight loop: valid events inside the open window
             j, t_last = _add_run(words, i, n, width, height, xmap, ymap, flat, hw, pw, t_last, t_end)

@@ -238,6 +238,9 @@ def test_flow_split_returns_dense_flow(tmp_path):
     w, h = ds.manifest.width, ds.manifest.height
     assert flow["flow"].shape[1:] == (2, h, w) and len(flow["t0_us"]) == flow["flow"].shape[0] >= 1
     assert np.all(flow["t1_us"] > flow["t0_us"]) and ds.targets[0].endswith("_flow.h5")
+    occluded = flow["occluded"]
+    assert occluded.dtype == np.uint8 and occluded.shape == (len(flow["t0_us"]), h, w)
+    assert set(np.unique(occluded)) <= {0, 1}
 
 
 # -- real datasets, on small copies of their layouts ------------------------------------------------------

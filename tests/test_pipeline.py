@@ -321,9 +321,10 @@ def test_async_runner_imports_either_way_and_reports_each_threads_cpu_time():
     import subprocess
     import sys
 
-    code = ("import eventflow.pipeline.runner_async as a, eventflow.pipeline.runner as r; "
-            "assert r.AsyncRunner is a.AsyncRunner")
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+    for first, second in (("runner_async", "runner"), ("runner", "runner_async")):
+        code = (f"import eventflow.pipeline.{first}, eventflow.pipeline.{second}, eventflow.pipeline as p; "
+                "assert p.AsyncRunner is p.runner_async.AsyncRunner")
+        subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
     p = build(config(), model=MODEL, sinks=[], source=ArraySource(EVENTS, batch_events=500))
     m = AsyncRunner(p, "none").run()
     assert set(m["thread_cpu_s"]) == {"source", "window", "model"} and m["balanced"]

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from eventflow.kernels import raster_shapes as R
+from eventflow.sim.layers import invert, layer_table, periodic_texture, scene_bbox, similarity
 from eventflow.sim.scenes import detection as D
 from eventflow.sim.scenes import make_scene
 
@@ -23,18 +24,18 @@ def random_layers(rng, n, width, height):
     kind = np.concatenate([[R.PLANE], rng.choice([R.BOX, R.ELLIPSE, R.CAPSULE], n - 1)])
     shape = np.column_stack([rng.uniform(-5, 5, n), rng.uniform(-5, 5, n), rng.uniform(2, 30, n),
                              rng.uniform(2, 30, n), rng.uniform(0, 2, n)])
-    fwd, inv = R.similarity(rng.uniform(0, width, n), rng.uniform(0, height, n), rng.uniform(0.3, 3, n),
-                            rng.uniform(-3, 3, n), rng.choice([-1.0, 1.0], n))
+    fwd, inv = similarity(rng.uniform(0, width, n), rng.uniform(0, height, n), rng.uniform(0.3, 3, n),
+                          rng.uniform(-3, 3, n), rng.choice([-1.0, 1.0], n))
     lo = rng.uniform(0.01, 0.6, n)
     hi = np.where(rng.random(n) < 0.5, lo, lo + 0.4)
-    return R.layer_table(kind, inv, np.hypot(fwd[:, 0], fwd[:, 3]), shape, lo, hi, rng.uniform(0.2, 2, n),
-                         rng.uniform(0, 256, n), rng.uniform(0, 256, n), rng.integers(0, 2, n),
-                         R.scene_bbox(kind, shape, fwd, 1.0))
+    return layer_table(kind, inv, np.hypot(fwd[:, 0], fwd[:, 3]), shape, lo, hi, rng.uniform(0.2, 2, n),
+                       rng.uniform(0, 256, n), rng.uniform(0, 256, n), rng.integers(0, 2, n),
+                       scene_bbox(kind, shape, fwd, 1.0))
 
 
 def test_render_kernel_equals_reference():
     rng = np.random.default_rng(5)
-    tex = np.stack([R.periodic_texture(rng, 64), R.periodic_texture(rng, 64, (4.0, 16.0), True)])
+    tex = np.stack([periodic_texture(rng, 64), periodic_texture(rng, 64, (4.0, 16.0), True)])
     for trial in range(4):
         layers = random_layers(rng, 12, 80, 60)
         ox, oy = rng.uniform(-20, 20, 2).round()
@@ -65,10 +66,10 @@ def test_antialiased_box_has_its_area_and_moves_by_subpixels():
     tex = np.zeros((1, 2, 2), np.float32)
     centroids = []
     for dx in (0.0, 0.25, 0.5):
-        fwd, inv = R.similarity(20.3 + dx, 15.6, 1.0)
+        fwd, inv = similarity(20.3 + dx, 15.6, 1.0)
         shape = np.array([[0.0, 0.0, 6.0, 4.0, 0.0]])
-        layers = R.layer_table([R.BOX], inv[None], 1.0, shape, 1.0, 1.0, 0.0, 0.0, 0.0, 0,
-                               R.scene_bbox(np.array([R.BOX]), shape, fwd[None], 1.0))
+        layers = layer_table([R.BOX], inv[None], 1.0, shape, 1.0, 1.0, 0.0, 0.0, 0.0, 0,
+                             scene_bbox(np.array([R.BOX]), shape, fwd[None], 1.0))
         img = np.zeros((32, 40), np.float32)
         R.render_layers(img, layers, tex, 0.0, 0.0)
         # coverage is the exact area along straight edges; the four corners add a little
@@ -146,7 +147,7 @@ def test_hidden_objects_have_no_box_and_visible_ones_do():
         layers = scene.layers(t)
         top = owner[R.top_layer_reference(layers, X, Y)]
         boxes = scene.boxes_at(t)
-        x0, x1, y0, y1 = R.scene_bbox(layers[:, R.KIND], layers[:, R.SHAPE], R.invert(layers[:, R.MAP]), 0.0)
+        x0, x1, y0, y1 = scene_bbox(layers[:, R.KIND], layers[:, R.SHAPE], invert(layers[:, R.MAP]), 0.0)
         for i in range(len(scene.objects)):
             mine = owner == i
             area = np.sum((x1[mine] - x0[mine]) * (y1[mine] - y0[mine]))  # over-estimates the area: parts overlap

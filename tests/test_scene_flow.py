@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from eventflow.kernels import raster_shapes as R
+from eventflow.sim.layers import compose, invert
 from eventflow.sim.scenes import flow as F
 from eventflow.sim.scenes import make_scene
 
@@ -35,7 +36,7 @@ def test_flow_kernel_equals_reference():
         scene = F.make_scene(120, 90, seed, n_objects=6, object_speed=4.0)
         for t0, t1 in ((0.0, 0.05), (0.4, 0.9)):
             fwd0, fwd1 = scene.forward(t0), scene.forward(t1)
-            args = (scene.layers(t0), R.compose(fwd1, R.invert(fwd0)), scene.layers(t1))
+            args = (scene.layers(t0), compose(fwd1, invert(fwd0)), scene.layers(t1))
             f, o = np.empty((2, 90, 120), np.float32), np.empty((90, 120), np.uint8)
             fr, orf = np.empty_like(f), np.empty_like(o)
             R.layer_flow(f, o, *args)

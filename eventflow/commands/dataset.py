@@ -11,6 +11,8 @@ import argparse
 import sys
 import time
 
+from ._output import progress
+
 DESCRIPTION = """Simulate N recordings of a scene into DIR: one event file per sample (00000.npz, ...),
 its ground truth beside it (as the scene writes it: gesture _labels.csv, digits _label.txt,
 detection _bbox.npy, flow _flow.h5) and DIR/manifest.json (written last) listing every sample's
@@ -51,18 +53,10 @@ def register(subparsers) -> None:
 def cmd_make(a) -> int:
     from ..datasets.make import make_dataset
 
-    bar = None
-    if sys.stderr.isatty():
-        from tqdm import tqdm
-
-        bar = tqdm(total=a.n, desc=f"{a.name} -> {a.out}", unit="rec", leave=False)
     start = time.perf_counter()
-    try:
+    with progress(a.n, f"{a.name} -> {a.out}", "rec", unit_scale=False) as bar:
         m = make_dataset(a.name, a.out, a.n, a.seed, sensor=a.sensor, seconds=a.seconds, jobs=a.jobs,
                          overwrite=a.overwrite, ext="." + a.format, progress=None if bar is None else bar.update)
-    finally:
-        if bar is not None:
-            bar.close()
     took = time.perf_counter() - start
     events = sum(s.events for s in m.samples)
     print(f"wrote {m.n} {m.name} recordings ({events:,} events, sensor {m.sensor['name']} "

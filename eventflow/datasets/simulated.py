@@ -162,7 +162,9 @@ class SimFlow(SimDataset):
         return [self._ground_truth_file(i, "_flow.h5") for i in range(len(self))]
 
     def ground_truth(self, index: int) -> dict:
-        """Dense forward flow of sample ``index``: t0_us, t1_us (N,), flow (N, 2, H, W), window_us."""
+        """Dense forward flow of sample ``index``: t0_us, t1_us (N,), flow (N, 2, H, W) float32,
+        occluded (N, H, W) uint8 (1 where the point seen at t0 is hidden or out of the image at
+        t1; ``None`` in a file without it) and window_us (``None`` if the file lacks it)."""
         import h5py
 
         path = self._ground_truth_file(index, "_flow.h5")
@@ -171,7 +173,12 @@ class SimFlow(SimDataset):
             if missing:
                 raise ValueError(f"{path}: missing datasets {missing}")
             out = {k: f[k][()] for k in ("t0_us", "t1_us", "flow")}
+            out["occluded"] = f["occluded"][()] if "occluded" in f else None
             out["window_us"] = int(f.attrs["window_us"]) if "window_us" in f.attrs else None
+        flow = out["flow"]
+        if out["occluded"] is not None and out["occluded"].shape != flow.shape[:1] + flow.shape[2:]:
+            raise ValueError(f"{path}: occluded has shape {out['occluded'].shape}, flow {flow.shape} "
+                             "(expected (N, H, W) beside (N, 2, H, W))")
         return out
 
 

@@ -21,9 +21,9 @@ import time
 import numpy as np
 
 from ..events import empty
-from .net_common import Counters
+from .net_common import Counters, LiveSource
 from .net_wire import Rejected, check_events
-from .stage import Batch, EndOfStream
+from .stage import Batch
 
 __all__ = ["CameraSource", "clock_meta", "driver_configuration", "driver_events_to_eventcd", "list_cameras"]
 
@@ -123,7 +123,7 @@ def _packet_events(packet):
     return ev, 0 if ovf is None else len(ovf)
 
 
-class CameraSource:
+class CameraSource(LiveSource):
     """Events from a live camera. ``serial=None`` takes the first camera found."""
 
     def __init__(self, serial: str | None = None, geometry=None, *, name: str = "source", driver=None,
@@ -150,46 +150,25 @@ class CameraSource:
         self._closed = False
         self._counters = Counters(("packets", "driver_overflows"))
 
-    def geometry(self):
-        return self._geometry
+    def _poll(self, left_s: float) -> Batch | None:
+        """One driver packet (the driver waits up to its ``iterator_timeout``)."""
+        status, packet = next(self._device)
+        raw, overflows = _packet_events(packet)
+        self._counters.add("driver_overflows", overflows)
+        if raw is None or not len(raw):
+            return None
+        self._counters.add("packets")
+        self._counters.heard()
+        ev = driver_events_to_eventcd(raw)
+        try:
+            check_events(ev, *self._geometry)
+        except Rejected as e:
+            self._counters.reject(e.reason, e.events)
+            return None
+        self._counters.received += len(ev)
+        w, h = self._geometry
+        return Batch(events=ev, t_host_ns=time.monotonic_ns(), width=w, height=h,
+                     meta=clock_meta(getattr(status, "system_time", None), ev))
 
-    def counters(self) -> dict:
-        return self._counters.as_dict()
-
-    def get_state(self) -> dict:
-        return {"counters": self._counters.get_state()}
-
-    def reset(self, state: dict | None = None) -> None:
-        self._counters.set_state(None if state is None else state["counters"])
-
-    def next(self, timeout_s: float | None = None) -> Batch | None:
-        deadline = None if timeout_s is None else time.monotonic() + max(0.0, timeout_s)
-        while True:
-            with self._lock:
-                if self._closed:
-                    raise EndOfStream(f"{self.name}: shut down")
-                status, packet = next(self._device)
-                raw, overflows = _packet_events(packet)
-                self._counters.add("driver_overflows", overflows)
-                if raw is not None and len(raw):
-                    self._counters.add("packets")
-                    self._counters.heard()
-                    ev = driver_events_to_eventcd(raw)
-                    try:
-                        check_events(ev, *self._geometry)
-                    except Rejected as e:
-                        self._counters.reject(e.reason, e.events)
-                        ev = None
-                    if ev is not None:
-                        self._counters.received += len(ev)
-                        w, h = self._geometry
-                        return Batch(events=ev, t_host_ns=time.monotonic_ns(), width=w, height=h,
-                                     meta=clock_meta(getattr(status, "system_time", None), ev))
-            if deadline is not None and time.monotonic() >= deadline:
-                return None
-
-    def shutdown(self) -> None:
-        with self._lock:
-            if not self._closed:
-                self._closed = True
-                self._device.close()
+    def _release(self) -> None:
+        self._device.close()

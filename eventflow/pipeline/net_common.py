@@ -1,4 +1,5 @@
-"""What the network sources share: URI parsing, option values, loopback checks, counters.
+"""What the live sources share: URI parsing, option values, loopback checks, counters, and
+the ``LiveSource`` shape (polling ``next``, locked ``shutdown``).
 
 >>> parse_uri("udp://127.0.0.1:3333?width=128&height=128")
 ('udp', '127.0.0.1', 3333, {'width': '128', 'height': '128'})
@@ -13,7 +14,11 @@ import socket
 import time
 from urllib.parse import parse_qsl, urlsplit
 
-__all__ = ["Counters", "as_flag", "is_loopback", "parse_uri"]
+from .stage import Batch, EndOfStream
+
+__all__ = ["Counters", "LiveSource", "POLL_SLICE_S", "as_flag", "is_loopback", "parse_uri"]
+
+POLL_SLICE_S = 0.05  # LiveSource.next releases its lock this often, so shutdown() from another thread is prompt
 
 
 def parse_uri(uri: str) -> tuple[str, str, int, dict]:
@@ -122,3 +127,52 @@ class Counters:
             self.received = int(state["received"])
             self.rejected, self.dropped = state["rejected"], state["dropped"]
             self.rejected_messages, self.totals = state["rejected_messages"], state["totals"]
+
+
+class LiveSource:
+    """What the live sources (camera, UDP, dv+tcp, ZeroMQ) share. A subclass sets ``name``,
+    ``_geometry``, ``_counters`` (a ``Counters``), ``_lock`` (a ``threading.Lock``) and
+    ``_closed = False`` in ``__init__``, and defines
+
+    - ``_poll(left_s) -> Batch | None``: wait at most about ``left_s`` for the next batch
+      (called with ``_lock`` held);
+    - ``_release()``: close its sockets or device (called once, with ``_lock`` held).
+
+    ``next(timeout_s)`` polls in slices of at most ``POLL_SLICE_S`` seconds, releasing the lock
+    in between, until a batch arrives or ``timeout_s`` passes (``None``: wait for ever).
+    """
+
+    def geometry(self):
+        return self._geometry
+
+    def counters(self) -> dict:
+        return self._counters.as_dict()
+
+    def get_state(self) -> dict:
+        return {"counters": self._counters.get_state()}
+
+    def reset(self, state: dict | None = None) -> None:
+        self._counters.set_state(None if state is None else state["counters"])
+
+    def _check_open(self) -> None:
+        """Raise ``EndOfStream`` once the source is shut down (or its stream is over)."""
+        if self._closed:
+            raise EndOfStream(f"{self.name}: shut down")
+
+    def next(self, timeout_s: float | None = None) -> Batch | None:
+        deadline = None if timeout_s is None else time.monotonic() + max(0.0, timeout_s)
+        while True:
+            with self._lock:
+                self._check_open()
+                left = POLL_SLICE_S if deadline is None else min(POLL_SLICE_S, deadline - time.monotonic())
+                batch = self._poll(left)
+                if batch is not None:
+                    return batch
+            if deadline is not None and time.monotonic() >= deadline:
+                return None
+
+    def shutdown(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._release()

@@ -23,13 +23,11 @@ from ..errors import EventFormatError
 from ..events import empty
 from ..formats.aedat4 import MAGIC, MAX_HEADER_BYTES, MAX_PACKET_BYTES, decode_event_packet, decompress
 from ..formats.aedat4 import parse_io_header, parse_streams
-from .net_common import Counters, as_flag
+from .net_common import POLL_SLICE_S, Counters, LiveSource, as_flag
 from .net_wire import Rejected, check_events
 from .stage import Batch, EndOfStream
 
 __all__ = ["DvTcpSource", "event4_to_events"]
-
-_POLL_SLICE_S = 0.05
 
 
 def event4_to_events(ev4: np.ndarray) -> np.ndarray:
@@ -43,7 +41,7 @@ def event4_to_events(ev4: np.ndarray) -> np.ndarray:
     return out
 
 
-class DvTcpSource:
+class DvTcpSource(LiveSource):
     """Events of the first (or ``stream_id``) EVTS stream a dv-processing server sends."""
 
     def __init__(self, host: str, port: int, geometry=None, *, reconnect=True, reconnect_s: float = 0.5,
@@ -69,18 +67,6 @@ class DvTcpSource:
         self._buf = bytearray()
         self._header = None  # {"compression", "stream_id"} once the IOHeader arrived
         self._offset = 0  # bytes consumed on this connection (for error messages)
-
-    def geometry(self):
-        return self._geometry
-
-    def counters(self) -> dict:
-        return self._counters.as_dict()
-
-    def get_state(self) -> dict:
-        return {"counters": self._counters.get_state()}
-
-    def reset(self, state: dict | None = None) -> None:
-        self._counters.set_state(None if state is None else state["counters"])
 
     # -- connection ------------------------------------------------------------------
     def _connect(self) -> bool:
@@ -184,7 +170,7 @@ class DvTcpSource:
     def _pump(self, left_s: float):
         """Read what arrives within ``left_s`` and return the next packet's events, or None."""
         if self._sock is None and not self._connect():
-            time.sleep(min(left_s, _POLL_SLICE_S))
+            time.sleep(min(left_s, POLL_SLICE_S))
             return None
         try:
             if self._header is None:
@@ -210,25 +196,15 @@ class DvTcpSource:
         self._buf += data
         return None
 
-    def next(self, timeout_s: float | None = None) -> Batch | None:
-        deadline = None if timeout_s is None else time.monotonic() + max(0.0, timeout_s)
-        while True:
-            with self._lock:
-                if self._closed:
-                    raise EndOfStream(f"{self.name}: shut down")
-                left = _POLL_SLICE_S if deadline is None else min(_POLL_SLICE_S, deadline - time.monotonic())
-                ev = self._pump(left)
-                if ev is not None and len(ev):
-                    self._counters.heard()
-                    w, h = self._geometry
-                    return Batch(events=ev, t_host_ns=time.monotonic_ns(), width=w, height=h)
-            if deadline is not None and time.monotonic() >= deadline:
-                return None
+    def _poll(self, left_s: float) -> Batch | None:
+        ev = self._pump(left_s)
+        if ev is None or not len(ev):
+            return None
+        self._counters.heard()
+        w, h = self._geometry
+        return Batch(events=ev, t_host_ns=time.monotonic_ns(), width=w, height=h)
 
-    def shutdown(self) -> None:
-        with self._lock:
-            if not self._closed:
-                self._closed = True
-                if self._sock is not None:
-                    self._sock.close()
-                    self._sock = None
+    def _release(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None

@@ -15,17 +15,15 @@ import threading
 import time
 
 from ..events import concatenate
-from .net_common import Counters, as_flag, as_int, is_loopback
+from .net_common import Counters, LiveSource, as_flag, as_int, is_loopback
 from .net_wire import Rejected, decode_aestream, encode_aestream, unwrap_time32
-from .stage import Batch, EndOfStream
+from .stage import Batch
 
 __all__ = ["UdpEventSender", "UdpSource"]
-
-_POLL_SLICE_S = 0.05
 _MAX_DATAGRAM = 65536
 
 
-class UdpSource:
+class UdpSource(LiveSource):
     """Events from AEStream/SPIF datagrams. ``geometry`` (width, height) is required: the
     format does not carry it. Datagrams that arrive together (up to ``max_batch_events``)
     make one batch. Malformed datagrams (length, coordinates) are rejected and counted."""
@@ -59,11 +57,8 @@ class UdpSource:
         self._counters = Counters(("datagrams",))
         self._wrap = {"high": 0, "last": None}
 
-    def geometry(self):
-        return self._geometry
-
     def counters(self) -> dict:
-        return {**self._counters.as_dict(), "host_clock_origin_ns": self.host_clock_origin_ns}
+        return {**super().counters(), "host_clock_origin_ns": self.host_clock_origin_ns}
 
     def get_state(self) -> dict:
         return {"counters": self._counters.get_state(), "wrap": dict(self._wrap)}
@@ -88,45 +83,35 @@ class UdpSource:
         self._counters.received += len(ev)
         return ev
 
-    def next(self, timeout_s: float | None = None) -> Batch | None:
-        deadline = None if timeout_s is None else time.monotonic() + max(0.0, timeout_s)
+    def _poll(self, left_s: float) -> Batch | None:
+        """Datagrams that arrive together (up to ``max_batch_events``) as one batch."""
+        self._sock.settimeout(max(left_s, 0.0))
+        try:
+            data = self._sock.recv(_MAX_DATAGRAM)
+        except (TimeoutError, BlockingIOError, socket.timeout):
+            return None
+        t_ns = time.monotonic_ns()
+        self._counters.heard()
+        chunks, n = [], 0
+        ev = self._decode(data, t_ns)
         while True:
-            with self._lock:
-                if self._closed:
-                    raise EndOfStream(f"{self.name}: shut down")
-                left = _POLL_SLICE_S if deadline is None else min(_POLL_SLICE_S, deadline - time.monotonic())
-                self._sock.settimeout(max(left, 0.0))
-                try:
-                    data = self._sock.recv(_MAX_DATAGRAM)
-                except (TimeoutError, BlockingIOError, socket.timeout):
-                    data = None
-                if data is not None:
-                    t_ns = time.monotonic_ns()
-                    self._counters.heard()
-                    chunks, n = [], 0
-                    ev = self._decode(data, t_ns)
-                    while True:
-                        if ev is not None and len(ev):
-                            chunks.append(ev)
-                            n += len(ev)
-                        if n >= self.max_batch_events:
-                            break
-                        try:
-                            data = self._sock.recv(_MAX_DATAGRAM, socket.MSG_DONTWAIT)
-                        except (BlockingIOError, InterruptedError, TimeoutError, socket.timeout):
-                            break
-                        ev = self._decode(data, time.monotonic_ns())
-                    if chunks:
-                        w, h = self._geometry
-                        return Batch(events=concatenate(chunks), t_host_ns=t_ns, width=w, height=h)
-            if deadline is not None and time.monotonic() >= deadline:
-                return None
+            if ev is not None and len(ev):
+                chunks.append(ev)
+                n += len(ev)
+            if n >= self.max_batch_events:
+                break
+            try:
+                data = self._sock.recv(_MAX_DATAGRAM, socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError, TimeoutError, socket.timeout):
+                break
+            ev = self._decode(data, time.monotonic_ns())
+        if not chunks:
+            return None
+        w, h = self._geometry
+        return Batch(events=concatenate(chunks), t_host_ns=t_ns, width=w, height=h)
 
-    def shutdown(self) -> None:
-        with self._lock:
-            if not self._closed:
-                self._closed = True
-                self._sock.close()
+    def _release(self) -> None:
+        self._sock.close()
 
 
 class UdpEventSender:

@@ -22,7 +22,7 @@ import zmq
 import zmq.auth
 from zmq.utils.monitor import recv_monitor_message
 
-from .net_common import Counters, as_flag, as_int, is_loopback
+from .net_common import Counters, LiveSource, as_flag, as_int, is_loopback
 from .net_wire import Rejected, decode_message, encode_control, encode_message
 from .stage import Batch, EndOfStream
 
@@ -32,7 +32,6 @@ SOURCE_TOTALS = ("lost_messages", "lost_events", "joined_late_messages", "sender
                  "connects", "disconnects", "handshake_failures")
 SOCKET_OPTIONS = ("hwm", "heartbeat_ms", "curve", "curve_server_key", "curve_public_key", "curve_secret_key",
                   "curve_clients")
-_POLL_SLICE_S = 0.05  # next() releases its lock this often, so shutdown() from another thread is prompt
 _HANDSHAKE_FAILED = (zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
                      | zmq.EVENT_HANDSHAKE_FAILED_AUTH)
 _MONITORED = zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED | _HANDSHAKE_FAILED
@@ -121,12 +120,34 @@ def zmq_socket(ctx, kind: int, host: str, port: int, *, bind: bool, options: dic
     return sock, auth
 
 
+def open_socket(ctx, kind: int, host: str, port: int, *, bind: bool, options: dict):
+    """``zmq_socket`` that terminates ``ctx`` when the socket cannot be made; returns
+    ``(socket, authenticator or None, port)``, the port the socket is bound to when it binds."""
+    try:
+        sock, auth = zmq_socket(ctx, kind, host, port, bind=bind, options=options)
+    except BaseException:
+        ctx.term()
+        raise
+    return sock, auth, bound_port(sock) if bind else int(port)
+
+
+def close_socket(sock, auth, ctx) -> None:
+    """Close ``sock`` (waiting up to its ``linger`` for queued messages), stop its authenticator
+    and terminate ``ctx``; nothing if already closed."""
+    if sock.closed:
+        return
+    sock.close()
+    if auth is not None:
+        auth.stop()
+    ctx.term()
+
+
 def bound_port(sock) -> int:
     """The TCP port a bound socket listens on (useful after binding port 0)."""
     return int(sock.getsockopt_string(zmq.LAST_ENDPOINT).rsplit(":", 1)[1])
 
 
-class ZmqSource:
+class ZmqSource(LiveSource):
     """Events from ZeroMQ: SUB (live, lossy at the high-water mark) or PULL (``mode="pull"``,
     lossless backpressure). Connects unless ``bind=True``. An ``end`` control message ends
     the stream (``EndOfStream``) unless ``end=False``; other senders may then be ignored."""
@@ -140,15 +161,10 @@ class ZmqSource:
         self._declared = None
         self._end = as_flag(end, "end")
         self._ctx = zmq.Context()
-        try:
-            self._sock, self._auth = zmq_socket(self._ctx, zmq.SUB if mode == "sub" else zmq.PULL, host, port,
-                                                bind=as_flag(bind, "bind"), options=options)
-        except BaseException:
-            self._ctx.term()
-            raise
+        self._sock, self._auth, self.port = open_socket(self._ctx, zmq.SUB if mode == "sub" else zmq.PULL, host,
+                                                        port, bind=as_flag(bind, "bind"), options=options)
         if mode == "sub":
             self._sock.setsockopt(zmq.SUBSCRIBE, b"")
-        self.port = bound_port(self._sock) if as_flag(bind, "bind") else int(port)
         self._monitor = self._sock.get_monitor_socket(_MONITORED)
         self._poller = zmq.Poller()
         self._poller.register(self._sock, zmq.POLLIN)
@@ -162,9 +178,6 @@ class ZmqSource:
     def geometry(self):
         return self._geometry or self._declared
 
-    def counters(self) -> dict:
-        return self._counters.as_dict()
-
     def get_state(self) -> dict:
         return {"counters": self._counters.get_state(), "track": dict(self._track), "ended": self._ended}
 
@@ -174,25 +187,20 @@ class ZmqSource:
         self._track = {"sender": None, "seq": None, "offset": None} if state is None else dict(state["track"])
         self._ended = False if state is None else bool(state["ended"])
 
-    def next(self, timeout_s: float | None = None) -> Batch | None:
-        deadline = None if timeout_s is None else time.monotonic() + max(0.0, timeout_s)
-        while True:
-            with self._lock:
-                if self._closed or self._ended:
-                    raise EndOfStream(f"{self.name}: {'shut down' if self._closed else 'sender sent end'}")
-                left = _POLL_SLICE_S if deadline is None else min(_POLL_SLICE_S, deadline - time.monotonic())
-                ready = dict(self._poller.poll(max(0, int(left * 1000))))
-                if self._monitor in ready:
-                    self._drain_monitor()
-                if self._sock in ready:
-                    frames = self._sock.recv_multipart(zmq.NOBLOCK, copy=True)
-                    batch = self._accept(frames, time.monotonic_ns())
-                    if batch is not None:
-                        return batch
-                    if self._ended:
-                        raise EndOfStream(f"{self.name}: sender sent end")
-            if deadline is not None and time.monotonic() >= deadline:
-                return None
+    def _check_open(self) -> None:
+        if self._closed or self._ended:
+            raise EndOfStream(f"{self.name}: {'shut down' if self._closed else 'sender sent end'}")
+
+    def _poll(self, left_s: float) -> Batch | None:
+        ready = dict(self._poller.poll(max(0, int(left_s * 1000))))
+        if self._monitor in ready:
+            self._drain_monitor()
+        if self._sock not in ready:
+            return None
+        batch = self._accept(self._sock.recv_multipart(zmq.NOBLOCK, copy=True), time.monotonic_ns())
+        if batch is None and self._ended:
+            raise EndOfStream(f"{self.name}: sender sent end")
+        return batch
 
     def _drain_monitor(self) -> None:
         while True:
@@ -253,17 +261,10 @@ class ZmqSource:
                      height=header["height"], meta={"t0_us": header["t0_us"], "t1_us": header["t1_us"],
                                                     "sender": header.get("sender")})
 
-    def shutdown(self) -> None:
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            self._sock.disable_monitor()
-            self._monitor.close(0)
-            self._sock.close(0)
-            if self._auth is not None:
-                self._auth.stop()
-            self._ctx.term()
+    def _release(self) -> None:
+        self._sock.disable_monitor()
+        self._monitor.close(0)
+        close_socket(self._sock, self._auth, self._ctx)
 
 
 class ZmqEventSender:
@@ -278,15 +279,9 @@ class ZmqEventSender:
         self.sender = os.urandom(6).hex()
         self.seq = self.offset = 0
         self._ctx = zmq.Context()
-        bind = not as_flag(connect, "connect")
-        try:
-            self._sock, self._auth = zmq_socket(self._ctx, zmq.XPUB if mode == "pub" else zmq.PUSH, host, port,
-                                                bind=bind, options=options)
-        except BaseException:
-            self._ctx.term()
-            raise
+        self._sock, self._auth, self.port = open_socket(self._ctx, zmq.XPUB if mode == "pub" else zmq.PUSH, host,
+                                                        port, bind=not as_flag(connect, "connect"), options=options)
         self._sock.linger = int(linger_ms)
-        self.port = bound_port(self._sock) if bind else int(port)
 
     def wait_for_subscriber(self, timeout_s: float) -> bool:
         """PUB only: wait until a subscriber has subscribed (so the first messages reach it)."""
@@ -314,12 +309,7 @@ class ZmqEventSender:
         self._sock.send_multipart(encode_control(kind, seq=self.seq, offset=self.offset, sender=self.sender))
 
     def close(self) -> None:
-        if self._sock.closed:
-            return
-        self._sock.close()
-        if self._auth is not None:
-            self._auth.stop()
-        self._ctx.term()
+        close_socket(self._sock, self._auth, self._ctx)
 
 
 class ZmqResultSink:
@@ -329,14 +319,9 @@ class ZmqResultSink:
     def __init__(self, host: str, port: int, *, connect=False, name: str = "sink", **options):
         self.name, self.seq = name, 0
         self._ctx = zmq.Context()
-        bind = not as_flag(connect, "connect")
-        try:
-            self._sock, self._auth = zmq_socket(self._ctx, zmq.PUB, host, port, bind=bind, options=options)
-        except BaseException:
-            self._ctx.term()
-            raise
+        self._sock, self._auth, self.port = open_socket(self._ctx, zmq.PUB, host, port,
+                                                        bind=not as_flag(connect, "connect"), options=options)
         self._sock.linger = 1000
-        self.port = bound_port(self._sock) if bind else int(port)
 
     def write(self, result: dict) -> None:
         header = {"type": "result", "seq": self.seq}
@@ -347,9 +332,4 @@ class ZmqResultSink:
         """PUB never blocks: nothing to flush; messages still queued go out within the linger time."""
 
     def shutdown(self) -> None:
-        if self._sock.closed:
-            return
-        self._sock.close()
-        if self._auth is not None:
-            self._auth.stop()
-        self._ctx.term()
+        close_socket(self._sock, self._auth, self._ctx)

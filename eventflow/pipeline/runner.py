@@ -32,7 +32,7 @@ from .sources import is_live_uri, open_source
 from .stage import EndOfStream
 from .stages import DecodeStage, HeadStage, ModelStage, WindowStage
 
-__all__ = ["AsyncRunner", "Pipeline", "SyncRunner", "build", "make_runner"]
+__all__ = ["Pipeline", "SyncRunner", "build", "make_runner"]
 
 STAGE_NAMES = ("decode", "window", "model", "head", "sink")
 
@@ -301,17 +301,6 @@ class SyncRunner(_Core):
         r = (state or {}).get("runner", {})
         self.direct_received, self.processed = r.get("direct_received", 0), r.get("processed", 0)
         self.windows, self.results, self.dropped = r.get("windows", 0), r.get("results", 0), dict(r.get("dropped", {}))
-
-
-def __getattr__(name):
-    # ``AsyncRunner`` lives in runner_async (which builds on _Core here); named here too, loaded
-    # on first use, so that ``from eventflow.pipeline.runner import AsyncRunner`` keeps working
-    # whichever of the two modules is imported first.
-    if name == "AsyncRunner":
-        from .runner_async import AsyncRunner
-
-        return AsyncRunner
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def make_runner(pipeline: Pipeline):

@@ -8,7 +8,12 @@ Every stage has a ``name`` (shown in metrics and errors) and
 - ``get_state() -> dict``: everything needed to continue exactly from here (nested by name,
   numpy arrays / tensors / plain values), so that save mid-stream + restore + continue equals
   an uninterrupted run;
-- ``shutdown()``: release resources (sockets, files, threads); idempotent.
+- ``shutdown()``: release resources (sockets, files, threads); idempotent;
+- optionally ``warm_up()``: run its kernels once on throwaway inputs and state, leaving its
+  own state as it was, so that numba's first-call loading (tens to hundreds of ms) happens
+  before the stream starts, not on its first windows. The stages between source and sink
+  (decode, window, model, head) have it, and the runners call it on each before they read
+  the source (``SyncRunner.warm_up()``, ``AsyncRunner.warm_up()``); sources and sinks need not.
 
 Sources also report ``counters() -> dict``: ``received`` (events that arrived), ``rejected``
 and ``dropped`` (each a dict of event counts by reason), and ``lost_messages`` where the

@@ -23,7 +23,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["Scene"]
+__all__ = ["Scene", "scene_params"]
 
 
 @runtime_checkable
@@ -40,3 +40,24 @@ class Scene(Protocol):
 
     def save_ground_truth(self, stem: str) -> list[str]:
         """Write the labels beside an event file named ``stem + ext``; return the paths written."""
+
+
+def scene_params(scene: str, width: int, height: int, params: dict, defaults: dict, *, min_side: int,
+                 positive: tuple = ()) -> dict:
+    """``defaults`` updated by ``params`` for a scene's ``make_scene``, after checking that every
+    name is known, that the geometry is at least ``min_side`` pixels each way and that the
+    ``positive`` parameters are > 0 (ValueError naming the scene and what is wrong).
+
+    >>> scene_params("flow", 64, 48, {"window_us": 10}, {"duration_s": 1.0, "window_us": 50}, min_side=8,
+    ...              positive=("duration_s", "window_us"))
+    {'duration_s': 1.0, 'window_us': 10}
+    """
+    unknown = sorted(set(params) - set(defaults))
+    if unknown:
+        raise ValueError(f"{scene} scene: unknown parameter(s) {unknown}; known: {sorted(defaults)}")
+    p = {**defaults, **params}
+    if width < min_side or height < min_side:
+        raise ValueError(f"{scene} scene: geometry {width}x{height} is too small ({min_side}x{min_side} at least)")
+    if any(p[k] <= 0 for k in positive):
+        raise ValueError(f"{scene} scene: " + " and ".join(f"{k} {p[k]}" for k in positive) + " must be > 0")
+    return p

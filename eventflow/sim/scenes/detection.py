@@ -29,6 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from eventflow.kernels import raster_shapes as R
+from eventflow.sim.layers import invert, local_table, periodic_texture, scene_bbox
+from eventflow.sim.scene import scene_params
 
 __all__ = ["BBOX_DTYPE", "CAR", "PEDESTRIAN", "DEFAULT_SENSOR", "SENSOR_OVERRIDES", "DEFAULT_SECONDS",
            "DetectionScene", "make_scene"]
@@ -137,7 +139,7 @@ class DetectionScene:
     def _labels_at(self, t_s):
         """(boxes at ``t_s``, objects dropped as too small, objects dropped as hidden)."""
         layers = self.layers(t_s)
-        x0, x1, y0, y1 = R.scene_bbox(layers[:, R.KIND], layers[:, R.SHAPE], R.invert(layers[:, R.MAP]), 0.5)
+        x0, x1, y0, y1 = scene_bbox(layers[:, R.KIND], layers[:, R.SHAPE], invert(layers[:, R.MAP]), 0.5)
         owner = self.owners()
         W, H = self.width, self.height
         rows, small, hidden = [], 0, 0
@@ -229,28 +231,17 @@ def _object_rows(rng, cls, group):
 def _table(rows):
     """(layer table with identity maps, group, limb) from rows
     (kind, shape, lo, hi, tex_scale, tex_u, tex_v, texture, group, limb)."""
-    n = len(rows)
     col = list(zip(*rows))
-    table = R.layer_table(np.array(col[0]), np.tile([1.0, 0, 0, 0, 1.0, 0], (n, 1)), 1.0,
-                          np.array(col[1], dtype=np.float64), col[2], col[3], col[4], col[5], col[6], col[7],
-                          (0.0, 0.0, 0.0, 0.0))
-    return table, np.array(col[8], dtype=np.int64), np.array(col[9], dtype=np.int64)
+    return local_table(*col[:8]), np.array(col[8], dtype=np.int64), np.array(col[9], dtype=np.int64)
 
 
 def make_scene(width: int, height: int, seed: int, **params) -> DetectionScene:
     """The detection scene at the given geometry; ``params``: any of ``DEFAULTS``' keys."""
-    unknown = sorted(set(params) - set(DEFAULTS))
-    if unknown:
-        raise ValueError(f"detection scene: unknown parameter(s) {unknown}; known: {sorted(DEFAULTS)}")
-    p = {**DEFAULTS, **params}
-    if width < 16 or height < 16:
-        raise ValueError(f"detection scene: geometry {width}x{height} is too small (16x16 at least)")
-    if p["duration_s"] <= 0 or p["gt_period_us"] <= 0:
-        raise ValueError(f"detection scene: duration_s {p['duration_s']} and gt_period_us {p['gt_period_us']} must be > 0")
+    p = scene_params("detection", width, height, params, DEFAULTS, min_side=16, positive=("duration_s", "gt_period_us"))
     W, H = float(width), float(height)
     L = H / 240.0  # sizes and speeds are given for a 240-row image
     rng = np.random.default_rng(seed)
-    textures = np.stack([R.periodic_texture(rng, 256, (4.0, 64.0)), R.periodic_texture(rng, 256, (6.0, 48.0), True)])
+    textures = np.stack([periodic_texture(rng, 256, (4.0, 64.0)), periodic_texture(rng, 256, (6.0, 48.0), True)])
     horizon = H * rng.uniform(0.36, 0.44)
     s = p["ego_speed"]
     ego = np.array([W * rng.uniform(0.4, 0.6), horizon, s * rng.uniform(0.05, 0.15),

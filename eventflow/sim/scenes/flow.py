@@ -29,6 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from eventflow.kernels import raster_shapes as R
+from eventflow.sim.layers import compose, invert, local_table, periodic_texture, similarity
+from eventflow.sim.scene import scene_params
 
 __all__ = ["DEFAULT_SENSOR", "SENSOR_OVERRIDES", "DEFAULT_SECONDS", "FlowScene", "make_scene"]
 
@@ -59,7 +61,7 @@ class FlowScene:
     def forward(self, t_s: float) -> np.ndarray:
         """Map (n_layers, 6) of each layer's units to the scene at ``t_s``."""
         x, y, vx, vy, scale, rate, angle, spin = self.motion.T
-        fwd, _ = R.similarity(x + vx * t_s, y + vy * t_s, scale * np.exp(rate * t_s), angle + spin * t_s)
+        fwd, _ = similarity(x + vx * t_s, y + vy * t_s, scale * np.exp(rate * t_s), angle + spin * t_s)
         return fwd
 
     def layers(self, t_s: float) -> np.ndarray:
@@ -73,7 +75,7 @@ class FlowScene:
         flow = np.empty((2, self.height, self.width), np.float32)
         occluded = np.empty((self.height, self.width), np.uint8)
         fwd0, fwd1 = self.forward(t0_s), self.forward(t1_s)
-        R.layer_flow(flow, occluded, self.layers(t0_s), R.compose(fwd1, R.invert(fwd0)), self.layers(t1_s))
+        R.layer_flow(flow, occluded, self.layers(t0_s), compose(fwd1, invert(fwd0)), self.layers(t1_s))
         return flow, occluded
 
     def flow_between(self, t0_s: float, t1_s: float) -> np.ndarray:
@@ -118,18 +120,11 @@ class FlowScene:
 
 def make_scene(width: int, height: int, seed: int, **params) -> FlowScene:
     """The flow scene at the given geometry; ``params``: any of ``DEFAULTS``' keys."""
-    unknown = sorted(set(params) - set(DEFAULTS))
-    if unknown:
-        raise ValueError(f"flow scene: unknown parameter(s) {unknown}; known: {sorted(DEFAULTS)}")
-    p = {**DEFAULTS, **params}
-    if width < 8 or height < 8:
-        raise ValueError(f"flow scene: geometry {width}x{height} is too small (8x8 at least)")
-    if p["duration_s"] <= 0 or p["window_us"] <= 0:
-        raise ValueError(f"flow scene: duration_s {p['duration_s']} and window_us {p['window_us']} must be > 0")
+    p = scene_params("flow", width, height, params, DEFAULTS, min_side=8, positive=("duration_s", "window_us"))
     W, H = float(width), float(height)
     L = min(W, H) / 260.0  # sizes and speeds are given for a 260-pixel image side
     rng = np.random.default_rng(seed)
-    textures = np.stack([R.periodic_texture(rng, 256, (4.0, 48.0)), R.periodic_texture(rng, 256, (4.0, 32.0), True)])
+    textures = np.stack([periodic_texture(rng, 256, (4.0, 48.0)), periodic_texture(rng, 256, (4.0, 32.0), True)])
     cam, obj = p["camera_speed"], p["object_speed"]
     # background: layer units are pixels at t = 0, origin at the image centre
     heading = rng.uniform(0, 2 * np.pi)
@@ -157,7 +152,7 @@ def make_scene(width: int, height: int, seed: int, **params) -> FlowScene:
                        rng.uniform(0, 2 * np.pi), obj * rng.uniform(-1.0, 1.0)))
     n = len(rows)
     col = list(zip(*rows))
-    local = R.layer_table(np.array(col[0]), np.tile([1.0, 0, 0, 0, 1.0, 0], (n, 1)), 1.0, np.array(col[1], dtype=np.float64),
-                          col[2], col[3], col[4], rng.uniform(0, 256, n), rng.uniform(0, 256, n), col[5], (0.0, 0.0, 0.0, 0.0))
+    tex_u, tex_v = rng.uniform(0, 256, n), rng.uniform(0, 256, n)
+    local = local_table(col[0], col[1], col[2], col[3], col[4], tex_u, tex_v, col[5])
     return FlowScene(int(width), int(height), float(p["duration_s"]), int(p["window_us"]), textures, local,
                      np.array(motion, dtype=np.float64))
