@@ -1,6 +1,5 @@
 """Training: TET loss, crops, a tiny net that learns, checkpoints that resume exactly, export, metrics."""
 import json
-import math
 import os
 
 import numpy as np

@@ -12,7 +12,6 @@ import math
 import sys
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from ..model import InputSpec

@@ -27,7 +27,9 @@ def make_scene(name: str, width: int, height: int, seed: int, seconds: float | N
     """
     import inspect
 
-    make = scene_module(name).make_scene
-    if seconds is not None and "duration_s" not in params and "duration_s" in inspect.signature(make).parameters:
+    module = scene_module(name)
+    make = module.make_scene
+    takes = "duration_s" in inspect.signature(make).parameters or "duration_s" in getattr(module, "DEFAULTS", {})
+    if seconds is not None and "duration_s" not in params and takes:
         params["duration_s"] = float(seconds)
     return make(width, height, seed, **params)
