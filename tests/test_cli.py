@@ -92,4 +92,4 @@ def test_info_sample_is_the_bundled_simulated_gesture(capsys):
     info = _json.loads(capsys.readouterr().out)
     assert (info["format"], info["width"], info["height"]) == ("hdf5", 128, 128) and info["events"] > 100_000
     labels = read_labels_csv(_os.path.splitext(_ef.sample_path())[0] + "_labels.csv")
-    assert len(labels) == 3 and labels["end_us"][-1] <= info["t_last_us"]
+    assert len(labels) == 3 and labels["t_end"][-1] <= info["t_last_us"]

@@ -34,7 +34,7 @@ def motion(scene, t0, t1, n=24):
 
 def gesture_span(scene, k=0):
     gt = scene.ground_truth()[k]
-    return gt["start_us"] / 1e6, gt["end_us"] / 1e6
+    return gt["t_start"] / 1e6, gt["t_end"] / 1e6
 
 
 # -- kernels against references -----------------------------------------------------------------
@@ -221,8 +221,8 @@ def test_sequence_performs_gestures_in_order_with_rests():
     scene = G.make_scene(W, H, seed=21, gestures=[2, 3, 2], duration_s=6.0, distractor=False, flicker=0.0)
     gt = scene.ground_truth()
     assert gt["class"].tolist() == [2, 3, 2] and scene.duration_s == 6.0
-    assert (gt["start_us"] < gt["end_us"]).all() and (gt["end_us"][:-1] < gt["start_us"][1:]).all()
-    assert gt["start_us"][0] > 0 and gt["end_us"][-1] < 6_000_000
+    assert (gt["t_start"] < gt["t_end"]).all() and (gt["t_end"][:-1] < gt["t_start"][1:]).all()
+    assert gt["t_start"][0] > 0 and gt["t_end"][-1] < 6_000_000
     axis = int(scene.subject.centre_x)
     for k, side in enumerate(["left", "right", "left"]):
         s, e = gesture_span(scene, k)
@@ -277,7 +277,7 @@ def test_labels_csv_round_trip(tmp_path):
     text = open(paths[0]).read()
     gt = scene.ground_truth()
     assert text.splitlines()[0] == "class,startTime_usec,endTime_usec"
-    assert text.splitlines()[1] == f"10,{gt['start_us'][0]},{gt['end_us'][0]}"
+    assert text.splitlines()[1] == f"10,{gt['t_start'][0]},{gt['t_end'][0]}"
     back = G.read_labels_csv(paths[0])
     assert back.dtype == G.LABEL_DTYPE and np.array_equal(back, gt)
 
@@ -306,9 +306,16 @@ def test_simulated_events_concentrate_during_the_gesture():
     events, scene, sensor = sim.simulate_scene("gesture", seed=5, gestures=2, distractor=False, duration_s=1.2)
     assert (sensor.width, sensor.height) == (128, 128) and len(events) > 0
     assert events["x"].max() < 128 and events["y"].max() < 128
-    s, e = (int(v) for v in scene.ground_truth()[0][["start_us", "end_us"]].tolist())
+    s, e = (int(v) for v in scene.ground_truth()[0][["t_start", "t_end"]].tolist())
     during = ((events["t"] >= s) & (events["t"] < e)).sum() / (e - s)
     before = (events["t"] < s).sum() / s
     assert during > 10 * before
     x_during = events["x"][(events["t"] >= s) & (events["t"] < e)]
     assert (x_during < scene.subject.centre_x).mean() > 0.7  # the right hand waves on the image's left
+
+
+def test_labels_have_the_dvs128_readers_dtype():
+    from eventflow.formats.aedat import GESTURE_LABEL_DTYPE
+    from eventflow.sim.scenes.gesture import LABEL_DTYPE
+
+    assert LABEL_DTYPE == GESTURE_LABEL_DTYPE

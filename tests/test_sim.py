@@ -443,4 +443,4 @@ def test_seconds_sets_the_timeline_of_scenes_that_have_one():
     ev, scene, _ = simulate_scene("gesture", seed=3, seconds=0.6)
     labels = scene.ground_truth()
     assert scene.duration_s == 0.6 and len(labels) == 1
-    assert 0 < labels["start_us"][0] < labels["end_us"][0] <= 600_000 and ev["t"][-1] <= 600_000
+    assert 0 < labels["t_start"][0] < labels["t_end"][0] <= 600_000 and ev["t"][-1] <= 600_000

@@ -59,7 +59,7 @@ def main():
     for row, cid in enumerate(range(1, 12)):
         scene = gesture.make_scene(width, height, seed=a.seed + cid, gestures=cid)
         gt = scene.ground_truth()[0]
-        s, e = gt["start_us"] / 1e6, gt["end_us"] / 1e6
+        s, e = gt["t_start"] / 1e6, gt["t_end"] / 1e6
         times = np.linspace(s + 0.15 * (e - s), e - 0.15 * (e - s), a.frames)
         frames = np.empty((a.frames, height, width), np.float32)
         for k, t in enumerate(times):
@@ -78,10 +78,10 @@ def main():
             t0 = time.perf_counter()
             events = simulate(scene, sensor, seed=a.seed + cid)
             wall = time.perf_counter() - t0
-            mid = int((gt["start_us"] + gt["end_us"]) // 2)
+            mid = int((gt["t_start"] + gt["t_end"]) // 2)
             img, n = event_frame(events, width, height, mid - 30_000, mid + 30_000)
-            inside = ((events["t"] >= gt["start_us"]) & (events["t"] < gt["end_us"])).sum()
-            rate = inside / max((gt["end_us"] - gt["start_us"]) / 1e6, 1e-9)
+            inside = ((events["t"] >= gt["t_start"]) & (events["t"] < gt["t_end"])).sum()
+            rate = inside / max((gt["t_end"] - gt["t_start"]) / 1e6, 1e-9)
             axes[row, -1].imshow(img, cmap="gray", vmin=0, vmax=1)
             axes[row, -1].set_title(f"{n} ev / 60 ms", fontsize=6)
             print(f"class {cid:2d}: {len(events):8d} events in {scene.duration_s:.1f} s, {rate / 1e3:7.1f} k ev/s "

@@ -10,7 +10,7 @@ pose with a short rest between. Body, clothes, room, lighting, speed, amplitude 
 are drawn from the seed (``gesture_figure``, ``gesture_moves``); the figure is drawn by the
 numba rasteriser in ``eventflow.kernels.raster``.
 
-Ground truth: a structured array (class u1, start_us i8, end_us i8), one row per gesture,
+Ground truth: a structured array (class i4, t_start i8, t_end i8 in us), one row per gesture,
 written beside an event file as ``<stem>_labels.csv`` exactly as DVS128 Gesture writes it
 (header ``class,startTime_usec,endTime_usec``); ``read_labels_csv`` reads it back.
 
@@ -48,7 +48,8 @@ DEFAULT_SECONDS = 2.0  # per gesture, rests included
 SENSOR_OVERRIDES = {"contrast_on": 0.15, "contrast_off": 0.15, "background_rate_hz": 0.1,
                     "hot_pixel_fraction": 0.0005, "hot_pixel_rate_hz": 5.0, "shot_noise_rate_hz": 0.02,
                     "max_refine_levels": 1}
-LABEL_DTYPE = np.dtype([("class", "u1"), ("start_us", "i8"), ("end_us", "i8")])
+# the same rows as eventflow.formats.aedat.GESTURE_LABEL_DTYPE (what the DVS128 Gesture readers give)
+LABEL_DTYPE = np.dtype([("class", "<i4"), ("t_start", "<i8"), ("t_end", "<i8")])
 LABELS_HEADER = "class,startTime_usec,endTime_usec"
 LABELS_SUFFIX = "_labels.csv"
 VARIATION = ("scale", "offset_x", "offset_y", "contrast", "light_level", "light_gradient", "flicker", "clutter",
@@ -138,11 +139,11 @@ class GestureScene:
         return self._pos.copy()
 
     def ground_truth(self) -> np.ndarray:
-        """One row per gesture: class (1..11), start_us, end_us (microseconds from t = 0)."""
+        """One row per gesture: class (1..11), t_start, t_end (microseconds from t = 0)."""
         gt = np.empty(len(self.classes), LABEL_DTYPE)
         gt["class"] = self.classes
-        gt["start_us"] = np.round(np.array(self.starts) * 1e6)
-        gt["end_us"] = np.round(np.array(self.ends) * 1e6)
+        gt["t_start"] = np.round(np.array(self.starts) * 1e6)
+        gt["t_end"] = np.round(np.array(self.ends) * 1e6)
         return gt
 
     def save_ground_truth(self, stem: str) -> list[str]:
@@ -154,7 +155,7 @@ class GestureScene:
 
 def write_labels_csv(path: str, labels: np.ndarray) -> None:
     """Write labels (``LABEL_DTYPE`` rows) as a DVS128 Gesture labels file."""
-    rows = zip(labels["class"], labels["start_us"], labels["end_us"])
+    rows = zip(labels["class"], labels["t_start"], labels["t_end"])
     lines = [LABELS_HEADER] + [f"{int(c)},{int(s)},{int(e)}" for c, s, e in rows]
     with open(path, "w", newline="") as f:
         f.write("\n".join(lines) + "\n")
