@@ -53,7 +53,7 @@ def train_teacher(data: EncodedSet, cfg, classes: int, seed: int, log=print, bat
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total += float(loss) * len(idx)
+            total += float(loss.detach()) * len(idx)
             correct += int((out.argmax(-1) == y[idx]).sum())
         log(f"teacher epoch {epoch + 1}/{cfg.epochs}: loss {total / len(y):.4f}, train accuracy {correct / len(y):.3f}")
     return net.eval()
