@@ -83,9 +83,12 @@ def _progress_bar(pipeline, want):
 def _summary_line(m) -> str:
     lat, clock = m["latency_ms"], m.get("clock") or {}
     rate = f"{m['events_per_s'] / 1e6:.2f} Mev/s" if m.get("events_per_s") else "-"
+    def by_reason(counts):
+        return f" {counts}" if counts else ""
+
     text = (f"eventflow run: {m['events_in']:,} events in {m['wall_s']:.3f} s ({rate}); processed "
-            f"{m['events_processed']:,}, dropped {m['events_dropped']:,} {m['dropped'] or ''}, rejected "
-            f"{m['events_rejected']:,} {m['rejected'] or ''}; {m['windows']:,} windows, {m['results']:,} results; "
+            f"{m['events_processed']:,}, dropped {m['events_dropped']:,}{by_reason(m['dropped'])}, rejected "
+            f"{m['events_rejected']:,}{by_reason(m['rejected'])}; {m['windows']:,} windows, {m['results']:,} results; "
             f"latency p50 {lat['p50']} ms, p99 {lat['p99']} ms; model {m['backend']}")
     if clock:
         text += f"; host - sensor clock offset {clock['offset_us']} us (drift {clock['drift_us']} us)"
