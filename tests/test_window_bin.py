@@ -81,3 +81,21 @@ def test_first_invalid():
     assert (i, t_last) == (2, 6)
     i, t_last = K.first_invalid(ev[:2].view(np.uint64), 4, 4, 6)
     assert i == 0
+
+
+def test_window_stage_gives_the_inputs_training_encodes():
+    """The pipeline's window stage and InputSpec.encode (what training and eval use) agree."""
+    from eventflow.model import InputSpec
+    from eventflow.pipeline.stages import WindowStage
+
+    spec = InputSpec((20, 12), (7, 5), 10_000, clip=3.0)
+    ev = random_events(3, 800, 20, 12, bad=False)
+    stage = WindowStage(spec)
+    parts = [stage.step(ev[a:b], 0) for a, b in ((0, 300), (300, 301), (301, 800))]
+    last = stage.finish(0)
+    wins = [w for w in parts + [last] if w is not None]
+    x = np.concatenate([w.x for w in wins])
+    starts = np.concatenate([w.t_start_us for w in wins])
+    t0 = int(ev["t"][0])
+    np.testing.assert_array_equal(starts, t0 + 10_000 * np.arange(len(x)))
+    np.testing.assert_array_equal(x, spec.encode(ev, t0, len(x)))
