@@ -30,13 +30,12 @@ def main():
 
     from eventflow.model import load_model
     from eventflow.snn.fast import FastNetwork
-    from eventflow.train.data import encode_dataset
+    from eventflow.train.data import Limited, encode_dataset
     from eventflow.train.evaluate import open_eval_data
-    from eventflow.train.session import _Limited
 
     model = load_model(a.model)
     ds, interval = open_eval_data(a.data)
-    data = encode_dataset(_Limited(ds, a.limit), model.input, None, interval)
+    data = encode_dataset(Limited(ds, a.limit), model.input, None, interval)
     fast = FastNetwork.from_network(model.network)
     times = []
     for i in range(len(data)):

@@ -16,7 +16,7 @@ import torch
 
 from ..model import InputSpec
 
-__all__ = ["EncodedSet", "batches", "encode_dataset", "label_steps"]
+__all__ = ["EncodedSet", "Limited", "batches", "encode_dataset", "label_steps"]
 
 
 @dataclass(frozen=True)
@@ -109,3 +109,18 @@ def batches(data: EncodedSet, batch_size: int, steps: int, generator: torch.Gene
         x = data.x[idx[:, None], t.clamp(max=S - 1)].float().transpose(0, 1)   # [T, B, ...]
         mask = ((t >= data.first[idx, None]) & (t < data.end[idx, None]) & (t < S)).transpose(0, 1)
         yield x.contiguous(), data.y[idx], mask
+
+
+class Limited:
+    """The first ``n`` recordings of a dataset."""
+
+    def __init__(self, ds, n):
+        self.ds, self.n = ds, min(n, len(ds))
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        if not 0 <= i < self.n:
+            raise IndexError(i)
+        return self.ds[i]

@@ -17,14 +17,15 @@ import numpy as np
 import torch
 
 from ..model import Model
-from .data import EncodedSet, encode_dataset
+from .data import EncodedSet, Limited, encode_dataset
 from .metrics import EfficiencyCounter
 
 __all__ = ["evaluate_model", "open_eval_data", "run_outputs", "streaming_commits"]
 
 
-def open_eval_data(uri: str):
-    """``(dataset, interval function or None)`` for a DATA argument."""
+def open_eval_data(uri: str, train: bool = False):
+    """``(dataset, interval function or None)`` for a DATA argument; ``train`` picks the real
+    datasets' training part (N-MNIST Train/, DVS128 Gesture's training trials) instead of the test part."""
     from .. import datasets as D
 
     kind, sep, root = uri.partition(":")
@@ -34,23 +35,25 @@ def open_eval_data(uri: str):
         raise FileNotFoundError(f"DATA {uri!r}: no folder {root}")
     if kind == "gesture":
         ds = D.SimGesture(root)
-        return ds, lambda i: _interval(ds.ground_truth(i))
+        return ds, lambda i: first_interval(ds.ground_truth(i))
     if kind == "digits":
         return D.SimDigits(root), None
     if kind == "nmnist":
         lists = sorted(glob.glob(os.path.join(root, "*.txt")))
         if len(lists) == 1:
             return D.NMNIST.from_list(root, lists[0]), None
-        if os.path.isdir(os.path.join(root, "Test")):
-            return D.NMNIST(root, train=False), None
+        part = "Train" if train else "Test"
+        if os.path.isdir(os.path.join(root, part)):
+            return D.NMNIST(root, train=train), None
         raise ValueError(f"DATA {uri!r}: expected one *.txt list of 'sample class' lines in {root} "
-                         f"(found {len(lists)}) or a Test/ folder")
+                         f"(found {len(lists)}) or a {part}/ folder")
     if kind == "dvsgesture":
-        return D.DVSGesture(root, train=False), None
+        return D.DVSGesture(root, train=train), None
     raise ValueError(f"DATA {uri!r}: unknown kind {kind!r}; expected gesture, digits, nmnist or dvsgesture")
 
 
-def _interval(labels):
+def first_interval(labels):
+    """The first labelled gesture's (t_start, t_end) in us, or None."""
     return (int(labels["t_start"][0]), int(labels["t_end"][0])) if len(labels) else None
 
 
@@ -113,9 +116,7 @@ def streaming_commits(model: Model, outputs: np.ndarray, data: EncodedSet) -> di
 def evaluate_model(model: Model, uri: str, fast: bool = True, check_reference: bool = False, limit=None) -> dict:
     ds, interval = open_eval_data(uri)
     if limit is not None:
-        from .session import _Limited
-
-        ds = _Limited(ds, limit)
+        ds = Limited(ds, limit)
     data = encode_dataset(ds, model.input, None, interval, desc="encode")
     outputs = run_outputs(model, data, fast)
     pred = _predictions(outputs, data)

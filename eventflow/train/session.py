@@ -18,7 +18,8 @@ import torch
 from ..model import DecisionSpec, InputSpec, Model, save_model
 from . import arch
 from .config import TrainConfig
-from .data import batches, encode_dataset
+from .data import Limited, batches, encode_dataset
+from .evaluate import open_eval_data
 from .loop import evaluate, fit_epoch
 
 __all__ = ["load_split", "train"]
@@ -35,37 +36,10 @@ def load_split(cfg: TrainConfig, split: str, spec: InputSpec, log=print):
             raise FileNotFoundError(f"{cfg.path}: data.{split}.root: no dataset at {root} (and no 'make' to simulate one)")
         log(f"simulating {s.kind} {split} split into {root}: {s.make}")
         D.make_dataset(s.kind, root, **s.make)
-    if s.kind == "gesture":
-        ds = D.SimGesture(root)
-        interval = lambda i: _first_interval(ds.ground_truth(i))  # noqa: E731
-    elif s.kind == "digits":
-        ds, interval = D.SimDigits(root), None
-    elif s.kind == "nmnist":
-        ds = D.NMNIST.from_list(root, os.path.join(root, s.make["list"])) if s.make and "list" in s.make \
-            else D.NMNIST(root, train=(split == "train"))
-        interval = None
-    else:
-        ds, interval = D.DVSGesture(root, train=(split == "train")), None
+    ds, interval = open_eval_data(f"{s.kind}:{root}", train=(split == "train"))
     if s.limit is not None:
-        ds = _Limited(ds, s.limit)
+        ds = Limited(ds, s.limit)
     return encode_dataset(ds, spec, cfg.data.seconds, interval, desc=f"encode {split}")
-
-
-def _first_interval(labels):
-    return (int(labels["t_start"][0]), int(labels["t_end"][0])) if len(labels) else None
-
-
-class _Limited:
-    def __init__(self, ds, n):
-        self.ds, self.n = ds, min(n, len(ds))
-
-    def __len__(self):
-        return self.n
-
-    def __getitem__(self, i):
-        if not 0 <= i < self.n:
-            raise IndexError(i)
-        return self.ds[i]
 
 
 def _save_checkpoint(folder, net, opt, gen, epoch, history, best):
