@@ -172,10 +172,8 @@ def first_invalid(words, width, height, t_last):
     time (starting at ``t_last``), or n when all are valid; and the running time after them."""
     n = words.shape[0] // 2
     for i in range(n):
-        lo = words[2 * i]
-        t = np.int64(words[2 * i + 1])
-        if ((lo & np.uint64(0xFFFF)) >= width or ((lo >> np.uint64(16)) & np.uint64(0xFFFF)) >= height
-                or ((lo >> np.uint64(32)) & np.uint64(0xFFFF)) > 1 or t < t_last):
+        x, y, p, t = _unpack(words, i)
+        if x >= width or y >= height or p > 1 or t < t_last:
             return i, t_last
         t_last = t
     return n, t_last

@@ -328,4 +328,4 @@ def test_async_runner_imports_either_way_and_reports_each_threads_cpu_time():
     p = build(config(), model=MODEL, sinks=[], source=ArraySource(EVENTS, batch_events=500))
     m = AsyncRunner(p, "none").run()
     assert set(m["thread_cpu_s"]) == {"source", "window", "model"} and m["balanced"]
-    assert all(v >= 0 for v in m["thread_cpu_s"].values())
+    assert m["thread_cpu_s"]["model"] > 0 and m["thread_cpu_s"]["source"] > 0   # each thread did work

@@ -117,7 +117,7 @@ def cmd_run(a) -> int:
     server = serve_prometheus(a.prometheus, runner.metrics) if a.prometheus is not None else None
     bar = _progress_bar(pipeline, a.progress if a.progress is not None else (cfg.runner.progress or None))
     try:
-        metrics = runner.run(stop=stop, progress=None if bar is None else bar.update)
+        runner.run(stop=stop, progress=None if bar is None else bar.update)
     finally:
         if bar is not None:
             bar.close()

@@ -59,10 +59,7 @@ class DecodeStage:
         run = np.maximum.accumulate(np.where(bad_xy | bad_p, np.iinfo(np.int64).min, t))
         prev = np.concatenate(([self.t_last], run[:-1]))
         back = (t < prev) & ~bad_xy & ~bad_p
-        bad = bad_xy | bad_p | back
-        if not bad.any():
-            self.t_last = int(t[-1]) if t[-1] > self.t_last else self.t_last
-            return events
+        bad = bad_xy | bad_p | back     # not empty: first_invalid found one
         _add(self.rejected, "out_of_bounds", bad_xy.sum())
         _add(self.rejected, "bad_polarity", (bad_p & ~bad_xy).sum())
         _add(self.rejected, "time_backwards", back.sum())
