@@ -85,11 +85,6 @@ class InputSpec:
         out = np.bincount(flat, minlength=n_steps * 2 * h * w).astype(np.float32).reshape(n_steps, 2, h, w)
         return self._finish(out)
 
-    def encode_window(self, events) -> np.ndarray:
-        """float32 ``[2, h, w]`` of one window's events, whatever their times."""
-        ev = as_events(events)
-        return self.encode(ev, int(ev["t"][0]) if len(ev) else 0, 1)[0] if len(ev) else np.zeros(self.shape, np.float32)
-
     def _finish(self, out):
         if self.encoding == "binary":
             return (out > 0).astype(np.float32)

@@ -59,8 +59,16 @@ def test_crops_cover_labelled_steps_and_mask_them():
     for x, y, mask in batches(data, 4, 5, g, lead_in=2):
         assert x.shape[0] == 5 and x.shape[2:] == (2, 8, 8) and x.dtype == torch.float32
         assert mask.shape == (5, len(y))
+        # labelled from step 2 of 12, crops may start from step 0 (lead_in 2): a crop starting
+        # at s masks its steps s..s+4 that are >= 2; all five steps when s >= 2
+        n_masked = mask.sum(0)
+        assert ((n_masked >= 3) & (n_masked <= 5)).all()
+        assert (mask[-1]).all()                                # the last step is always labelled
         seen += len(y)
     assert seen == 6
+    x, y, mask = next(batches(data, 6, 5, g, lead_in=2, shuffle=False))
+    assert mask.all()                                          # evaluation crops start at the label
+    assert torch.equal(x, data.x[:, 2:7].float().transpose(0, 1))
 
 
 def _cfg(tmp_path, epochs, neuron="PLIF"):

@@ -63,7 +63,8 @@ def test_eval_reads_an_nmnist_list_folder(tiny_run, tmp_path, capsys):
     capsys.readouterr()
     assert main(["eval", str(root / "runs" / "tiny" / "model"), f"nmnist:{tmp_path}", "--json"]) == 0
     r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert r["n"] == 3 and r["accuracy"] in (0.0, 1 / 3, 2 / 3, 1.0)
+    # the same recording three times, labelled 3, 3, 7: one prediction for all three
+    assert r["n"] == 3 and r["accuracy"] in (0.0, 1 / 3, 2 / 3)
 
 
 def test_eval_bad_data_is_one_line(tiny_run, capsys):

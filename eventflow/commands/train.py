@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+from dataclasses import replace
 
 
 def cmd_train(a) -> int:
@@ -11,13 +13,9 @@ def cmd_train(a) -> int:
 
     cfg = load_config(a.config)
     if a.epochs is not None:
-        from dataclasses import replace
-
         cfg = replace(cfg, optim=replace(cfg.optim, epochs=a.epochs))
-    if a.out is not None:
-        from dataclasses import replace
-
-        cfg = replace(cfg, out=a.out, path=None)
+    if a.out is not None:   # relative to the working directory; the config's data paths stay relative to it
+        cfg = replace(cfg, out=os.path.abspath(a.out))
     out = train(cfg, resume=a.resume, log=lambda m: print(m, file=sys.stderr))
     print(out)
     return 0
