@@ -84,12 +84,12 @@ def test_info_sample_is_the_bundled_simulated_gesture(capsys):
     import os as _os
 
     import eventflow as _ef
-    from eventflow.sim.scenes.gesture import read_labels_csv
+    from eventflow.formats.aedat import read_gesture_labels
 
     from eventflow.cli import main
 
     assert main(["info", "--sample", "--json"]) == 0
     info = _json.loads(capsys.readouterr().out)
     assert (info["format"], info["width"], info["height"]) == ("hdf5", 128, 128) and info["events"] > 100_000
-    labels = read_labels_csv(_os.path.splitext(_ef.sample_path())[0] + "_labels.csv")
+    labels = read_gesture_labels(_os.path.splitext(_ef.sample_path())[0] + "_labels.csv")
     assert len(labels) == 3 and labels["t_end"][-1] <= info["t_last_us"]

@@ -95,7 +95,11 @@ def read_gesture_labels(path) -> np.ndarray:
                 if len(cells) != 3 or not all(c.lstrip("-").isdigit() for c in cells):
                     raise EventFormatError(f"line {number} is not 'class,startTime_usec,endTime_usec':"
                                            f" {text[:60]!r}", path, offset)
-                rows.append(tuple(int(c) for c in cells))
+                c, start, end = (int(v) for v in cells)
+                if not 1 <= c <= 11 or end < start:
+                    raise EventFormatError(f"line {number}: class {c} is not one of 1..11 or end {end} is before "
+                                           f"start {start}", path, offset)
+                rows.append((c, start, end))
             offset += len(line)
     return np.array(rows, dtype=GESTURE_LABEL_DTYPE)
 

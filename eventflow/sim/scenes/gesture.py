@@ -12,7 +12,7 @@ numba rasteriser in ``eventflow.kernels.raster``.
 
 Ground truth: a structured array (class i4, t_start i8, t_end i8 in us), one row per gesture,
 written beside an event file as ``<stem>_labels.csv`` exactly as DVS128 Gesture writes it
-(header ``class,startTime_usec,endTime_usec``); ``read_labels_csv`` reads it back.
+(header ``class,startTime_usec,endTime_usec``); ``eventflow.formats.aedat.read_gesture_labels`` reads it back.
 
 >>> import numpy as np
 >>> scene = make_scene(128, 128, seed=1, gestures=[2, 4])
@@ -37,7 +37,7 @@ from .gesture_figure import JOINT_NAMES, N_CHANNELS, Subject, draw_subject, figu
 from .gesture_moves import CLASS_NAMES, HARMONICS, class_motion, idle_motion, rest_pose
 
 __all__ = ["CLASS_NAMES", "DEFAULT_SECONDS", "DEFAULT_SENSOR", "GestureScene", "LABEL_DTYPE",
-           "LABELS_HEADER", "SENSOR_OVERRIDES", "VARIATION", "make_scene", "read_labels_csv", "write_labels_csv"]
+           "LABELS_HEADER", "SENSOR_OVERRIDES", "VARIATION", "make_scene", "write_labels_csv"]
 
 DEFAULT_SENSOR = "dvs128"
 DEFAULT_SECONDS = 2.0  # per gesture, rests included
@@ -159,40 +159,6 @@ def write_labels_csv(path: str, labels: np.ndarray) -> None:
     lines = [LABELS_HEADER] + [f"{int(c)},{int(s)},{int(e)}" for c, s, e in rows]
     with open(path, "w", newline="") as f:
         f.write("\n".join(lines) + "\n")
-
-
-def read_labels_csv(path: str) -> np.ndarray:
-    """A DVS128 Gesture labels file as a ``LABEL_DTYPE`` array; ValueError naming the file and
-    line for a wrong header, a row that is not three integers, a class outside 1..11 or an end
-    before its start.
-
-    >>> import tempfile, os
-    >>> p = os.path.join(tempfile.mkdtemp(), "user01_labels.csv")
-    >>> write_labels_csv(p, np.array([(3, 10, 20)], LABEL_DTYPE))
-    >>> read_labels_csv(p).tolist()
-    [(3, 10, 20)]
-    """
-    with open(path, newline="") as f:
-        lines = f.read().splitlines()
-    if not lines or lines[0].strip().lstrip("\ufeff") != LABELS_HEADER:
-        raise ValueError(f"{path}: line 1: expected header {LABELS_HEADER!r}, got {lines[0] if lines else ''!r}")
-    rows = []
-    for n, line in enumerate(lines[1:], start=2):
-        if not line.strip():
-            continue
-        parts = line.split(",")
-        try:
-            if len(parts) != 3:
-                raise ValueError
-            c, s, e = (int(p) for p in parts)
-        except ValueError:
-            raise ValueError(f"{path}: line {n}: expected three integers class,start,end, got {line!r}") from None
-        if not 1 <= c <= 11:
-            raise ValueError(f"{path}: line {n}: class {c} is not one of 1..11")
-        if e < s:
-            raise ValueError(f"{path}: line {n}: end {e} is before start {s}")
-        rows.append((c, s, e))
-    return np.array(rows, LABEL_DTYPE)
 
 
 def _class_list(gestures, rng) -> list[int]:
