@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 import os
 
@@ -20,10 +19,6 @@ from eventflow.events import EVENT_DTYPE, concatenate
 from .conftest import real
 from .fixtures_datasets import (random_events, write_dvs_gesture, write_gen1_recording, write_nmnist_file,
                                 gen1_boxes)
-
-
-def has_scene(name):
-    return importlib.util.find_spec(f"eventflow.sim.scenes.{name}") is not None
 
 
 def same_events(a, b):
@@ -207,7 +202,6 @@ def test_manifest_errors_name_the_file_and_key(tmp_path, digits_split):
 
 
 # -- other scenes (each when its scene module has landed) -------------------------------------------------
-@pytest.mark.skipif(not has_scene("gesture"), reason="gesture scene not present yet")
 def test_gesture_split_targets_and_labels(tmp_path):
     make_dataset("gesture", tmp_path, n=2, seed=0, seconds=0.2)
     ds = SimGesture(tmp_path)
@@ -220,7 +214,6 @@ def test_gesture_split_targets_and_labels(tmp_path):
     assert target == 1 and len(events) > 0 and events["x"].max() < 128
 
 
-@pytest.mark.skipif(not has_scene("detection"), reason="detection scene not present yet")
 def test_detection_split_returns_gen1_boxes(tmp_path):
     make_dataset("detection", tmp_path, n=1, seed=0, seconds=0.1)
     ds = SimDetection(tmp_path)
@@ -230,7 +223,6 @@ def test_detection_split_returns_gen1_boxes(tmp_path):
     assert np.array_equal(ds.targets[0], boxes) and len(events) > 0
 
 
-@pytest.mark.skipif(not has_scene("flow"), reason="flow scene not present yet")
 def test_flow_split_returns_dense_flow(tmp_path):
     make_dataset("flow", tmp_path, n=1, seed=0, seconds=0.05, sensor="dvs128")
     ds = SimFlow(tmp_path)

@@ -11,6 +11,7 @@ import argparse
 import sys
 import time
 
+from ..sim.scenes import SCENE_NAMES
 from ._output import progress
 
 DESCRIPTION = """Simulate N recordings of a scene into DIR: one event file per sample (00000.npz, ...),
@@ -31,7 +32,7 @@ def register(subparsers) -> None:
     sub.required = True
     mk = sub.add_parser("make", help="simulate N recordings of a scene into a dataset folder",
                         description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    mk.add_argument("name", metavar="NAME", choices=("gesture", "digits", "detection", "flow"),
+    mk.add_argument("name", metavar="NAME", choices=SCENE_NAMES,
                     help="the scene: gesture, digits, detection or flow")
     mk.add_argument("--out", required=True, metavar="DIR", help="output folder (created; must be empty)")
     mk.add_argument("--n", required=True, type=int, metavar="N", help="number of recordings")

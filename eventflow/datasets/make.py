@@ -29,7 +29,6 @@ class SampleTask:
     """Everything one worker needs to make sample ``index`` (picklable, no open resources)."""
 
     name: str
-    index: int
     seed: int
     sensor: object  # SensorConfig
     seconds: float | None
@@ -128,7 +127,7 @@ def make_dataset(name: str, out, n: int, seed: int, *, sensor=None, seconds: flo
     tasks = []
     for i in range(n):
         params, target = sample_plan(name, i)
-        tasks.append(SampleTask(name=name, index=i, seed=sample_seed(seed, i), sensor=cfg,
+        tasks.append(SampleTask(name=name, seed=sample_seed(seed, i), sensor=cfg,
                                 seconds=None if seconds is None else float(seconds), params=params,
                                 target=target, out_dir=out, stem=f"{i:0{digits}d}", ext=ext))
     samples = []

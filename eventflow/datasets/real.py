@@ -26,6 +26,8 @@ import re
 
 import numpy as np
 
+from .manifest import DETECTION_CLASSES, DIGIT_CLASSES, GESTURE_CLASSES
+
 __all__ = ["DVSGesture", "Gen1", "NMNIST"]
 
 GEN1_SIZE = (304, 240)
@@ -90,9 +92,7 @@ class DVSGesture(_Loader):
     """DVS128 Gesture, one sample per labelled gesture (see the module docstring)."""
 
     sensor_size = (*DVS128_SIZE, 2)
-    classes = ("hand_clap", "right_hand_wave", "left_hand_wave", "right_arm_clockwise",
-               "right_arm_counter_clockwise", "left_arm_clockwise", "left_arm_counter_clockwise",
-               "arm_roll", "air_drums", "air_guitar", "other_gestures")
+    classes = GESTURE_CLASSES
 
     def __init__(self, root, train: bool = True, transform=None, target_transform=None):
         from ..formats.aedat import labels_path, read_gesture_labels
@@ -133,7 +133,7 @@ class NMNIST(_Loader):
     """N-MNIST samples, 34x34, one file each (see the module docstring)."""
 
     sensor_size = (34, 34, 2)
-    classes = tuple(str(d) for d in range(10))
+    classes = DIGIT_CLASSES
 
     def __init__(self, root, train: bool = True, transform=None, target_transform=None):
         super().__init__(transform, target_transform)
@@ -189,7 +189,7 @@ class Gen1(_Loader):
     """Prophesee Gen1 automotive detection: events and boxes of each recording (see the module docstring)."""
 
     sensor_size = (*GEN1_SIZE, 2)
-    classes = ("car", "pedestrian")
+    classes = DETECTION_CLASSES
     SPLITS = ("train", "val", "test")
 
     def __init__(self, root, split: str = "train", transform=None, target_transform=None):

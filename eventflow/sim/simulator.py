@@ -208,7 +208,7 @@ class Simulator:
                                       bounds, self._mask)
             if stop == len(ref):
                 return rendered
-            buf.grow(2 * len(buf.pix))
+            buf.grow()
 
     # ------------------------------------------------------------------ noise
 
@@ -240,8 +240,8 @@ class _Buffer:
         self.pix, self.t, self.p, self.n = (np.empty(capacity, np.int64), np.empty(capacity, np.int64),
                                             np.empty(capacity, np.int8), 0)
 
-    def grow(self, need):
-        cap = max(need, 2 * len(self.pix))
+    def grow(self):
+        cap = 2 * len(self.pix)
         for name in ("pix", "t", "p"):
             old = getattr(self, name)
             new = np.empty(cap, old.dtype)
