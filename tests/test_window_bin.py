@@ -35,13 +35,16 @@ def run_kernel(ev, width, height, size, window, t0, cuts, cap=3):
     return done, partial, reasons, np.array(ns), acc
 
 
-def random_events(seed, n, width, height, bad=True):
+def random_events(seed, n, width, height, bad=True, dt_max=3000, bad_share=20):
     g = np.random.default_rng(seed)
-    t = np.cumsum(g.integers(0, 3000, n))
+    t = np.cumsum(g.integers(0, dt_max, n))
     if bad:
-        t[g.integers(0, n, n // 20)] -= 5000                       # some go back in time
-    x = g.integers(0, width + (3 if bad else 0), n)
-    p = g.integers(0, 3 if bad else 2, n)
+        t[g.integers(0, n, n // bad_share)] -= 5000                 # some go back in time
+    x = g.integers(0, width, n)
+    p = g.integers(0, 2, n)
+    if bad:
+        x[g.integers(0, n, n // bad_share)] = width + 1             # out of bounds
+        p[g.integers(0, n, n // bad_share)] = 2                     # bad polarity
     return eventflow.from_fields(x, g.integers(0, height, n), p, t)
 
 
@@ -59,6 +62,23 @@ def test_kernel_equals_reference_cut_anywhere(seed, cuts, cap, t0):
     np.testing.assert_array_equal(ns, want_done.reshape(len(want_done), -1).sum(1))
 
 
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), cuts=st.lists(st.integers(0, 5000), max_size=4),
+       bad_share=st.sampled_from([0, 300, 2000]))
+def test_dense_windows_equal_reference(seed, cuts, bad_share):
+    """Windows of hundreds of events: the kernel's block path (runs of valid in-window events
+    checked a block at a time) with rare bad events inside blocks, cut anywhere."""
+    ev = random_events(seed, 5000, 20, 12, bad=bad_share > 0, dt_max=4, bad_share=max(bad_share, 1))
+    t0 = int(ev["t"][0])
+    done, partial, reasons, ns, acc = run_kernel(ev, 20, 12, (7, 5), 2_000, t0, cuts, cap=2)
+    want_done, want_partial, want_reasons = K.bin_windows_reference(ev, 20, 12, (7, 5), 2_000, t0)
+    np.testing.assert_array_equal(done, want_done)
+    np.testing.assert_array_equal(partial, want_partial)
+    assert reasons == want_reasons and len(done) >= 2
+    if bad_share == 0:
+        assert sum(reasons.values()) == 0
+
+
 def test_a_time_gap_makes_empty_windows_within_capacity():
     ev = eventflow.from_fields([0, 1, 2], [0, 0, 0], [1, 0, 1], [0, 5, 100_005])
     done, partial, reasons, ns, acc = run_kernel(ev, 4, 4, (4, 4), 10, 0, [], cap=4)
@@ -73,14 +93,6 @@ def test_real_recording():
     np.testing.assert_array_equal(done, want_done)
     np.testing.assert_array_equal(partial, want_partial)
     assert reasons == want_reasons and len(done) >= 9
-
-
-def test_first_invalid():
-    ev = eventflow.from_fields([0, 1, 9, 2], [0, 0, 0, 0], [1, 0, 1, 1], [5, 6, 7, 8])
-    i, t_last = K.first_invalid(ev.view(np.uint64), 4, 4, 0)
-    assert (i, t_last) == (2, 6)
-    i, t_last = K.first_invalid(ev[:2].view(np.uint64), 4, 4, 6)
-    assert i == 0
 
 
 def test_window_stage_gives_the_inputs_training_encodes():

@@ -208,7 +208,7 @@ class _Core:
         """Events received = processed + dropped + rejected (+ in flight, during a run)."""
         src = self.p.source.counters() if self.p.source is not None else {"received": 0, "rejected": {}, "dropped": {}}
         received = int(src["received"]) + self.direct_received
-        rejected = _merge(src.get("rejected", {}), self.p.decode.rejected)
+        rejected = _merge(src.get("rejected", {}), self.p.window.rejected)
         dropped = _merge(src.get("dropped", {}), self.p.window.dropped, self.dropped)
         in_flight = self.p.window.pending + self._queued_events()
         n_rej, n_drop = sum(rejected.values()), sum(dropped.values())

@@ -6,12 +6,13 @@ of its input), ``reset(state=None)``, ``get_state()`` and ``shutdown()``. All st
 ``warm_up()`` runs the stage's kernels once on throwaway inputs and state (numba loads a
 cached kernel on its first call: tens to hundreds of ms), leaving the stage's state as it was.
 
-- ``DecodeStage``: checks EventCD arrays against the geometry; rejects (and counts by reason)
-  events out of bounds, with a polarity other than 0/1, or earlier than the running time.
+- ``DecodeStage``: a source's batch as one contiguous EventCD array.
 - ``WindowStage``: ``TimeSlicer`` windows of ``input.window_us`` aligned to the stream's first
   event (or ``origin_us``), each encoded by the model's ``InputSpec``. One call emits exactly
   the windows its events complete (a window is complete once an event at or past its end has
-  arrived), so a time gap of G us costs G / window_us (empty) windows.
+  arrived), so a time gap of G us costs G / window_us (empty) windows. The same pass rejects
+  (and counts by reason) events out of bounds, with a polarity other than 0/1, or earlier
+  than the running time.
 - ``ModelStage``: ``FastNetwork`` (numba) or the torch ``Network``, explicit state for a
   batch of streams.
 - ``HeadStage``: classification by the model's ``DecisionSpec``: softmax of the mean logits of
@@ -26,57 +27,38 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..events import EVENT_DTYPE
 from ..kernels import window_bin as K
 
 __all__ = ["DecodeStage", "HeadStage", "ModelStage", "WindowStage", "Windows", "decide_windows"]
 
 
-def _add(counts: dict, reason: str, n: int):
-    if n:
-        counts[reason] = counts.get(reason, 0) + int(n)
-
-
 class DecodeStage:
-    """Validated events from a source's arrays; ``rejected`` counts the others by reason."""
+    """A source's batch as one contiguous EventCD array, the layout the kernels read.
+
+    It does not look at each event: validation is fused into the window stage's binning pass
+    (one pass over the events instead of two), which rejects and counts by reason
+    (``WindowStage.rejected``).
+    """
 
     name = "decode"
 
     def __init__(self, width: int, height: int):
         self.width, self.height = int(width), int(height)
-        self.reset()
 
     def step(self, events: np.ndarray) -> np.ndarray:
-        if len(events) == 0:
-            return events
-        first_bad, t_last = K.first_invalid(np.ascontiguousarray(events).view(np.uint64), self.width,
-                                            self.height, self.t_last)
-        if first_bad == len(events):
-            self.t_last = t_last
-            return events
-        t = events["t"]
-        bad_xy = (events["x"] >= self.width) | (events["y"] >= self.height)
-        bad_p = (events["p"] != 0) & (events["p"] != 1)
-        run = np.maximum.accumulate(np.where(bad_xy | bad_p, np.iinfo(np.int64).min, t))
-        prev = np.concatenate(([self.t_last], run[:-1]))
-        back = (t < prev) & ~bad_xy & ~bad_p
-        bad = bad_xy | bad_p | back     # not empty: first_invalid found one
-        _add(self.rejected, "out_of_bounds", bad_xy.sum())
-        _add(self.rejected, "bad_polarity", (bad_p & ~bad_xy).sum())
-        _add(self.rejected, "time_backwards", back.sum())
-        good = events[~bad]
-        if len(good):
-            self.t_last = max(self.t_last, int(good["t"][-1]))
-        return good
+        if events.dtype != EVENT_DTYPE:
+            raise TypeError(f"decode stage takes EventCD arrays ({EVENT_DTYPE}), got {events.dtype}")
+        return np.ascontiguousarray(events)
 
     def get_state(self):
-        return {"t_last": self.t_last, "rejected": dict(self.rejected)}
+        return {}
 
     def warm_up(self):
-        K.first_invalid(np.zeros(2, np.uint64), self.width, self.height, 0)
+        pass
 
     def reset(self, state=None):
-        self.t_last = np.iinfo(np.int64).min if state is None else int(state["t_last"])
-        self.rejected = {} if state is None else dict(state["rejected"])
+        pass
 
     def shutdown(self):
         pass
@@ -149,10 +131,6 @@ class WindowStage:
                 self.host_open = t_host_ns
             if i >= len(events):
                 break
-        bad = {"out_of_bounds": K.A_OOB, "bad_polarity": K.A_POL, "time_backwards": K.A_BACK}
-        for reason, a in bad.items():
-            if self.acc[a]:
-                raise AssertionError(f"window stage got {reason} events: the decode stage must reject them")
         if not parts:
             return None
         xs = parts[0][0] if len(parts) == 1 else np.concatenate([p[0] for p in parts])
@@ -186,6 +164,15 @@ class WindowStage:
     def dropped(self) -> dict:
         n = 0 if self.acc is None else int(self.acc[K.A_BEFORE])
         return {"before_origin": n} if n else {}
+
+    @property
+    def rejected(self) -> dict:
+        """Events rejected by reason: out of bounds, polarity not 0/1, time going backwards."""
+        if self.acc is None:
+            return {}
+        n = {"out_of_bounds": self.acc[K.A_OOB], "bad_polarity": self.acc[K.A_POL],
+             "time_backwards": self.acc[K.A_BACK]}
+        return {k: int(v) for k, v in n.items() if v}
 
     @property
     def pending(self) -> int:
