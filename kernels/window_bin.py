@@ -45,49 +45,11 @@ def _unpack(words, i):
             np.int64((lo >> np.uint64(32)) & np.uint64(0xFFFF)), np.int64(words[2 * i + 1]))
 
 
-RUN_BLOCK = 256   # events checked at once by the block path of ``_add_run``
-
-
 @njit(cache=True, nogil=True)
 def _add_run(words, i, n, width, height, xmap, ymap, flat, hw, pw, t_last, t_end):
     """Add events from ``i`` on to ``flat`` while they are valid and before ``t_end``; the
     caller has checked that event ``i`` is at or past the origin, so every later event at or
-    past the running time is too. Returns the first index not added and the running time.
-
-    Blocks of ``RUN_BLOCK`` events are checked by one branch-free pass (maxima of x, y, p, the
-    smallest step in t, the last t) that also computes each event's flat index (from clamped
-    coordinates, so a bad block reads nothing out of bounds); a block that passes is then only
-    scattered. The first block that fails, and the tail, go event by event.
-    """
-    xyp = words[0::2]
-    tw = words[1::2]
-    idx = np.empty(RUN_BLOCK, np.int64)
-    W1 = np.uint64(width - 1)
-    H1 = np.uint64(height - 1)
-    while i + RUN_BLOCK <= n:
-        mx = np.uint64(0)
-        my = np.uint64(0)
-        mp = np.uint64(0)
-        prev = np.int64(tw[i])
-        dmin = np.int64(0) if prev >= t_last else np.int64(-1)
-        for j in range(RUN_BLOCK):
-            lo = xyp[i + j]
-            x = lo & np.uint64(0xFFFF)
-            y = (lo >> np.uint64(16)) & np.uint64(0xFFFF)
-            p = (lo >> np.uint64(32)) & np.uint64(0xFFFF)
-            t = np.int64(tw[i + j])
-            mx = max(mx, x)
-            my = max(my, y)
-            mp = max(mp, p)
-            dmin = min(dmin, t - prev)
-            prev = t
-            idx[j] = np.int64(min(p, np.uint64(1))) * hw + ymap[min(y, H1)] * pw + xmap[min(x, W1)]
-        if mx > W1 or my > H1 or mp > np.uint64(1) or dmin < 0 or prev >= t_end:
-            break
-        for j in range(RUN_BLOCK):
-            flat[idx[j]] += 1.0
-        t_last = prev
-        i += RUN_BLOCK
+    past the running time is too. Returns the first index not added and the running time."""
     while i < n:
         x, y, p, t = _unpack(words, i)
         if x >= width or y >= height or p > 1 or t < t_last or t >= t_end:
