@@ -304,7 +304,7 @@ def test_warm_up_leaves_the_stream_state_alone():
     assert strip(got + r.step(EVENTS[2000:]) + r.finish()) == WHOLE
 
 
-def test_file_source_leaves_bounds_to_the_decode_stage_which_counts_them(tmp_path):
+def test_file_source_leaves_bounds_to_the_window_stage_which_counts_them(tmp_path):
     ev = EVENTS.copy()
     ev["x"][[5, 900]] = 40                   # outside the 32-wide sensor
     path = str(tmp_path / "ev.npy")
@@ -329,3 +329,28 @@ def test_async_runner_imports_either_way_and_reports_each_threads_cpu_time():
     m = AsyncRunner(p, "none").run()
     assert set(m["thread_cpu_s"]) == {"source", "window", "model"} and m["balanced"]
     assert m["thread_cpu_s"]["model"] > 0 and m["thread_cpu_s"]["source"] > 0   # each thread did work
+
+
+def test_prometheus_endpoint_serves_the_runs_counters_over_http():
+    import urllib.error
+    import urllib.request
+
+    from eventflow.pipeline.metrics import serve_prometheus
+
+    p = build(config(), model=MODEL, sinks=[], source=ArraySource(EVENTS, batch_events=500))
+    runner = SyncRunner(p)
+    m = runner.run()
+    server = serve_prometheus(0, runner.metrics)       # port 0: the OS picks a free one
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        with urllib.request.urlopen(url + "/metrics", timeout=10) as r:
+            assert r.headers["Content-Type"].startswith("text/plain")
+            text = r.read().decode()
+        lines = dict(line.rsplit(" ", 1) for line in text.splitlines() if not line.startswith("#"))
+        assert int(lines["eventflow_events_in"]) == m["events_in"] == len(EVENTS)
+        assert int(lines["eventflow_windows"]) == m["windows"] > 0
+        assert float(lines['eventflow_stage_ms{stage="model",quantile="0.99"}']) > 0
+        with pytest.raises(urllib.error.HTTPError, match="404"):
+            urllib.request.urlopen(url + "/other", timeout=10)
+    finally:
+        server.shutdown()
