@@ -132,6 +132,39 @@ class DecisionSpec:
         committed = np.where(ok, top, state.committed)
         return prob, committed, DecisionState(ring, seen, committed)
 
+    def run(self, logits, state: "DecisionState"):
+        """``step`` over consecutive steps of one stream at once: ``logits [n, C]`` ->
+        ``(probabilities [n, C], committed class [n] (-1: none yet), state after the last)``,
+        the same numbers as n calls of ``step`` (each step's ring of the last logits is built,
+        then the softmax of the means is taken for all steps together).
+
+        >>> d = DecisionSpec(smoothing_steps=2, commit_probability=0.6)
+        >>> prob, committed, st = d.run(np.array([[0, 0], [3, 0], [0, 9]], np.float32), d.init_state(2))
+        >>> committed.tolist(), int(st.seen[0])
+        ([-1, 0, 1], 3)
+        """
+        logits = np.asarray(logits, np.float32)
+        n, size = len(logits), self.smoothing_steps
+        if n == 0:
+            return np.zeros((0, logits.shape[1]), np.float32), np.zeros(0, np.int64), state
+        seen0 = int(state.seen[0])
+        rings = np.empty((n, size, logits.shape[1]), np.float32)
+        ring = state.ring[0].copy()
+        for i in range(n):
+            ring[(seen0 + i) % size] = logits[i]
+            rings[i] = ring
+        steps = np.minimum(seen0 + 1 + np.arange(n), size).astype(np.float32)[:, None]
+        mean = rings.sum(1) / steps
+        z = np.exp(mean - mean.max(1, keepdims=True))
+        prob = z / z.sum(1, keepdims=True)
+        top = prob.argmax(1)
+        ok = prob[np.arange(n), top] >= self.commit_probability
+        if self.background is not None:
+            ok &= top != self.background
+        last_ok = np.maximum.accumulate(np.where(ok, np.arange(n), -1))
+        committed = np.where(last_ok >= 0, top[np.maximum(last_ok, 0)], state.committed[0]).astype(np.int64)
+        return prob, committed, DecisionState(ring[None], np.array([seen0 + n], np.int64), committed[-1:].copy())
+
 
 class DecisionState(NamedTuple):
     ring: np.ndarray        # [B, smoothing_steps, C] last logits

@@ -271,9 +271,7 @@ def test_slow_consumer_with_a_drop_policy_counts_the_dropped_events(policy):
 @settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 1000), steps=st.integers(1, 3), n=st.integers(1, 40), cut=st.integers(0, 40),
        background=st.sampled_from([None, 0]))
-def test_head_decides_all_windows_at_once_exactly_as_step_by_step(seed, steps, n, cut, background):
-    from eventflow.pipeline.stages import decide_windows
-
+def test_decision_run_over_all_windows_at_once_equals_step_by_step(seed, steps, n, cut, background):
     rng = np.random.default_rng(seed)
     logits = (rng.standard_normal((n, 4)) * 3).astype(np.float32)
     d = DecisionSpec(steps, 0.5, background)
@@ -283,8 +281,8 @@ def test_head_decides_all_windows_at_once_exactly_as_step_by_step(seed, steps, n
         probs.append(p[0])
         committed.append(int(c[0]))
     cut = min(cut, n)   # in two calls, the state carried between them
-    p1, c1, mid = decide_windows(d, logits[:cut], d.init_state(4))
-    p2, c2, end = decide_windows(d, logits[cut:], mid)
+    p1, c1, mid = d.run(logits[:cut], d.init_state(4))
+    p2, c2, end = d.run(logits[cut:], mid)
     np.testing.assert_array_equal(np.concatenate([p1, p2]), np.array(probs))
     assert np.concatenate([c1, c2]).tolist() == committed
     for a, b in zip(end, state):

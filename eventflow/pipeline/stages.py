@@ -30,7 +30,7 @@ import torch
 from ..events import EVENT_DTYPE
 from ..kernels import window_bin as K
 
-__all__ = ["DecodeStage", "HeadStage", "ModelStage", "WindowStage", "Windows", "decide_windows"]
+__all__ = ["DecodeStage", "HeadStage", "ModelStage", "WindowStage", "Windows"]
 
 
 class DecodeStage:
@@ -271,44 +271,6 @@ class ModelStage:
         pass
 
 
-def decide_windows(decision, logits, state):
-    """``DecisionSpec.step`` over consecutive steps of one stream at once: ``logits [n, C]`` ->
-    ``(probabilities [n, C], committed class [n] (-1: none yet), state after the last)``, the
-    same numbers as n calls of ``decision.step`` (each step's ring of the last logits is built,
-    then the softmax of the means is taken for all steps together).
-
-    >>> from eventflow.model import DecisionSpec
-    >>> d = DecisionSpec(smoothing_steps=2, commit_probability=0.6)
-    >>> prob, committed, st = decide_windows(d, np.array([[0, 0], [3, 0], [0, 9]], np.float32), d.init_state(2))
-    >>> committed.tolist(), int(st.seen[0])
-    ([-1, 0, 1], 3)
-    """
-    from ..model import DecisionState
-
-    logits = np.asarray(logits, np.float32)
-    n, size = len(logits), decision.smoothing_steps
-    if n == 0:
-        return np.zeros((0, logits.shape[1]), np.float32), np.zeros(0, np.int64), state
-    seen0 = int(state.seen[0])
-    rings = np.empty((n, size, logits.shape[1]), np.float32)
-    ring = state.ring[0].copy()
-    for i in range(n):
-        ring[(seen0 + i) % size] = logits[i]
-        rings[i] = ring
-    steps = np.minimum(seen0 + 1 + np.arange(n), size).astype(np.float32)[:, None]
-    mean = rings.sum(1) / steps
-    z = np.exp(mean - mean.max(1, keepdims=True))
-    prob = z / z.sum(1, keepdims=True)
-    top = prob.argmax(1)
-    ok = prob[np.arange(n), top] >= decision.commit_probability
-    if decision.background is not None:
-        ok &= top != decision.background
-    last_ok = np.maximum.accumulate(np.where(ok, np.arange(n), -1))
-    committed = np.where(last_ok >= 0, top[np.maximum(last_ok, 0)], state.committed[0]).astype(np.int64)
-    new = DecisionState(ring[None], np.array([seen0 + n], np.int64), committed[-1:].copy())
-    return prob, committed, new
-
-
 class HeadStage:
     """Classification decisions from per-window logits (see the module docstring)."""
 
@@ -323,9 +285,9 @@ class HeadStage:
 
     def step(self, windows: Windows, logits: np.ndarray) -> list[dict]:
         """Results (without ``latency_ms``) for ``windows`` and their logits ``[n, C]``, by the
-        model's decision rule (``decide_windows``: ``DecisionSpec.step`` over all n at once)."""
+        model's decision rule (``DecisionSpec.run``: ``DecisionSpec.step`` over all n at once)."""
         before = int(self.state.committed[0])
-        prob, committed, self.state = decide_windows(self.decision, logits, self.state)
+        prob, committed, self.state = self.decision.run(logits, self.state)
         if self.emit == "decisions":
             prev = np.concatenate(([before], committed[:-1]))
             emit = np.flatnonzero((committed >= 0) & (committed != prev))

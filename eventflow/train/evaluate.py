@@ -84,24 +84,21 @@ def _predictions(outputs, data: EncodedSet) -> np.ndarray:
     return mean.argmax(1)
 
 
-def streaming_commits(model: Model, outputs: np.ndarray, data: EncodedSet) -> dict:
-    """Replay each recording's outputs through the decision rule: the first commit's step after onset."""
+def streaming_commits(model: Model, outputs: np.ndarray, data: EncodedSet, decision=None) -> dict:
+    """Replay each recording's outputs through the decision rule (``decision``, default the
+    model's): the first commit at or after the gesture's onset, and its delay from the onset."""
+    decision = model.decision if decision is None else decision
     W = model.input.window_us
     latencies, first_correct, wrong_first, never = [], 0, 0, 0
     for i in range(len(data)):
-        st = model.decision.init_state(outputs.shape[2])
+        _, committed, _ = decision.run(outputs[i], decision.init_state(outputs.shape[2]))
         onset = int(data.first[i])
-        first = None
-        for k in range(outputs.shape[1]):
-            _, committed, st = model.decision.step(outputs[i, k][None], st)
-            if committed[0] >= 0 and k >= onset:
-                first = (k, int(committed[0]))
-                break
-        if first is None:
+        at = np.flatnonzero(committed[onset:] >= 0)
+        if len(at) == 0:
             never += 1
             continue
-        k, c = first
-        if c == int(data.y[i]):
+        k = onset + int(at[0])
+        if committed[k] == int(data.y[i]):
             first_correct += 1
             latencies.append((k + 1 - onset) * W / 1000.0)   # the window ending at step k's end
         else:
