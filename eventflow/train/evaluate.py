@@ -106,6 +106,7 @@ def streaming_commits(model: Model, outputs: np.ndarray, data: EncodedSet, decis
     lat = np.asarray(latencies)
     return {"first_commit_correct": first_correct / len(data), "first_commit_wrong": wrong_first / len(data),
             "never_committed": never / len(data),
+            "correct_within_300ms": float((lat <= 300.0).sum() / len(data)),
             "commit_latency_ms": ({"p50": float(np.percentile(lat, 50)), "p90": float(np.percentile(lat, 90)),
                                    "max": float(lat.max())} if len(lat) else None)}
 

@@ -1,0 +1,61 @@
+"""Choose a classifier's streaming decision rule on a validation split (never the test split).
+
+usage: python tools/tune_decision.py MODEL DATA [--steps 2 3 4 6 8] [--probs 0.5 0.6 0.7 0.8 0.9]
+                                     [--max-wrong 0.08]
+
+Runs the model once over every recording of DATA (e.g. gesture:data/gesture-val) from rest,
+then replays its per-window outputs through each DecisionSpec(smoothing_steps, commit_probability)
+of the grid (``eventflow.train.evaluate.streaming_commits``, the rule the pipeline's head uses)
+and prints, per setting: first commit correct / wrong / never, the share of recordings whose
+first commit is correct and within 300 ms of the gesture's onset, and the onset-to-commit
+latency of the correct ones. Marks the setting with the most correct-within-300-ms commits
+among those whose wrong-first-commit rate is at most --max-wrong. Write the choice into the
+model's config (``decision:``) and model.json yourself.
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+
+from eventflow.model import load_model
+from eventflow.train.data import encode_dataset
+from eventflow.train.evaluate import open_eval_data, run_outputs, streaming_commits
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("model")
+    ap.add_argument("data")
+    ap.add_argument("--steps", type=int, nargs="+", default=[2, 3, 4, 6, 8])
+    ap.add_argument("--probs", type=float, nargs="+", default=[0.5, 0.6, 0.7, 0.8, 0.9])
+    ap.add_argument("--max-wrong", type=float, default=0.08)
+    a = ap.parse_args()
+    model = load_model(a.model)
+    ds, interval = open_eval_data(a.data)
+    if interval is None:
+        raise SystemExit(f"{a.data}: no gesture intervals (the streaming figures need labelled onsets)")
+    data = encode_dataset(ds, model.input, None, interval, desc="encode")
+    outputs = run_outputs(model, data)
+    rows = []
+    for s in a.steps:
+        for p in a.probs:
+            r = streaming_commits(model, outputs, data, replace(model.decision, smoothing_steps=s,
+                                                                  commit_probability=p))
+            rows.append((s, p, r))
+    ok = [row for row in rows if row[2]["first_commit_wrong"] <= a.max_wrong]
+    best = max(ok, key=lambda row: row[2]["correct_within_300ms"]) if ok else None
+    print(f"{a.model} on {a.data} (n={len(data)}); current: smoothing_steps={model.decision.smoothing_steps}, "
+          f"commit_probability={model.decision.commit_probability}")
+    print("| smoothing_steps | commit_probability | correct | wrong | never | correct within 300 ms "
+          "| latency p50 / p90 ms | |")
+    print("|---|---|---|---|---|---|---|---|")
+    for s, p, r in rows:
+        lat = r["commit_latency_ms"] or {"p50": float("nan"), "p90": float("nan")}
+        mark = "best" if best is not None and (s, p) == best[:2] else ""
+        print(f"| {s} | {p} | {r['first_commit_correct']:.3f} | {r['first_commit_wrong']:.3f} | "
+              f"{r['never_committed']:.3f} | {r['correct_within_300ms']:.3f} | {lat['p50']:.0f} / {lat['p90']:.0f} "
+              f"| {mark} |")
+
+
+if __name__ == "__main__":
+    main()
