@@ -70,14 +70,12 @@ def _config(a):
 
 def _progress_bar(pipeline, want):
     from ..pipeline.sources import FileSource
+    from ..progress import terminal_bar
 
     src = pipeline.source
-    if want is False or not isinstance(src, FileSource) or (want is None and not sys.stderr.isatty()):
+    if not isinstance(src, FileSource):
         return None
-    from tqdm import tqdm
-
-    return tqdm(total=src.progress_total(), desc="replay", unit="ev", unit_scale=True, leave=False,
-                file=sys.stderr)
+    return terminal_bar(src.progress_total(), "replay", "ev", unit_scale=True, force=want)
 
 
 def _summary_line(m) -> str:

@@ -9,12 +9,12 @@ time 0 of each recording), targets, and for each recording the steps that carry 
 from __future__ import annotations
 
 import math
-import sys
 from dataclasses import dataclass
 
 import torch
 
 from ..model import InputSpec
+from ..progress import terminal_bar
 
 __all__ = ["EncodedSet", "Limited", "batches", "encode_dataset", "label_steps"]
 
@@ -44,14 +44,6 @@ def label_steps(interval_us, window_us: int, n_steps: int) -> tuple[int, int]:
     return first, end
 
 
-def _progress(n, desc):
-    if not sys.stderr.isatty():
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=n, desc=desc, leave=False)
-
-
 def encode_dataset(ds, spec: InputSpec, seconds: float | None = None, interval=None, desc="encode") -> EncodedSet:
     """Encode every recording of ``ds`` from time 0 for ``seconds`` (default: the longest one).
 
@@ -61,7 +53,7 @@ def encode_dataset(ds, spec: InputSpec, seconds: float | None = None, interval=N
     if n == 0:
         raise ValueError("the dataset is empty")
     items = []
-    bar = _progress(n, desc)
+    bar = terminal_bar(n, desc, "rec")
     t_max = 0
     for i in range(n):
         ev, target = ds[i]

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 
 import torch
 
 from ..model import DecisionSpec, InputSpec, Model, save_model
+from ..progress import terminal_bar
 from . import arch
 from .config import TrainConfig
 from .data import Limited, batches, encode_dataset
@@ -94,14 +94,6 @@ def plot_curves(history, path):
     plt.close(fig)
 
 
-def _bar(total, desc):
-    if not sys.stderr.isatty():
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit="rec", leave=False)
-
-
 def train(cfg: TrainConfig, resume: bool = False, log=print, data=None, stop_after: int | None = None) -> str:
     """Train as ``cfg`` says; returns the folder of the exported best model.
 
@@ -139,7 +131,7 @@ def train(cfg: TrainConfig, resume: bool = False, log=print, data=None, stop_aft
     stop = cfg.optim.epochs if stop_after is None else min(cfg.optim.epochs, start + stop_after)
     for epoch in range(start, stop):
         t0 = time.perf_counter()
-        bar = _bar(len(train_set), f"epoch {epoch + 1}/{cfg.optim.epochs}")
+        bar = terminal_bar(len(train_set), f"epoch {epoch + 1}/{cfg.optim.epochs}", "rec")
         tr = fit_epoch(net, opt, train_set, cfg.optim, gen, epoch, teacher,
                        None if bar is None else lambda n, loss: (bar.update(n), bar.set_postfix(loss=f"{loss:.3f}")))
         if bar is not None:
