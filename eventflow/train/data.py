@@ -29,6 +29,11 @@ class EncodedSet:
     def __len__(self):
         return len(self.y)
 
+    def label_mask(self) -> torch.Tensor:
+        """``[N, S]`` bool: each recording's labelled steps ``[first, end)``."""
+        t = torch.arange(self.x.shape[1])[None, :]
+        return (t >= self.first[:, None]) & (t < self.end[:, None])
+
     def subset(self, idx) -> "EncodedSet":
         idx = torch.as_tensor(idx, dtype=torch.long)
         return EncodedSet(self.x[idx], self.y[idx], self.first[idx], self.end[idx])

@@ -77,9 +77,7 @@ def run_outputs(model: Model, data: EncodedSet, fast: bool = True, batch_size: i
 
 
 def _predictions(outputs, data: EncodedSet) -> np.ndarray:
-    S = outputs.shape[1]
-    t = np.arange(S)[None, :]
-    m = (t >= data.first.numpy()[:, None]) & (t < data.end.numpy()[:, None])
+    m = data.label_mask().numpy()
     mean = (outputs * m[..., None]).sum(1) / np.maximum(m.sum(1), 1)[:, None]
     return mean.argmax(1)
 

@@ -113,14 +113,12 @@ def predict(net, data: EncodedSet, batch_size: int = 64):
     """Mean output over each recording's labelled steps, run from rest over the whole recording: ``[N, C]``."""
     net.eval()
     outs = []
+    labelled = data.label_mask().transpose(0, 1)   # [S, N]
     for b in range(0, len(data), batch_size):
         sl = slice(b, b + batch_size)
         x = data.x[sl].float().transpose(0, 1)
         out, _ = net.run(x, net.init_state(x.shape[1]))
-        S = out.shape[0]
-        t = torch.arange(S)[:, None]
-        mask = (t >= data.first[sl][None]) & (t < data.end[sl][None])
-        outs.append(masked_mean(out, mask))
+        outs.append(masked_mean(out, labelled[:, sl]))
     return torch.cat(outs)
 
 

@@ -28,8 +28,7 @@ def teacher_net(in_shape, classes: int, channels=(32, 64, 128)) -> nn.Module:
 def mean_frames(data: EncodedSet) -> torch.Tensor:
     """``[N, 2, h, w]``: each recording's input averaged over its labelled steps."""
     S = data.x.shape[1]
-    t = torch.arange(S)[None, :]
-    m = ((t >= data.first[:, None]) & (t < data.end[:, None])).float()
+    m = data.label_mask().float()
     out = torch.empty((len(data), *data.x.shape[2:]))
     for i in range(len(data)):
         out[i] = (data.x[i].float() * m[i].view(S, 1, 1, 1)).sum(0) / m[i].sum().clamp(min=1)
