@@ -26,6 +26,7 @@ import re
 
 import numpy as np
 
+from .base import EventDataset
 from .manifest import DETECTION_CLASSES, DIGIT_CLASSES, GESTURE_CLASSES
 
 __all__ = ["DVSGesture", "Gen1", "NMNIST"]
@@ -35,43 +36,21 @@ DVS128_SIZE = (128, 128)
 _BOX_FIELDS = ("x", "y", "w", "h", "class_id")
 
 
-class _Loader:
-    """Shared item logic: subclasses fill ``self._targets`` and implement ``events(i)``."""
+class _Loader(EventDataset):
+    """Real datasets: subclasses fill ``self._targets`` and implement ``events(i)``."""
 
     sensor_size: tuple = ()
 
     def __init__(self, transform=None, target_transform=None):
-        self.transform = transform
-        self.target_transform = target_transform
+        super().__init__(transform, target_transform)
         self._targets: list = []
 
     def __len__(self) -> int:
         return len(self._targets)
 
-    def _index(self, index) -> int:
-        i, n = int(index), len(self)
-        i = i + n if i < 0 else i
-        if not 0 <= i < n:
-            raise IndexError(f"sample {index} out of range for {n} samples")
-        return i
-
     def target(self, index: int):
         """The target of sample ``index`` (before ``target_transform``); reads no events."""
         return self._targets[self._index(index)]
-
-    @property
-    def targets(self) -> list:
-        """Every sample's target (before ``target_transform``), without reading events."""
-        return [self.target(i) for i in range(len(self))]
-
-    def __getitem__(self, index):
-        i = self._index(index)
-        events, target = self.events(i), self.target(i)
-        if self.transform is not None:
-            events = self.transform(events)
-        if self.target_transform is not None:
-            target = self.target_transform(target)
-        return events, target
 
 
 def _dataset_folder(root, name: str, marker) -> str:

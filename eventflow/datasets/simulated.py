@@ -25,12 +25,13 @@ import os
 
 import numpy as np
 
+from .base import EventDataset
 from .manifest import read_manifest
 
 __all__ = ["SimDataset", "SimDetection", "SimDigits", "SimFlow", "SimGesture", "open_sim_dataset"]
 
 
-class SimDataset:
+class SimDataset(EventDataset):
     """Any split made by ``eventflow dataset make``: events plus the manifest's target (or, where the
     manifest has none, the list of ground-truth paths)."""
 
@@ -42,8 +43,7 @@ class SimDataset:
         if self.scene is not None and self.manifest.name != self.scene:
             raise ValueError(f"{os.path.join(self.root, 'manifest.json')}: holds a {self.manifest.name!r} split, "
                              f"not {self.scene!r} (use SimDataset or open_sim_dataset for any split)")
-        self.transform = transform
-        self.target_transform = target_transform
+        super().__init__(transform, target_transform)
 
     # -- geometry and classes ------------------------------------------------------
     @property
@@ -59,14 +59,11 @@ class SimDataset:
     def __len__(self) -> int:
         return len(self.manifest.samples)
 
+    def _where(self) -> str:
+        return f" in {self.root}"
+
     def _entry(self, index: int):
-        n = len(self)
-        i = int(index)
-        if i < 0:
-            i += n
-        if not 0 <= i < n:
-            raise IndexError(f"sample {index} out of range for {n} samples in {self.root}")
-        return self.manifest.samples[i]
+        return self.manifest.samples[self._index(index)]
 
     def path(self, index: int) -> str:
         """The event file of sample ``index``."""
@@ -96,20 +93,6 @@ class SimDataset:
     def ground_truth(self, index: int):
         """The sample's ground-truth file paths (subclasses read them)."""
         return self.ground_truth_paths(index)
-
-    @property
-    def targets(self) -> list:
-        """Every sample's target (before ``target_transform``), without reading events."""
-        return [self.target(i) for i in range(len(self))]
-
-    def __getitem__(self, index):
-        events = self.events(index)
-        target = self.target(index)
-        if self.transform is not None:
-            events = self.transform(events)
-        if self.target_transform is not None:
-            target = self.target_transform(target)
-        return events, target
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}({self.root!r}: {len(self)} {self.manifest.name} samples, "
