@@ -87,7 +87,7 @@ def _sensor_overrides(base, texts: dict) -> dict:
 
 
 def run_simulate(a) -> int:
-    from eventflow.sim import Simulator, scene_sensor
+    from eventflow.sim import scene_sensor, simulate_steps
     from eventflow.sim.scenes import make_scene
 
     base = scene_sensor(a.scene, a.sensor)
@@ -100,17 +100,14 @@ def run_simulate(a) -> int:
     if not seconds > 0:
         raise ValueError(f"--seconds must be > 0, got {seconds}")
     t_end, chunk = int(round(seconds * 1e6)), max(1, int(round(a.chunk_ms * 1e3)))
-    sim = Simulator(scene, sensor, a.seed)
-    state = sim.init_state()
-    n, started = 0, time.perf_counter()
+    n, state, started = 0, None, time.perf_counter()
     with (progress(t_end, f"simulate {a.scene}", "us") as bar, removed_on_failure(a.out),
           writer_for(a.out, width=sensor.width, height=sensor.height) as w):
-        for t in range(chunk, t_end + chunk, chunk):
-            events, state = sim.advance(min(t, t_end), state)
+        for t, events, state in simulate_steps(scene, sensor, a.seed, seconds, chunk):
             w.write(events)
             n += len(events)
             if bar is not None:
-                bar.update(min(t, t_end) - bar.n)
+                bar.update(t - bar.n)
     elapsed = time.perf_counter() - started
     truth = scene.save_ground_truth(os.path.splitext(a.out)[0])
     c = state.counts()

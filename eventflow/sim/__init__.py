@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from .scene import Scene
 from .sensor import PRESETS, SensorConfig, sensor_preset
-from .simulator import KINDS, SimState, Simulator, scene_sensor, simulate, simulate_chunks, simulate_scene
+from .simulator import (KINDS, SimState, Simulator, scene_sensor, simulate, simulate_chunks, simulate_scene,
+                        simulate_steps)
 
 __all__ = [
     "KINDS", "PRESETS", "Scene", "SensorConfig", "SimState", "Simulator", "scene_sensor", "sensor_preset",
-    "simulate", "simulate_chunks", "simulate_scene",
+    "simulate", "simulate_chunks", "simulate_scene", "simulate_steps",
 ]

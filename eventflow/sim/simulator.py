@@ -39,7 +39,8 @@ from eventflow.kernels import sim as K
 from .scenes import scene_module
 from .sensor import SensorConfig, sensor_preset
 
-__all__ = ["KINDS", "SimState", "Simulator", "scene_sensor", "simulate", "simulate_chunks", "simulate_scene"]
+__all__ = ["KINDS", "SimState", "Simulator", "scene_sensor", "simulate", "simulate_chunks", "simulate_scene",
+           "simulate_steps"]
 
 KINDS = ("signal", "background", "hot", "shot")
 SIGNAL, BACKGROUND, HOT, SHOT = range(4)
@@ -274,9 +275,11 @@ def noise_block(sensor: SensorConfig, hot_pixels: np.ndarray, seed: int, block: 
 # ---------------------------------------------------------------------- conveniences
 
 
-def simulate_chunks(scene, sensor: SensorConfig, seed: int = 0, seconds: float | None = None,
-                    chunk_us: int = 10_000):
-    """Yield the events of ``seconds`` (default ``scene.duration_s``) in chunks of ``chunk_us`` (some may be empty)."""
+def simulate_steps(scene, sensor: SensorConfig, seed: int = 0, seconds: float | None = None,
+                   chunk_us: int = 10_000):
+    """Yield ``(t_us, events, state)`` every ``chunk_us`` of ``seconds`` (default
+    ``scene.duration_s``): the events up to ``t_us`` since the last step (maybe none) and the
+    simulator's state after them (its ``counts()`` so far)."""
     if chunk_us <= 0:
         raise ValueError(f"chunk_us must be > 0, got {chunk_us}")
     sim = Simulator(scene, sensor, seed)
@@ -284,6 +287,13 @@ def simulate_chunks(scene, sensor: SensorConfig, seed: int = 0, seconds: float |
     t_end = int(round((scene.duration_s if seconds is None else seconds) * 1e6))
     for t in range(chunk_us, t_end + chunk_us, chunk_us):
         events, state = sim.advance(min(t, t_end), state)
+        yield min(t, t_end), events, state
+
+
+def simulate_chunks(scene, sensor: SensorConfig, seed: int = 0, seconds: float | None = None,
+                    chunk_us: int = 10_000):
+    """Yield the events of ``seconds`` (default ``scene.duration_s``) in chunks of ``chunk_us`` (some may be empty)."""
+    for _, events, _ in simulate_steps(scene, sensor, seed, seconds, chunk_us):
         yield events
 
 
