@@ -177,7 +177,14 @@ def test_config_errors_name_the_key(tmp_path):
     p = tmp_path / "c.yaml"
     p.write_text("name: x\ndata: {train: {kind: digits, root: a}, val: {kind: digits, root: b}}\n"
                  "input: {sensor_size: [34, 34], input_size: [34, 34], window_us: 1000}\noptim: {lr: fast}\n")
-    with pytest.raises(ValueError, match=r"optim\.lr: expected float"):
+    with pytest.raises(ValueError, match=rf"^{p}: optim\.lr: expected a number, got str 'fast'"):
+        load_config(str(p))
+    p.write_text("name: x\ndata: {train: {kind: digits}, val: {kind: digits, root: b}}\ninput: {}\n")
+    with pytest.raises(ValueError, match=r"data\.train\.root: missing key"):
+        load_config(str(p))
+    p.write_text("name: x\ndata: {train: {kind: digits, root: a}, val: {kind: digits, root: b}}\n"
+                 "input: {}\nnetwork: {channels: [4, eight]}\n")
+    with pytest.raises(ValueError, match=r"network\.channels\[1\]: expected an integer, got str 'eight'"):
         load_config(str(p))
     p.write_text("name: x\ndata: {train: {kind: digits, root: a}, val: {kind: digits, root: b}}\n"
                  "input: {}\nnetwork: {chanels: [4]}\n")

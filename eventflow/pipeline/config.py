@@ -25,6 +25,8 @@ import os
 import typing
 from dataclasses import dataclass, field
 
+from ..schema import from_mapping
+
 __all__ = ["DEFAULT_CONFIG", "HeadConfig", "ModelConfig", "PipelineConfig", "RunnerConfig", "SourceConfig",
            "from_dict", "load_config", "with_overrides"]
 
@@ -107,57 +109,8 @@ DEFAULT_CONFIG = {
     "runner": {"mode": "auto"},
 }
 
-_CHOICES = {("model", "backend"): BACKENDS, ("head", "emit"): EMIT, ("runner", "mode"): RUNNER_MODES,
-            ("runner", "drop_policy"): DROP_POLICIES}
-
-
-def _type_name(tp) -> str:
-    args = [a for a in typing.get_args(tp) if a is not type(None)]
-    base = args[0] if args else tp
-    name = {int: "an integer", float: "a number", str: "a string", bool: "true/false", dict: "a mapping",
-            tuple: "a list"}.get(base, getattr(base, "__name__", str(base)))
-    return name + (" or null" if type(None) in typing.get_args(tp) else "")
-
-
-def _check_value(value, tp, where):
-    optional = type(None) in typing.get_args(tp)
-    base = next((a for a in typing.get_args(tp) if a is not type(None)), tp)
-    if value is None:
-        if optional:
-            return None
-        raise ValueError(f"{where}: expected {_type_name(tp)}, got null")
-    ok = {int: isinstance(value, int) and not isinstance(value, bool),
-          float: isinstance(value, (int, float)) and not isinstance(value, bool),
-          str: isinstance(value, str), bool: isinstance(value, bool), dict: isinstance(value, dict),
-          tuple: isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)}[base]
-    if not ok:
-        raise ValueError(f"{where}: expected {_type_name(tp)}, got {type(value).__name__} {value!r}")
-    if base is float:
-        return float(value)
-    if base is tuple:
-        return tuple(value)
-    return value
-
-
-def _section(cls, d, where):
-    if not isinstance(d, dict):
-        raise ValueError(f"{where}: expected a mapping, got {type(d).__name__}")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    for k in d:
-        if k not in hints:
-            raise ValueError(f"{where}.{k}: unknown key (known: {', '.join(names)})".lstrip("."))
-    kw = {}
-    for k, v in d.items():
-        key = f"{where}.{k}".lstrip(".")
-        if dataclasses.is_dataclass(hints[k]):
-            kw[k] = _section(hints[k], v, key)
-            continue
-        kw[k] = _check_value(v, hints[k], key)
-        choices = _CHOICES.get((where, k))
-        if choices and kw[k] is not None and kw[k] not in choices:
-            raise ValueError(f"{key}: expected one of {', '.join(choices)}, got {kw[k]!r}")
-    return cls(**kw)
+_CHOICES = {"model.backend": BACKENDS, "head.emit": EMIT, "runner.mode": RUNNER_MODES,
+            "runner.drop_policy": DROP_POLICIES}
 
 
 def _check_ranges(c: PipelineConfig):
@@ -179,7 +132,7 @@ def _check_ranges(c: PipelineConfig):
 def from_dict(d: dict, where: str = "") -> PipelineConfig:
     """A validated ``PipelineConfig``; ``where`` (a file name) prefixes error messages."""
     try:
-        cfg = _section(PipelineConfig, d or {}, "")
+        cfg = from_mapping(PipelineConfig, d or {}, choices=_CHOICES)
         _check_ranges(cfg)
     except ValueError as e:
         raise ValueError(f"{where}: {e}" if where else str(e)) from None

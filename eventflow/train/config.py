@@ -14,12 +14,10 @@ Example (``configs/gesture-snn.yaml`` is a full one)::
 """
 from __future__ import annotations
 
-import dataclasses
 import os
-import types
-import typing
 from dataclasses import dataclass, field
 
+from ..schema import from_mapping
 from .loop import OptimConfig
 
 __all__ = ["DataConfig", "NetConfig", "SplitConfig", "TeacherConfig", "TrainConfig", "from_dict", "load_config"]
@@ -45,8 +43,8 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class NetConfig:
-    channels: tuple = (16, 32, 64)
-    hidden: tuple = (128,)
+    channels: tuple[int, ...] = (16, 32, 64)
+    hidden: tuple[int, ...] = (128,)
     neuron: dict = field(default_factory=lambda: {"type": "PLIF", "init_tau": 2.0})
 
 
@@ -54,7 +52,7 @@ class NetConfig:
 class TeacherConfig:
     epochs: int = 5
     lr: float = 1e-3
-    channels: tuple = (32, 64, 128)
+    channels: tuple[int, ...] = (32, 64, 128)
 
 
 @dataclass(frozen=True)
@@ -66,7 +64,7 @@ class TrainConfig:
     optim: OptimConfig = OptimConfig()
     decision: dict = field(default_factory=dict)
     teacher: TeacherConfig | None = None
-    classes: tuple | None = None
+    classes: tuple[str, ...] | None = None
     init_rate: float = 0.1          # data-driven init: each spiking layer starts firing near this rate
     seed: int = 0
     threads: int = 2
@@ -80,49 +78,10 @@ class TrainConfig:
         return os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(self.path)), p))
 
 
-def _type_ok(value, tp) -> bool:
-    origin = typing.get_origin(tp)
-    if tp is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if tp is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if origin in (typing.Union, types.UnionType):
-        return any(_type_ok(value, a) for a in typing.get_args(tp))
-    if tp is type(None):
-        return value is None
-    if tp is tuple or origin is tuple:
-        return isinstance(value, (list, tuple))
-    if tp is dict or origin is dict:
-        return isinstance(value, dict)
-    if isinstance(tp, type):
-        return isinstance(value, tp)
-    return True
-
-
 def from_dict(cls, d, where: str):
-    """``cls(**d)`` with nested dataclasses built too; unknown keys and wrong types raise ValueError naming ``where``."""
-    if not isinstance(d, dict):
-        raise ValueError(f"{where}: expected a mapping, got {type(d).__name__}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    kwargs = {}
-    for k, v in d.items():
-        if k not in fields:
-            raise ValueError(f"{where}.{k}: unknown key; known: {', '.join(fields)}")
-        tp = hints[k]
-        sub = [a for a in (typing.get_args(tp) or (tp,)) if dataclasses.is_dataclass(a)]
-        if sub and isinstance(v, dict):
-            kwargs[k] = from_dict(sub[0], v, f"{where}.{k}")
-            continue
-        if not _type_ok(v, tp):
-            name = getattr(tp, "__name__", str(tp))
-            raise ValueError(f"{where}.{k}: expected {name}, got {type(v).__name__} {v!r}")
-        kwargs[k] = tuple(v) if isinstance(v, list) else v
-    missing = [n for n, f in fields.items() if n not in kwargs and f.default is dataclasses.MISSING
-               and f.default_factory is dataclasses.MISSING]
-    if missing:
-        raise ValueError(f"{where}: missing key {missing[0]!r}")
-    return cls(**kwargs)
+    """``cls(**d)`` with nested dataclasses built too (``eventflow.schema.from_mapping``): unknown
+    keys, wrong types and missing keys raise ValueError naming ``where`` and the key path."""
+    return from_mapping(cls, d, where)
 
 
 def load_config(path: str) -> TrainConfig:
