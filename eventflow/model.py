@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from .events import as_events
+from .schema import from_mapping
 from .snn.network import Network
 from .snn.spec_io import spec_from_dict, spec_to_dict
 
@@ -235,15 +236,8 @@ def load_model(name_or_path: str) -> Model:
         raise ValueError(f"{jpath}: not valid JSON ({e})") from None
     if d.get("format") != FORMAT:
         raise ValueError(f"{jpath}: format {d.get('format')!r} is not {FORMAT!r}")
-    inp = _require(d, "input", jpath, dict)
-    unknown = set(inp) - set(InputSpec.__dataclass_fields__)
-    if unknown:
-        raise ValueError(f"{jpath}: input.{sorted(unknown)[0]}: unknown key")
-    ispec = InputSpec(**inp)
-    dec = d.get("decision", {})
-    unknown = set(dec) - set(DecisionSpec.__dataclass_fields__)
-    if unknown:
-        raise ValueError(f"{jpath}: decision.{sorted(unknown)[0]}: unknown key")
+    ispec = from_mapping(InputSpec, _require(d, "input", jpath, dict), jpath, key="input")
+    decision = from_mapping(DecisionSpec, d.get("decision", {}), jpath, key="decision")
     spec = spec_from_dict(_require(d, "network", jpath, dict), f"{jpath}: network")
     net = Network(spec, ispec.shape, generator=torch.Generator().manual_seed(0))
     wpath = os.path.join(folder, "model.safetensors")
@@ -261,7 +255,7 @@ def load_model(name_or_path: str) -> Model:
     if tuple(net.out_shape) != (len(classes),):
         raise ValueError(f"{jpath}: the network outputs {tuple(net.out_shape)} but {len(classes)} classes are named")
     return Model(name=d.get("name", os.path.basename(folder)), task=d.get("task", "classification"), classes=classes,
-                 input=ispec, network=net.eval(), decision=DecisionSpec(**dec), meta=d.get("meta", {}), path=folder)
+                 input=ispec, network=net.eval(), decision=decision, meta=d.get("meta", {}), path=folder)
 
 
 def save_model(folder: str, model: Model) -> str:

@@ -117,11 +117,12 @@ def _build(cls, d, where, choices):
     return cls(**kw)
 
 
-def from_mapping(cls, d, where: str = "", choices: dict | None = None):
+def from_mapping(cls, d, where: str = "", choices: dict | None = None, key: str = ""):
     """``cls(**d)`` with nested dataclasses built from nested mappings. Unknown keys, wrong
     types, missing required keys and values outside ``choices`` (``{"key.path": allowed}``)
-    raise ValueError naming the key path, after ``where`` (e.g. the file) when given."""
+    raise ValueError naming the key path (under ``key``, where ``d`` sits in a larger
+    document), after ``where`` (e.g. the file) when given."""
     try:
-        return _build(cls, {} if d is None else d, "", choices or {})
+        return _build(cls, {} if d is None else d, key, choices or {})
     except ValueError as e:
         raise ValueError(f"{where}: {e}" if where else str(e)) from None

@@ -71,3 +71,22 @@ def test_eval_bad_data_is_one_line(tiny_run, capsys):
     root, _ = tiny_run
     assert main(["eval", str(root / "runs" / "tiny" / "model"), "mnist:/nope"]) == 2
     assert "DATA" in capsys.readouterr().err
+
+
+def test_a_broken_model_json_is_named_with_its_key(tmp_path, capsys):
+    import eventflow.models
+
+    src = os.path.join(os.path.dirname(eventflow.models.__file__), "nmnist-snn")
+    for name in ("model.json", "model.safetensors"):
+        shutil.copy(os.path.join(src, name), tmp_path / name)
+    d = json.loads((tmp_path / "model.json").read_text())
+    d["input"]["window_us"] = "ten ms"
+    (tmp_path / "model.json").write_text(json.dumps(d))
+    assert main(["eval", str(tmp_path), "digits:nowhere"]) != 0
+    err = capsys.readouterr().err
+    assert "model.json: input.window_us: expected an integer, got str 'ten ms'" in err and "Traceback" not in err
+    d["input"]["window_us"] = 1000
+    d["decision"]["smoothing"] = 3
+    (tmp_path / "model.json").write_text(json.dumps(d))
+    assert main(["eval", str(tmp_path), "digits:nowhere"]) != 0
+    assert "model.json: decision.smoothing: unknown key" in capsys.readouterr().err
