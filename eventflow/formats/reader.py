@@ -40,7 +40,7 @@ class EventReader:
         in ``time_adjusted``.
       chunk_events: the largest array that iteration yields (memory bound).
       check_bounds: False leaves events outside the geometry in, uncounted, for a
-        consumer that validates every event anyway (the pipeline's decode stage);
+        consumer that validates every event anyway (the pipeline's window stage);
         saves a pass over the data. Formats whose decoder checks bounds still do.
     """
 

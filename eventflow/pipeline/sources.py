@@ -111,8 +111,8 @@ class FileSource:
             raise FileNotFoundError(f"source: no such file {path!r}")
         self.name = name
         self.path = path
-        # the decode stage validates every event (and counts the out-of-bounds ones as rejected):
-        # the reader's own bounds pass would be a second one
+        # the window stage's binning pass validates every event (and counts the out-of-bounds
+        # ones as rejected): the reader's own bounds pass would be a second one
         self.reader = open_events(path, width=width, height=height, chunk_events=chunk_events, check_bounds=False)
         self.realtime = realtime
         self.batch_us = int(batch_us)
