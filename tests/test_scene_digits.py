@@ -98,7 +98,7 @@ def test_scene_is_deterministic_and_every_class_renders():
 
 
 def test_saccades_at_the_documented_times():
-    scene = D.make_scene(34, 34, seed=0, digit=2, timing_jitter_s=0.0, amplitude_jitter=0.0)
+    scene = D.make_scene(34, 34, seed=0, digit=2, timing_jitter_s=0.0, amplitude_jitter=0.0, ramp=0.3, lag_s=0.0)
     still = [(0.0, (0, 0)), (0.0099, (0, 0)), (0.076, (1.4, 4.8)), (0.1099, (1.4, 4.8)),
              (0.176, (4.8, 0.6)), (0.2099, (4.8, 0.6)), (0.276, (0, 0)), (0.3, (0, 0))]
     for t, xy in still:
@@ -109,6 +109,23 @@ def test_saccades_at_the_documented_times():
     # the image holds still between motions and moves during them
     assert np.array_equal(frame(scene, 0.08), frame(scene, 0.105))
     assert not np.array_equal(frame(scene, 0.030), frame(scene, 0.0302))   # sub-pixel motion shows
+
+
+def test_the_image_follows_the_commanded_motion_through_a_first_order_lag():
+    tau = 0.008
+    scene = D.make_scene(34, 34, seed=0, digit=2, timing_jitter_s=0.0, amplitude_jitter=0.0, lag_s=tau)
+    s = np.arange(0.0, 12 * tau, 1e-5)                 # the lag's impulse response, integrated directly
+    for t in (0.02, 0.05, 0.09, 0.15):
+        cmd = np.array([scene.commanded_px(max(t - v, 0.0)) for v in s])
+        want = (cmd * (np.exp(-s / tau) / tau * 1e-5)[:, None]).sum(0)
+        assert np.allclose(scene.offset_px(t), want, atol=0.02), t
+    assert scene.offset_px(0.0425)[1] < scene.commanded_px(0.0425)[1] - 0.3   # behind, moving +y
+    assert np.allclose(scene.offset_px(0.075 + 5 * tau), (1.4, 4.8), atol=0.05)  # settled
+    drawn = [D.make_scene(34, 34, seed=k, digit=1) for k in range(20)]
+    assert all(D.LAG_RANGE_S[0] <= d.lag_s <= D.LAG_RANGE_S[1] for d in drawn) and len({d.lag_s for d in drawn}) == 20
+    assert all(D.RAMP_RANGE[0] <= c.ramp <= D.RAMP_RANGE[1] for d in drawn for c in d.saccades)
+    with pytest.raises(ValueError, match="lag_s"):
+        D.make_scene(34, 34, seed=0, lag_s=1.0)
 
 
 def test_rendered_image_moves_by_the_offset():
