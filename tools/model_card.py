@@ -74,8 +74,9 @@ def main():
                           f"the decision rule: softmax of the mean of the last {model['decision']['smoothing_steps']} "
                           f"windows' outputs, committed at {model['decision']['commit_probability']}): first commit "
                           f"correct {s['first_commit_correct']:.3f}, wrong {s['first_commit_wrong']:.3f}, never "
-                          f"{s['never_committed']:.3f}; time from gesture onset to the first correct commit "
-                          f"(ms): {s['commit_latency_ms']}.", ""]
+                          f"{s['never_committed']:.3f}; first commit correct and within 300 ms of the gesture's "
+                          f"onset: {s.get('correct_within_300ms', float('nan')):.3f}; time from gesture onset to the "
+                          f"first correct commit (ms): {s['commit_latency_ms']}.", ""]
     if a.latency:
         lines += ["## Latency", "", "```", open(a.latency).read().strip(), "```", ""]
     hist = ckpt["history"]
