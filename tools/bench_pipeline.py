@@ -10,7 +10,8 @@ threads): on a loaded machine the CPU time is the steadier number.
 
 1. throughput: an ECF HDF5 file of uniform random events at 5 Mev/s, decoded + validated +
    binned + the SNN, lossless (SyncRunner, and AsyncRunner: file decoding in its own thread),
-   events per second of wall time (target >= 50 Mev/s on 2 cores);
+   events per second of wall time (target >= 50 Mev/s on 2 cores); then the same events from
+   an EVT 3.0 RAW file (``throughput_evt3``);
 2. replay: gesture recordings as fast as possible, x real time (target >= 100x): the
    simulator's gesture scene (``sim:gesture``, 128x128), the bundled sample (also simulated),
    and uniform random events at DVS128 rate, 0.2 Mev/s (the worst case for an event-driven
@@ -235,6 +236,9 @@ def main():
     if a.only in (None, "throughput"):
         dense = make_file(f"/tmp/eventflow_bench_dense_{'q' if q else 'f'}.hdf5", 5_000_000, 1 if q else 4)
         res["throughput"] = throughput(model, dense)
+        # the same events in Prophesee's camera format (EVT 3.0 RAW, as a camera records it)
+        raw = make_file(f"/tmp/eventflow_bench_dense_{'q' if q else 'f'}.raw", 5_000_000, 1 if q else 4)
+        res["throughput_evt3"] = throughput(model, raw)
     if a.only in (None, "replay"):
         res["replay"] = {"sim_gesture": replay(model, make_sim_file("/tmp/eventflow_bench_sim_gesture.hdf5", 6)),
                          "bundled_sample": replay(model, eventflow.sample_path()),
