@@ -221,3 +221,24 @@ def test_distillation_from_an_ann_teacher_runs_and_learns(tmp_path):
     assert any(m.startswith("teacher epoch 3/3") for m in logs)
     hist = json.load(open(os.path.join(tmp_path, "dots", "checkpoint.json")))["history"]
     assert max(h["val_accuracy"] for h in hist) >= 0.9
+
+
+def test_streaming_commits_time_the_first_commit_after_onset():
+    from types import SimpleNamespace
+
+    from eventflow.train.evaluate import streaming_commits
+
+    W = 25_000
+    model = SimpleNamespace(decision=DecisionSpec(smoothing_steps=1, commit_probability=0.9),
+                            input=SimpleNamespace(window_us=W))
+    out = np.zeros((3, 10, 2), np.float32)
+    out[0, 1] = (9, 0)          # a commit to class 0 before the onset: does not count
+    out[0, 6] = (0, 9)          # first commit after the onset (60 ms, in window 2): class 1 at step 6
+    out[1, 3] = (9, 0)          # wrong class first
+    out[1, 5] = (0, 9)
+    data = EncodedSet(torch.zeros(3, 10, 2, 1, 1), torch.tensor([1, 1, 1]), torch.tensor([3, 3, 3]),
+                      torch.tensor([10, 10, 10]))
+    r = streaming_commits(model, out, data, onset_us=[60_000, 60_000, 60_000])
+    assert (r["first_commit_correct"], r["first_commit_wrong"], r["never_committed"]) == (1 / 3, 1 / 3, 1 / 3)
+    assert r["commit_latency_ms"]["p50"] == (7 * W - 60_000) / 1000 == 115.0   # onset to the end of window 6
+    assert r["correct_within_300ms"] == 1 / 3

@@ -36,11 +36,12 @@ def main():
         raise SystemExit(f"{a.data}: no gesture intervals (the streaming figures need labelled onsets)")
     data = encode_dataset(ds, model.input, None, interval, desc="encode")
     outputs = run_outputs(model, data)
+    onsets = [interval(i)[0] for i in range(len(data))]
     rows = []
     for s in a.steps:
         for p in a.probs:
             r = streaming_commits(model, outputs, data, replace(model.decision, smoothing_steps=s,
-                                                                  commit_probability=p))
+                                                                  commit_probability=p), onsets)
             rows.append((s, p, r))
     ok = [row for row in rows if row[2]["first_commit_wrong"] <= a.max_wrong]
     best = max(ok, key=lambda row: row[2]["correct_within_300ms"]) if ok else None

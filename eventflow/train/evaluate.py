@@ -82,23 +82,32 @@ def _predictions(outputs, data: EncodedSet) -> np.ndarray:
     return mean.argmax(1)
 
 
-def streaming_commits(model: Model, outputs: np.ndarray, data: EncodedSet, decision=None) -> dict:
-    """Replay each recording's outputs through the decision rule (``decision``, default the
-    model's): the first commit at or after the gesture's onset, and its delay from the onset."""
+def streaming_commits(model: Model, outputs: np.ndarray, data: EncodedSet, decision=None, onset_us=None) -> dict:
+    """Replay each recording's outputs, from rest, through the decision rule (``decision``,
+    default the model's): the first window, from the one holding the gesture's onset on, where
+    the rule commits (its top class reaches the commit probability; whatever it committed to
+    before the onset does not count), that class, and the delay from the onset
+    (``onset_us[i]``, the labelled start in us; without it, the start of the first labelled
+    window) to the end of that window."""
     decision = model.decision if decision is None else decision
     W = model.input.window_us
     latencies, first_correct, wrong_first, never = [], 0, 0, 0
     for i in range(len(data)):
-        _, committed, _ = decision.run(outputs[i], decision.init_state(outputs.shape[2]))
-        onset = int(data.first[i])
-        at = np.flatnonzero(committed[onset:] >= 0)
+        prob, _, _ = decision.run(outputs[i], decision.init_state(outputs.shape[2]))
+        top = prob.argmax(1)
+        fires = prob[np.arange(len(top)), top] >= decision.commit_probability
+        if decision.background is not None:
+            fires &= top != decision.background
+        onset = int(data.first[i]) if onset_us is None else int(onset_us[i]) // W   # the window holding it
+        start_us = onset * W if onset_us is None else int(onset_us[i])
+        at = np.flatnonzero(fires[onset:])
         if len(at) == 0:
             never += 1
             continue
         k = onset + int(at[0])
-        if committed[k] == int(data.y[i]):
+        if top[k] == int(data.y[i]):
             first_correct += 1
-            latencies.append((k + 1 - onset) * W / 1000.0)   # the window ending at step k's end
+            latencies.append(((k + 1) * W - start_us) / 1000.0)   # to the end of window k
         else:
             wrong_first += 1
     lat = np.asarray(latencies)
@@ -127,5 +136,6 @@ def evaluate_model(model: Model, uri: str, fast: bool = True, check_reference: b
         ref = _predictions(run_outputs(model, data, not fast), data)
         result["reference_agreement"] = float((ref == pred).mean())
     if interval is not None:
-        result["streaming"] = streaming_commits(model, outputs, data)
+        onsets = np.array([interval(i)[0] for i in range(len(data))], np.int64)
+        result["streaming"] = streaming_commits(model, outputs, data, onset_us=onsets)
     return result
