@@ -110,6 +110,15 @@ class DecisionSpec:
         return DecisionState(np.zeros((batch, self.smoothing_steps, n_classes), np.float32),
                              np.zeros(batch, np.int64), np.full(batch, -1, np.int64))
 
+    def fires(self, prob: np.ndarray):
+        """``(top class, whether the rule commits to it)`` per row of probabilities ``[n, C]``:
+        the top class reaches ``commit_probability`` and is not the background class."""
+        top = prob.argmax(1)
+        ok = prob[np.arange(len(top)), top] >= self.commit_probability
+        if self.background is not None:
+            ok &= top != self.background
+        return top, ok
+
     def step(self, logits, state: "DecisionState"):
         """One step's ``logits [B, C]``: ``(probabilities [B, C], committed class [B] or -1, state)``.
 
@@ -126,10 +135,7 @@ class DecisionSpec:
         mean = ring.sum(1) / n
         z = np.exp(mean - mean.max(1, keepdims=True))
         prob = z / z.sum(1, keepdims=True)
-        top = prob.argmax(1)
-        ok = prob[np.arange(len(top)), top] >= self.commit_probability
-        if self.background is not None:
-            ok &= top != self.background
+        top, ok = self.fires(prob)
         committed = np.where(ok, top, state.committed)
         return prob, committed, DecisionState(ring, seen, committed)
 
@@ -158,10 +164,7 @@ class DecisionSpec:
         mean = rings.sum(1) / steps
         z = np.exp(mean - mean.max(1, keepdims=True))
         prob = z / z.sum(1, keepdims=True)
-        top = prob.argmax(1)
-        ok = prob[np.arange(n), top] >= self.commit_probability
-        if self.background is not None:
-            ok &= top != self.background
+        top, ok = self.fires(prob)
         last_ok = np.maximum.accumulate(np.where(ok, np.arange(n), -1))
         committed = np.where(last_ok >= 0, top[np.maximum(last_ok, 0)], state.committed[0]).astype(np.int64)
         return prob, committed, DecisionState(ring[None], np.array([seen0 + n], np.int64), committed[-1:].copy())

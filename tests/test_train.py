@@ -238,7 +238,7 @@ def test_streaming_commits_time_the_first_commit_after_onset():
     out[1, 5] = (0, 9)
     data = EncodedSet(torch.zeros(3, 10, 2, 1, 1), torch.tensor([1, 1, 1]), torch.tensor([3, 3, 3]),
                       torch.tensor([10, 10, 10]))
-    r = streaming_commits(model, out, data, onset_us=[60_000, 60_000, 60_000])
+    r = streaming_commits(model, out, data, [60_000, 60_000, 60_000])
     assert (r["first_commit_correct"], r["first_commit_wrong"], r["never_committed"]) == (1 / 3, 1 / 3, 1 / 3)
     assert r["commit_latency_ms"]["p50"] == (7 * W - 60_000) / 1000 == 115.0   # onset to the end of window 6
     assert r["correct_within_300ms"] == 1 / 3

@@ -40,8 +40,8 @@ def main():
     rows = []
     for s in a.steps:
         for p in a.probs:
-            r = streaming_commits(model, outputs, data, replace(model.decision, smoothing_steps=s,
-                                                                  commit_probability=p), onsets)
+            r = streaming_commits(model, outputs, data, onsets,
+                                  replace(model.decision, smoothing_steps=s, commit_probability=p))
             rows.append((s, p, r))
     ok = [row for row in rows if row[2]["first_commit_wrong"] <= a.max_wrong]
     best = max(ok, key=lambda row: row[2]["correct_within_300ms"]) if ok else None

@@ -82,24 +82,20 @@ def _predictions(outputs, data: EncodedSet) -> np.ndarray:
     return mean.argmax(1)
 
 
-def streaming_commits(model: Model, outputs: np.ndarray, data: EncodedSet, decision=None, onset_us=None) -> dict:
-    """Replay each recording's outputs, from rest, through the decision rule (``decision``,
-    default the model's): the first window, from the one holding the gesture's onset on, where
-    the rule commits (its top class reaches the commit probability; whatever it committed to
-    before the onset does not count), that class, and the delay from the onset
-    (``onset_us[i]``, the labelled start in us; without it, the start of the first labelled
-    window) to the end of that window."""
+def streaming_commits(model: Model, outputs: np.ndarray, data: EncodedSet, onset_us, decision=None) -> dict:
+    """Replay each recording's outputs (encoded from t = 0), from rest, through the decision
+    rule (``decision``, default the model's): the first window, from the one holding the
+    gesture's onset ``onset_us[i]`` on, where the rule fires (``DecisionSpec.fires``; whatever
+    it committed to before the onset does not count), that class, and the delay from the onset
+    to the end of that window."""
     decision = model.decision if decision is None else decision
     W = model.input.window_us
     latencies, first_correct, wrong_first, never = [], 0, 0, 0
     for i in range(len(data)):
         prob, _, _ = decision.run(outputs[i], decision.init_state(outputs.shape[2]))
-        top = prob.argmax(1)
-        fires = prob[np.arange(len(top)), top] >= decision.commit_probability
-        if decision.background is not None:
-            fires &= top != decision.background
-        onset = int(data.first[i]) if onset_us is None else int(onset_us[i]) // W   # the window holding it
-        start_us = onset * W if onset_us is None else int(onset_us[i])
+        top, fires = decision.fires(prob)
+        start_us = int(onset_us[i])
+        onset = start_us // W   # the window holding it
         at = np.flatnonzero(fires[onset:])
         if len(at) == 0:
             never += 1
@@ -137,5 +133,5 @@ def evaluate_model(model: Model, uri: str, fast: bool = True, check_reference: b
         result["reference_agreement"] = float((ref == pred).mean())
     if interval is not None:
         onsets = np.array([interval(i)[0] for i in range(len(data))], np.int64)
-        result["streaming"] = streaming_commits(model, outputs, data, onset_us=onsets)
+        result["streaming"] = streaming_commits(model, outputs, data, onsets)
     return result
