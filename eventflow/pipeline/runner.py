@@ -69,7 +69,7 @@ class Pipeline:
             decision = replace(decision, smoothing_steps=c.head.smoothing_steps)
         if c.head.commit_probability is not None:
             decision = replace(decision, commit_probability=c.head.commit_probability)
-        self.decode = DecodeStage(*self.geometry)
+        self.decode = DecodeStage()
         self.window = WindowStage(model.input, c.source.origin_us)
         self.model = ModelStage(model.network, c.model.backend)
         self.head = HeadStage(decision, model.classes, c.head.emit, c.runner.stream)

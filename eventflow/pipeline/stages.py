@@ -43,9 +43,6 @@ class DecodeStage:
 
     name = "decode"
 
-    def __init__(self, width: int, height: int):
-        self.width, self.height = int(width), int(height)
-
     def step(self, events: np.ndarray) -> np.ndarray:
         if events.dtype != EVENT_DTYPE:
             raise TypeError(f"decode stage takes EventCD arrays ({EVENT_DTYPE}), got {events.dtype}")
