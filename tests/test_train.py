@@ -73,10 +73,10 @@ def test_crops_cover_labelled_steps_and_mask_them():
 
 def _cfg(tmp_path, epochs, neuron="PLIF"):
     return TrainConfig(name="dots", data=DataConfig(SplitConfig("digits", "-"), SplitConfig("digits", "-")),
-                       input={"sensor_size": [8, 8], "input_size": [8, 8], "window_us": 1000},
+                       input=InputSpec((8, 8), (8, 8), 1000),
                        network=NetConfig(channels=(4,), hidden=(16,), neuron={"type": neuron, "init_tau": 2.0}),
                        optim=OptimConfig(lr=0.02, epochs=epochs, batch_size=8, steps=8, lead_in=2, tet_lambda=0.05),
-                       decision={"smoothing_steps": 3, "commit_probability": 0.6},
+                       decision=DecisionSpec(smoothing_steps=3, commit_probability=0.6),
                        classes=("right", "down"), seed=3, threads=1, out=str(tmp_path))
 
 
@@ -179,15 +179,20 @@ def test_config_errors_name_the_key(tmp_path):
                  "input: {sensor_size: [34, 34], input_size: [34, 34], window_us: 1000}\noptim: {lr: fast}\n")
     with pytest.raises(ValueError, match=rf"^{p}: optim\.lr: expected a number, got str 'fast'"):
         load_config(str(p))
-    p.write_text("name: x\ndata: {train: {kind: digits}, val: {kind: digits, root: b}}\ninput: {}\n")
+    p.write_text("name: x\ndata: {train: {kind: digits}, val: {kind: digits, root: b}}\n"
+                 "input: {sensor_size: [34, 34], input_size: [34, 34], window_us: 1000}\n")
     with pytest.raises(ValueError, match=r"data\.train\.root: missing key"):
         load_config(str(p))
     p.write_text("name: x\ndata: {train: {kind: digits, root: a}, val: {kind: digits, root: b}}\n"
-                 "input: {}\nnetwork: {channels: [4, eight]}\n")
+                 "input: {sensor_size: [34, 34], input_size: [34, 34], window_us: soon}\n")
+    with pytest.raises(ValueError, match=r"input\.window_us: expected an integer, got str 'soon'"):
+        load_config(str(p))         # at load, before any data is read
+    p.write_text("name: x\ndata: {train: {kind: digits, root: a}, val: {kind: digits, root: b}}\n"
+                 "input: {sensor_size: [34, 34], input_size: [34, 34], window_us: 1000}\nnetwork: {channels: [4, eight]}\n")
     with pytest.raises(ValueError, match=r"network\.channels\[1\]: expected an integer, got str 'eight'"):
         load_config(str(p))
     p.write_text("name: x\ndata: {train: {kind: digits, root: a}, val: {kind: digits, root: b}}\n"
-                 "input: {}\nnetwork: {chanels: [4]}\n")
+                 "input: {sensor_size: [34, 34], input_size: [34, 34], window_us: 1000}\nnetwork: {chanels: [4]}\n")
     with pytest.raises(ValueError, match=r"network\.chanels: unknown key"):
         load_config(str(p))
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from ..model import DecisionSpec, InputSpec
 from ..schema import from_mapping
 from .loop import OptimConfig
 
@@ -59,10 +60,10 @@ class TeacherConfig:
 class TrainConfig:
     name: str
     data: DataConfig
-    input: dict
+    input: InputSpec
     network: NetConfig = NetConfig()
     optim: OptimConfig = OptimConfig()
-    decision: dict = field(default_factory=dict)
+    decision: DecisionSpec = DecisionSpec()
     teacher: TeacherConfig | None = None
     classes: tuple[str, ...] | None = None
     init_rate: float = 0.1          # data-driven init: each spiking layer starts firing near this rate

@@ -14,9 +14,8 @@ import time
 
 import torch
 
-from ..model import DecisionSpec, InputSpec, Model, save_model
+from ..model import InputSpec, Model, save_model
 from ..progress import terminal_bar
-from ..schema import from_mapping
 from . import arch
 from .config import TrainConfig
 from .data import Limited, batches, encode_dataset
@@ -103,7 +102,7 @@ def train(cfg: TrainConfig, resume: bool = False, log=print, data=None, stop_aft
     """
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
-    spec = from_mapping(InputSpec, cfg.input, cfg.path or "", key="input")
+    spec = cfg.input
     folder = os.path.join(cfg.resolve(cfg.out), cfg.name)
     os.makedirs(folder, exist_ok=True)
     if data is None:
@@ -154,7 +153,7 @@ def export(net, cfg: TrainConfig, spec: InputSpec, classes, out: str, best: dict
     """Write the inference model (PLIF as LIF) with what produced it in its meta."""
     inf = arch.inference_network(net)
     model = Model(name=cfg.name, task="classification", classes=tuple(classes), input=spec, network=inf,
-                  decision=from_mapping(DecisionSpec, cfg.decision, cfg.path or "", key="decision"),
+                  decision=cfg.decision,
                   meta={"trained_epochs": len(history), "best": best, "seed": cfg.seed,
                         "config": os.path.basename(cfg.path or "")})
     return save_model(out, model)
