@@ -13,8 +13,9 @@ import json
 import os
 import sys
 
-from .commands._output import progress, removed_on_failure
+from .commands._output import removed_on_failure
 from .errors import EventFormatError
+from .progress import progress
 
 EXIT_BAD_INPUT = 2
 

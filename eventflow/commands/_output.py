@@ -1,15 +1,13 @@
-"""What the commands share about their output: a progress bar on a terminal only (the library's
-``eventflow.progress``), and an output file that never survives a failed write. (Not a
-subcommand: ``eventflow.cli`` skips ``_`` modules.)
+"""What the commands share about their output: an output file that never survives a failed
+write (progress bars: ``eventflow.progress``). (Not a subcommand: ``eventflow.cli`` skips ``_``
+modules.)
 """
 from __future__ import annotations
 
 import os
 from contextlib import contextmanager
 
-from ..progress import progress
-
-__all__ = ["progress", "removed_on_failure"]
+__all__ = ["removed_on_failure"]
 
 
 @contextmanager

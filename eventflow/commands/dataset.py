@@ -12,7 +12,7 @@ import sys
 import time
 
 from ..sim.scenes import SCENE_NAMES
-from ._output import progress
+from ..progress import progress
 
 DESCRIPTION = """Simulate N recordings of a scene into DIR: one event file per sample (00000.npz, ...),
 its ground truth beside it (as the scene writes it: gesture _labels.csv, digits _label.txt,

@@ -13,7 +13,8 @@ import time
 
 from eventflow.formats import writer_for
 
-from ._output import progress, removed_on_failure
+from ..progress import progress
+from ._output import removed_on_failure
 
 DESCRIPTION = """Render SCENE over time and turn it into events the way a DVS does (log-intensity
 threshold crossings with per-pixel mismatch, refractory period, background activity, hot pixels,
