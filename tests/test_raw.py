@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 import eventflow
 from eventflow.errors import EventFormatError
+from eventflow.events import concatenate
 from eventflow.formats.raw import Evt2Decoder, Evt3Decoder
 from eventflow.formats.reader import count_events
 from eventflow.kernels import dat as KD
@@ -375,4 +376,27 @@ def test_evt2_fast_path_equals_reference(seed, rate):
     words[::700] = (8 << 28) | np.arange(len(words[::700]), dtype=np.uint32) * 3
     ev, counts = _kernel_decode(Evt2Decoder, words, width=640, height=480)
     ref, ref_counts, _ = K.decode_evt2_reference(words, 640, 480)
+    assert _as_list(ev) == ref and counts == ref_counts
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.floats(0, 0.01), st.integers(1, 5000))
+def test_evt3_camera_like_streams_with_glitches_equal_reference(seed, rate, block):
+    # ADDR_Y / ADDR_X / TIME_LOW streams (how cameras and expelliarmus write), with rare glitches: TIME_LOW
+    # going back, out-of-bounds addresses, and the other word types, decoded in pieces of `block` words
+    rng = np.random.default_rng(seed)
+    n = 6000
+    typ = rng.choice([0, 2, 2, 6], n)
+    pay = np.where(typ == 0, rng.integers(0, 480, n), rng.integers(0, 640, n) | (rng.integers(0, 2, n) << 11))
+    tl = np.cumsum(typ == 6) % 4096                      # non-decreasing until it wraps at a TIME_HIGH
+    pay = np.where(typ == 6, tl, pay)
+    odd = rng.random(n) < rate
+    typ = np.where(odd, rng.choice([0, 2, 3, 4, 5, 6, 7, 8, 0xA, 0xE, 0xF, 0xC], n), typ)
+    pay = np.where(odd, rng.integers(0, 0x1000, n), pay)
+    words = ((typ << 12) | pay).astype("<u2")
+    words[::1500] = (8 << 12) | (np.arange(len(words[::1500])) * 7 % 4096)   # TIME_HIGH
+    dec = Evt3Decoder(width=640, height=480)
+    ev = concatenate([dec.feed(words[i:i + block].tobytes()) for i in range(0, n, block)])
+    counts = {n: int(c) for n, c in zip(K.VIOLATION_NAMES, dec.counts) if c}
+    ref, ref_counts, _ = K.decode_evt3_reference(words, 640, 480)
     assert _as_list(ev) == ref and counts == ref_counts
