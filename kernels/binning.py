@@ -178,17 +178,68 @@ def voxel_grid(xyp_col, t_col, n, t0, t1, n_bins, grid, width, height):
 
 
 @njit(cache=True, nogil=True)
+def _voxel_flush(acc, grid, b, hw):
+    # A time bin's sums into the grid: bin b gets sum(pol) - sum(pol * dt), bin b + 1 gets
+    # sum(pol * dt); the accumulator is zeroed for the next bin.
+    g0 = grid[b * hw:(b + 1) * hw]
+    g1 = grid[(b + 1) * hw:(b + 2) * hw]
+    for i in range(hw):
+        a = acc[2 * i]
+        d = acc[2 * i + 1]
+        g0[i] += a - d
+        g1[i] += d
+        acc[2 * i] = 0.0
+        acc[2 * i + 1] = 0.0
+
+
+@njit(cache=True, nogil=True)
 def voxel_grid_fast(xyp_col, t_col, n, t0, t1, n_bins, grid, width, height):
     """``voxel_grid`` in one pass with a multiply by the precomputed bin scale (no division)
     into a float32 ``grid`` of n_bins + 2 bins: weights that fall past the last bin land in
     the two spill bins, which the caller drops (no branch per weight). Equal to the exact
     kernel within float32 rounding. Returns the number of events skipped, or -1 when a time
-    lies outside [t0, t1] (unsorted input), leaving ``grid`` partly filled."""
+    lies outside [t0, t1] or (with many events) goes back to an earlier bin (unsorted input),
+    leaving ``grid`` partly filled.
+
+    With many events (``16 * n >= n_bins * H * W``) the events of one time bin are summed
+    into one interleaved accumulator of ``(sum pol, sum pol * dt)`` per pixel, moved into
+    bins b and b + 1 when the bin ends: one cache line per event instead of two lines in two
+    planes (two 346x260 float32 planes do not fit a 512 KiB L2; the accumulator nearly does).
+    """
     hw = height * width
     W = U(width)
     H = U(height)
     scale = np.float64(n_bins) / np.float64(t1 - t0) if t1 > t0 else 0.0
     skipped = 0
+    if 16 * n >= n_bins * hw:
+        acc = np.zeros(2 * hw, np.float32)
+        cur = -1
+        for e in range(n):
+            lo = xyp_col[e]
+            x = lo & U(0xFFFF)
+            y = (lo >> U(16)) & U(0xFFFF)
+            p = (lo >> U(32)) & U(0xFFFF)
+            if x < W and y < H and p <= U(1):
+                ts = np.float64(t_col[e] - t0) * scale
+                if not (0.0 <= ts <= n_bins):
+                    return -1
+                ti = np.int64(ts)
+                if ti != cur:
+                    if ti < cur:
+                        return -1
+                    if cur >= 0:
+                        _voxel_flush(acc, grid, cur, hw)
+                    cur = ti
+                dt = np.float32(ts - ti)
+                pol = np.float32(2 * np.int64(p) - 1)
+                q = 2 * (np.int64(y) * width + np.int64(x))
+                acc[q] += pol
+                acc[q + 1] += pol * dt
+            else:
+                skipped += 1
+        if cur >= 0:
+            _voxel_flush(acc, grid, cur, hw)
+        return skipped
     for e in range(n):
         lo = xyp_col[e]
         x = lo & U(0xFFFF)

@@ -235,6 +235,16 @@ def test_voxel_grid_of_unsorted_times_takes_the_exact_path_safely():
     assert np.allclose(fast, K.voxel_grid_reference(ev, 3, 1, 2))
 
 
+def test_voxel_grid_of_many_events_going_back_a_bin_takes_the_exact_path():
+    # enough events for the per-bin accumulator path; one event goes back two bins mid-stream
+    rng = np.random.default_rng(3)
+    n = 2000
+    ev = eventflow.from_fields(rng.integers(0, 5, n), rng.integers(0, 4, n), rng.integers(0, 2, n),
+                               np.sort(rng.integers(0, 10_000, n)))
+    ev["t"][1000] = 100
+    assert np.allclose(to_voxel_grid(ev, (5, 4), 8), K.voxel_grid_reference(ev, 5, 4, 8), rtol=1e-6, atol=1e-5)
+
+
 def test_frame_encoder_rejects_events_out_of_time_order_without_writing_past_its_frames():
     ev = eventflow.from_fields([0, 1, 2], [0, 0, 0], [1, 0, 1], [0, 5000, 20])
     enc = FrameEncoder((3, 1), 10)
