@@ -12,7 +12,7 @@ from eventflow.snn.fast import FastNetwork
 from eventflow.train import arch
 from eventflow.train.config import DataConfig, NetConfig, SplitConfig, TrainConfig, load_config
 from eventflow.train.data import EncodedSet, batches, label_steps
-from eventflow.train.loop import OptimConfig, tet_loss
+from eventflow.train.loop import OptimConfig, rest_loss, tet_loss
 from eventflow.train.metrics import EfficiencyCounter
 from eventflow.train.session import train
 
@@ -69,6 +69,34 @@ def test_crops_cover_labelled_steps_and_mask_them():
     x, y, mask = next(batches(data, 6, 5, g, lead_in=2, shuffle=False))
     assert mask.all()                                          # evaluation crops start at the label
     assert torch.equal(x, data.x[:, 2:7].float().transpose(0, 1))
+
+
+def test_rest_steps_are_the_unlabelled_steps_inside_the_recording():
+    data = moving_dot_set(6, 0, steps=12)                      # labelled from step 2 on
+    data = EncodedSet(data.x, data.y, data.first, torch.full_like(data.end, 9))   # and up to step 8
+    g = torch.Generator().manual_seed(1)
+    seen = 0
+    for x, y, mask, rest in batches(data, 6, 8, g, lead_in=2, rest=True):
+        # crops of 8 start at step 0 or 1: their first step is rest, the others labelled or rest
+        assert not (mask & rest).any() and (mask | rest).all()
+        assert rest[0].all() and mask[-1].all()
+        seen += len(y)
+    assert seen == 6
+    with_rest = next(batches(data, 6, 8, torch.Generator().manual_seed(1), lead_in=2, rest=True))
+    without = next(batches(data, 6, 8, torch.Generator().manual_seed(1), lead_in=2))
+    assert all(torch.equal(a, b) for a, b in zip(with_rest, without))   # same crops either way
+
+
+def test_rest_loss_is_zero_for_undecided_outputs_and_grows_with_confidence():
+    out = torch.zeros(3, 2, 5)
+    rest = torch.tensor([[True, False], [True, True], [False, False]])
+    assert rest_loss(out, rest).item() == 0.0
+    confident = out.clone()
+    confident[:, :, 1] = 4.0
+    assert rest_loss(confident, rest).item() > rest_loss(confident * 0.5, rest).item() > 0
+    outside = out.clone()
+    outside[2] = 9.0 * torch.arange(5.0)                      # not a rest step: does not count
+    assert rest_loss(outside, rest).item() == 0.0
 
 
 def _cfg(tmp_path, epochs, neuron="PLIF"):

@@ -82,8 +82,10 @@ def encode_dataset(ds, spec: InputSpec, seconds: float | None = None, interval=N
 
 
 def batches(data: EncodedSet, batch_size: int, steps: int, generator: torch.Generator, lead_in: int = 0,
-            shuffle: bool = True):
-    """Random crops of ``steps`` steps: yields ``(x [T, B, 2, h, w] float32, y [B], mask [T, B] bool)``.
+            shuffle: bool = True, rest: bool = False):
+    """Random crops of ``steps`` steps: yields ``(x [T, B, 2, h, w] float32, y [B], mask [T, B] bool)``,
+    and with ``rest`` a fourth item, ``[T, B] bool``: the crop's unlabelled steps inside the
+    recording (the subject at rest, before or after the gesture).
 
     A crop starts anywhere from ``lead_in`` steps before a recording's labelled interval to
     ``steps`` before its end (so the network learns to recognise from rest); ``mask`` marks the
@@ -104,8 +106,12 @@ def batches(data: EncodedSet, batch_size: int, steps: int, generator: torch.Gene
         start = start.clamp(max=max(S - steps, 0))
         t = start[:, None] + torch.arange(steps)[None, :]                      # [B, T]
         x = data.x[idx[:, None], t.clamp(max=S - 1)].float().transpose(0, 1)   # [T, B, ...]
-        mask = ((t >= data.first[idx, None]) & (t < data.end[idx, None]) & (t < S)).transpose(0, 1)
-        yield x.contiguous(), data.y[idx], mask
+        inside = t < S
+        labelled = (t >= data.first[idx, None]) & (t < data.end[idx, None]) & inside
+        if rest:
+            yield x.contiguous(), data.y[idx], labelled.transpose(0, 1), (inside & ~labelled).transpose(0, 1)
+        else:
+            yield x.contiguous(), data.y[idx], labelled.transpose(0, 1)
 
 
 class Limited:

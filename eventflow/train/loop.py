@@ -2,7 +2,8 @@
 
 ``tet_loss`` (Deng et al. 2022, "Temporal Efficient Training"): the cross-entropy of every
 time step's output, averaged over the labelled steps, plus ``lam`` times the mean squared
-distance of the outputs to ``phi``. ``kd_loss``: Hinton's distillation from a teacher's logits
+distance of the outputs to ``phi``. ``rest_loss`` (optional): the unlabelled steps' outputs
+towards the uniform distribution. ``kd_loss``: Hinton's distillation from a teacher's logits
 to the student's mean output. ``fit`` runs epochs of random crops (``data.batches``) and calls
 back after each with the epoch's numbers; ``evaluate`` scores whole recordings from rest.
 """
@@ -16,7 +17,7 @@ import torch.nn.functional as F
 
 from .data import EncodedSet, batches
 
-__all__ = ["OptimConfig", "evaluate", "fit_epoch", "kd_loss", "predict", "tet_loss"]
+__all__ = ["OptimConfig", "evaluate", "fit_epoch", "kd_loss", "predict", "rest_loss", "tet_loss"]
 
 
 def tet_loss(out: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, lam: float = 0.0, phi: float = 1.0):
@@ -29,6 +30,16 @@ def tet_loss(out: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, lam: float 
         mse = ((out - phi) ** 2).mean(-1)
         loss = (1 - lam) * loss + lam * (mse * m).sum() / m.sum().clamp(min=1)
     return loss
+
+
+def rest_loss(out: torch.Tensor, rest: torch.Tensor):
+    """KL divergence from the uniform distribution to the softmax of the outputs ``out [T, B, C]``,
+    averaged over the ``rest [T, B]`` steps (no gesture): ``logsumexp(z) - mean(z) - log C``, 0
+    when every class scores the same. Teaches the network to stay undecided at rest, so that a
+    streaming decision rule is not pulled towards a class before a gesture starts."""
+    r = rest.float()
+    u = torch.logsumexp(out, -1) - out.mean(-1) - math.log(out.shape[-1])
+    return (u * r).sum() / r.sum().clamp(min=1)
 
 
 def kd_loss(student_mean: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 4.0):
@@ -57,6 +68,7 @@ class OptimConfig:
     kd_temperature: float = 4.0
     grad_clip: float = 1.0
     shift: int = 0           # augmentation: each crop translated by up to this many pixels (zero fill)
+    rest_weight: float = 0.0  # weight of rest_loss on the crops' unlabelled steps (0: none)
 
 
 def random_shift(x: torch.Tensor, max_shift: int, generator) -> torch.Tensor:
@@ -86,10 +98,12 @@ def fit_epoch(net, opt, data: EncodedSet, cfg: OptimConfig, generator, epoch: in
         g["lr"] = lr_at(cfg, epoch)
     net.train()
     total, correct, n = 0.0, 0, 0
-    for x, y, mask in batches(data, cfg.batch_size, cfg.steps, generator, cfg.lead_in):
+    for x, y, mask, rest in batches(data, cfg.batch_size, cfg.steps, generator, cfg.lead_in, rest=True):
         x = random_shift(x, cfg.shift, generator)
         out, _ = net.run(x, net.init_state(x.shape[1]))
         loss = tet_loss(out, y, mask, cfg.tet_lambda, cfg.tet_phi)
+        if cfg.rest_weight:
+            loss = loss + cfg.rest_weight * rest_loss(out, rest)
         mean = masked_mean(out, mask)
         if teacher is not None and cfg.kd_alpha:
             with torch.no_grad():
