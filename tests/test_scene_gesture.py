@@ -295,7 +295,8 @@ HEADER = "class,startTime_usec,endTime_usec\n"
 
 @pytest.mark.parametrize("body, where", [(HEADER + "1,5\n", "line 2"),
                                          (HEADER + "1,0,5\n0,6,9\n", "line 3"), (HEADER + "3,9,5\n", "line 2"),
-                                         (HEADER + "3,x,5\n", "line 2")])
+                                         (HEADER + "3,x,5\n", "line 2"),
+                                         ("class,start,end\n1,0,5\n", "line 1")])
 def test_bad_labels_name_file_and_line(tmp_path, body, where):
     p = tmp_path / "bad_labels.csv"
     p.write_text(body)

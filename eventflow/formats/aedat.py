@@ -90,7 +90,11 @@ def read_gesture_labels(path) -> np.ndarray:
     with open(path, "rb") as f:
         for number, line in enumerate(f, 1):
             text = line.decode("latin-1").strip()
-            if text and not (number == 1 and text[:1].isalpha()):
+            if number == 1 and text[:1].isalpha():
+                if [c.strip().lower() for c in text.split(",")] != ["class", "starttime_usec", "endtime_usec"]:
+                    raise EventFormatError(f"line 1: header {text[:60]!r} is not 'class,startTime_usec,endTime_usec'",
+                                           path, 0)
+            elif text:
                 cells = [c.strip() for c in text.split(",")]
                 if len(cells) != 3 or not all(c.lstrip("-").isdigit() for c in cells):
                     raise EventFormatError(f"line {number} is not 'class,startTime_usec,endTime_usec':"
