@@ -18,8 +18,7 @@ import argparse
 from dataclasses import replace
 
 from eventflow.model import load_model
-from eventflow.train.data import encode_dataset
-from eventflow.train.evaluate import open_eval_data, run_outputs, streaming_commits
+from eventflow.train.evaluate import model_outputs, streaming_commits
 
 
 def main():
@@ -31,12 +30,9 @@ def main():
     ap.add_argument("--max-wrong", type=float, default=0.08)
     a = ap.parse_args()
     model = load_model(a.model)
-    ds, interval = open_eval_data(a.data)
-    if interval is None:
+    data, outputs, onsets = model_outputs(model, a.data)
+    if onsets is None:
         raise SystemExit(f"{a.data}: no gesture intervals (the streaming figures need labelled onsets)")
-    data = encode_dataset(ds, model.input, None, interval, desc="encode")
-    outputs = run_outputs(model, data)
-    onsets = [interval(i)[0] for i in range(len(data))]
     rows = []
     for s in a.steps:
         for p in a.probs:

@@ -20,7 +20,7 @@ from ..model import Model
 from .data import EncodedSet, Limited, encode_dataset
 from .metrics import EfficiencyCounter
 
-__all__ = ["evaluate_model", "open_eval_data", "run_outputs", "streaming_commits"]
+__all__ = ["evaluate_model", "model_outputs", "open_eval_data", "run_outputs", "streaming_commits"]
 
 
 def open_eval_data(uri: str, train: bool = False):
@@ -114,12 +114,19 @@ def streaming_commits(model: Model, outputs: np.ndarray, data: EncodedSet, onset
                                    "max": float(lat.max())} if len(lat) else None)}
 
 
-def evaluate_model(model: Model, uri: str, fast: bool = True, check_reference: bool = False, limit=None) -> dict:
+def model_outputs(model: Model, uri: str, fast: bool = True, limit=None):
+    """Every recording of DATA ``uri`` encoded and run from rest: ``(data, outputs [N, S, C],
+    onsets)``, ``onsets`` the labelled gestures' start times (us, ``[N]`` int64) or None."""
     ds, interval = open_eval_data(uri)
     if limit is not None:
         ds = Limited(ds, limit)
     data = encode_dataset(ds, model.input, None, interval, desc="encode")
-    outputs = run_outputs(model, data, fast)
+    onsets = None if interval is None else np.array([interval(i)[0] for i in range(len(data))], np.int64)
+    return data, run_outputs(model, data, fast), onsets
+
+
+def evaluate_model(model: Model, uri: str, fast: bool = True, check_reference: bool = False, limit=None) -> dict:
+    data, outputs, onsets = model_outputs(model, uri, fast, limit)
     pred = _predictions(outputs, data)
     y = data.y.numpy()
     result = {"model": model.name, "data": uri, "n": int(len(y)), "accuracy": float((pred == y).mean()),
@@ -131,7 +138,6 @@ def evaluate_model(model: Model, uri: str, fast: bool = True, check_reference: b
     if check_reference:
         ref = _predictions(run_outputs(model, data, not fast), data)
         result["reference_agreement"] = float((ref == pred).mean())
-    if interval is not None:
-        onsets = np.array([interval(i)[0] for i in range(len(data))], np.int64)
+    if onsets is not None:
         result["streaming"] = streaming_commits(model, outputs, data, onsets)
     return result
