@@ -408,40 +408,60 @@ def maxpool2_spikes_reference(s):
 
 @njit(cache=True, nogil=True)
 def _lif_rows(bf, bias, vb, sb, oy0, oy1, w_out, c, k, off, tau, v_reset, threshold, decay_input, soft):
+    # One output row at a time: its currents are w_out * c contiguous floats of the padded buffer.
+    # The usual neuron (decay_input, v_reset 0, hard reset) has its own loop, free of the
+    # per-neuron flags (same operations, same results), which LLVM vectorises.
     wp = w_out + k - 1
+    m = w_out * c
+    usual = decay_input and v_reset == 0 and not soft
+    zero = F32(0.0)
     for oy in range(oy0, oy1):
-        for ox in range(w_out):
-            start = ((oy + off) * wp + ox + off) * c
-            cur = bf[start:start + c]
-            base = (oy * w_out + ox) * c
-            vv = vb[base:base + c]
-            ss = sb[base:base + c]
-            for q in range(c):
+        start = ((oy + off) * wp + off) * c
+        base = oy * m
+        cur = bf[start:start + m]
+        vv = vb[base:base + m]
+        ss = sb[base:base + m]
+        if usual:
+            for q in range(m):
+                h = vv[q] + (cur[q] - vv[q]) / tau
+                fired = h >= threshold
+                vv[q] = zero if fired else h
+                ss[q] = fired
+        else:
+            for q in range(m):
                 h = _charge(vv[q], cur[q], tau, v_reset, decay_input)
                 fired = h >= threshold
                 vv[q] = _reset(h, fired, v_reset, threshold, soft)
                 ss[q] = fired
-                cur[q] = bias[q]
+        for ox in range(w_out):
+            cur[ox * c:(ox + 1) * c] = bias
 
 
 @njit(cache=True, nogil=True)
 def _active_rows(sb, ib, r0, r1, w_out, c, pool):
     # Active indices of (pooled, if pool) rows r0..r1-1 written from ib[0]; returns their number.
+    # Pooling first ORs a pooled row into a scratch row (vectorised), then lists its nonzeros.
     n = 0
     if pool:
         wq = w_out // 2
+        row = np.empty(wq * c, np.uint8)
         for py in range(r0, r1):
+            s0 = (2 * py) * w_out * c
+            s1 = s0 + w_out * c
+            top = sb[s0:s0 + w_out * c]
+            bot = sb[s1:s1 + w_out * c]
             for px in range(wq):
-                s0 = ((2 * py) * w_out + 2 * px) * c
-                s1 = s0 + w_out * c
-                a0 = sb[s0:s0 + c]
-                a1 = sb[s0 + c:s0 + 2 * c]
-                a2 = sb[s1:s1 + c]
-                a3 = sb[s1 + c:s1 + 2 * c]
-                out0 = (py * wq + px) * c
+                a0 = top[2 * px * c:(2 * px + 1) * c]
+                a1 = top[(2 * px + 1) * c:(2 * px + 2) * c]
+                a2 = bot[2 * px * c:(2 * px + 1) * c]
+                a3 = bot[(2 * px + 1) * c:(2 * px + 2) * c]
+                o = row[px * c:(px + 1) * c]
                 for q in range(c):
-                    ib[n] = out0 + q
-                    n += (a0[q] | a1[q] | a2[q] | a3[q])
+                    o[q] = (a0[q] | a1[q]) | (a2[q] | a3[q])
+            out0 = py * wq * c
+            for q in range(wq * c):
+                ib[n] = out0 + q
+                n += row[q]
     else:
         for i in range(r0 * w_out * c, r1 * w_out * c):
             ib[n] = i
@@ -462,11 +482,12 @@ def _zero_border(bf, h_out, w_out, c, k, off):
     hp = h_out + k - 1
     wp = w_out + k - 1
     for y in range(hp):
-        inside_y = off <= y < off + h_out
-        for xx in range(wp):
-            if not (inside_y and off <= xx < off + w_out):
-                s = (y * wp + xx) * c
-                bf[s:s + c] = 0.0
+        if off <= y < off + h_out:   # an interior row: only its left and right margins
+            s = y * wp * c
+            bf[s:s + off * c] = 0.0
+            bf[s + (off + w_out) * c:s + wp * c] = 0.0
+        else:
+            bf[y * wp * c:(y + 1) * wp * c] = 0.0
 
 
 @njit(cache=True, nogil=True)
