@@ -34,7 +34,7 @@ F32 = np.float32
 __all__ = ["active_chw", "active_chw_reference", "active_to_dense", "conv_scatter", "conv_scatter_parallel",
            "conv_scatter_reference", "conv_weight_layout", "lif_pool_conv", "lif_pool_conv_parallel",
            "lif_reset_flat", "lif_step", "lif_step_reference", "linear_scatter", "linear_scatter_reference",
-           "linear_scatter_split", "linear_scatter_split_parallel", "maxpool2_spikes", "maxpool2_spikes_reference"]
+           "linear_scatter_split", "linear_scatter_split_parallel", "maxpool2_spikes", "maxpool2_spikes_reference", "network_step"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -546,3 +546,44 @@ def lif_pool_conv_parallel(buf, bias, v, spikes, idx, counts, h_out, w_out, k, o
             total += part_n[b, p]
         counts[b] = total
         _zero_border(buf[b], h_out, w_out, c, k, off)
+
+
+# ---------------------------------------------------------------------------------------------
+# A whole network step in one call
+
+@njit(cache=True, nogil=True)
+def network_step(x, in_idx, in_val, in_n, ones,
+                 conv_w, conv_bias, conv_buf, conv_v, conv_spikes, conv_idx, conv_n, conv_geo, conv_neuron,
+                 lin_w, lin_bias, lin_buf, lin_partials, lin_v, lin_spikes, lin_idx, lin_n, lin_neuron, y):
+    """One step of a conv / linear LIF network with the serial kernels above, in one call (no
+    Python between the layers): the same kernels, in the same order, as calling them one by one.
+
+    Conv layers (tuples, one entry per layer): weights from ``conv_weight_layout``, biases,
+    padded current buffers, membranes, spikes, active indices and counts as ``lif_pool_conv``
+    takes them; ``conv_geo [L, 8]`` int64 rows ``(h_in, w_in, c_in, h_out, w_out, k, off, pool)``;
+    ``conv_neuron [L, 5]`` float64 rows ``(tau, v_reset, threshold, decay_input, soft)``.
+    Linear layers likewise (``linear_scatter_split``, then ``lif_reset_flat`` where
+    ``lin_neuron[l, 5]`` is 1); the last one has no LIF: its currents are copied to ``y [B, N]``
+    and reset to its bias. The input ``x [B, C, H, W]`` is listed with ``active_chw``.
+    """
+    active_chw(x, in_idx, in_val, in_n)
+    idx, vals, n, weighted = in_idx, in_val, in_n, True
+    for i in range(len(conv_w)):
+        g = conv_geo[i]
+        p = conv_neuron[i]
+        conv_scatter(idx, vals, n, weighted, conv_w[i], conv_buf[i], g[2], g[0], g[1])
+        lif_pool_conv(conv_buf[i], conv_bias[i], conv_v[i], conv_spikes[i], conv_idx[i], conv_n[i], g[3], g[4],
+                      g[5], g[6], g[7] != 0, p[0], p[1], p[2], p[3] != 0, p[4] != 0)
+        idx, vals, n, weighted = conv_idx[i], ones, conv_n[i], False
+    last = len(lin_w) - 1
+    for i in range(len(lin_w)):
+        linear_scatter_split(idx, n, lin_w[i], lin_buf[i], lin_partials[i])
+        p = lin_neuron[i]
+        if i == last:
+            y[:] = lin_buf[i]
+            for b in range(y.shape[0]):
+                lin_buf[i][b] = lin_bias[i]
+        else:
+            lif_reset_flat(lin_buf[i], lin_bias[i], lin_v[i], lin_spikes[i], lin_idx[i], lin_n[i],
+                           p[0], p[1], p[2], p[3] != 0, p[4] != 0)
+            idx, n = lin_idx[i], lin_n[i]

@@ -290,10 +290,11 @@ def test_fast_reference_net_agrees():
 
 
 def test_a_step_interrupted_midway_leaves_no_partial_sums_behind(monkeypatch):
+    # batch 3: the layer-by-layer path (network_step, one call, serves batches up to DENSE_ROWS)
     net = _small_net(dyadic=True)
     fast, fresh = FastNetwork.from_network(net), FastNetwork.from_network(net)
-    x = (torch.rand(2, 2, 2, 16, 16, generator=torch.Generator().manual_seed(3)) < 0.3).float()
-    state = fast.init_state(2)
+    x = (torch.rand(2, 3, 2, 16, 16, generator=torch.Generator().manual_seed(3)) < 0.3).float()
+    state = fast.init_state(3)
     _, state = fast.step(x[0], state)  # the scratch buffers exist now
 
     def interrupted(*args):
@@ -305,6 +306,26 @@ def test_a_step_interrupted_midway_leaves_no_partial_sums_behind(monkeypatch):
         fast.step(x[1], state)
     monkeypatch.setattr(K, "lif_reset_flat", real_lif)
     y, _ = fast.step(x[1], state)
-    _, fstate = fresh.step(x[0], fresh.init_state(2))
+    _, fstate = fresh.step(x[0], fresh.init_state(3))
     y_ref, _ = fresh.step(x[1], fstate)
     np.testing.assert_array_equal(y, y_ref)
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+@pytest.mark.parametrize("neuron", [LIF(), LIF(tau=3.0, reset="soft", v_threshold=0.75),
+                                    LIF(tau=4.0, decay_input=False, v_reset=-0.25)])
+def test_whole_step_in_one_call_equals_layer_by_layer(batch, neuron):
+    # network_step (small batches, serial, no trace) against the per-layer kernels (trace=True)
+    net = _small_net(dyadic=False, neuron=neuron)
+    one, layered = FastNetwork.from_network(net), FastNetwork.from_network(net)
+    x = (torch.rand(15, batch, 2, 16, 16, generator=torch.Generator().manual_seed(11)) < 0.3).float()
+    sa, sb = one.init_state(batch), layered.init_state(batch)
+    fired = 0
+    for t in range(15):
+        ya, sa = one.step(x[t], sa)
+        yb, sb, spikes = layered.step(x[t], sb, trace=True)
+        np.testing.assert_array_equal(ya, yb)
+        for a, b in zip(sa.v, sb.v):
+            np.testing.assert_array_equal(a, b)
+        fired += sum(int(s.sum()) for s in spikes.values())
+    assert fired > 0 and one._work[batch]["fused"] is not None and layered._work[batch].get("fused") is None
