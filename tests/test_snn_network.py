@@ -49,7 +49,9 @@ def _net(dtype=torch.float64, surrogate=Surrogate()):
         for name, p in net.weights.named_parameters():
             if name.endswith("weight") and p.ndim > 1:
                 p.mul_(6.0)                                   # enough drive that every layer spikes
-    return net.to(dtype)
+    # eval mode: the stream and step guarantees are inference ones (in training mode BatchNorm
+    # normalises by the batch's statistics, which couples the streams of a batch)
+    return net.to(dtype).eval()
 
 
 def _x(T, B, seed=0, dtype=torch.float64):
@@ -277,3 +279,31 @@ def test_reference_network_equals_the_peer_script(reference):
             assert torch.equal(y, y_ref)
     for v_ref, name in zip(vs, ("lif1", "lif2", "lif3", "lif4")):
         assert torch.equal(state[name].v, v_ref), name
+
+
+def test_batch_norm_in_training_mode_uses_the_batch_statistics_and_updates_the_stored_ones():
+    net = Network(Sequential([("conv", Conv2d(2, 3, 3, padding=1)), ("bn", BatchNorm(3, momentum=0.5)),
+                              ("lif", LIF())]), (2, 6, 6), seed=0)
+    x = _x(4, 5, seed=2, dtype=torch.float32)[:, :, :2, :6, :6] * 3.0
+    pre, _ = Network(Sequential([("conv", Conv2d(2, 3, 3, padding=1))]), (2, 6, 6), seed=0).run(x, None)
+    flat = pre.flatten(0, 1)                                      # run: the T x B samples together
+    mean, var = flat.mean((0, 2, 3)), flat.var((0, 2, 3), unbiased=True)
+    spec = Sequential([("conv", Conv2d(2, 3, 3, padding=1)), ("bn", BatchNorm(3, momentum=0.5))])
+    probe = Network(spec, (2, 6, 6), seed=0)
+    y, _ = probe.run(x, None)
+    bn_out = y.flatten(0, 1)
+    torch.testing.assert_close(bn_out.mean((0, 2, 3)), torch.zeros(3), atol=1e-5, rtol=0)
+    torch.testing.assert_close(probe.weights["bn"]["running_mean"], 0.5 * mean, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(probe.weights["bn"]["running_var"], 0.5 + 0.5 * var, atol=1e-5, rtol=1e-5)
+    probe.eval()                                                  # eval: the stored statistics, nothing moves
+    before = probe.weights["bn"]["running_mean"].clone()
+    y_eval, _ = probe.run(x, None)
+    assert torch.equal(probe.weights["bn"]["running_mean"], before)
+    want = (pre - before[:, None, None]) / torch.sqrt(probe.weights["bn"]["running_var"][:, None, None] + 1e-5)
+    torch.testing.assert_close(y_eval, want, atol=1e-5, rtol=1e-5)
+    # the gradient reaches the conv through the batch statistics
+    net.train()
+    out, _ = net.run(x, net.init_state(5))
+    loss = out.sum() + (net.weights["conv"]["weight"] ** 2).sum()
+    loss.backward()
+    assert net.weights["conv"]["weight"].grad.abs().sum() > 0

@@ -1,6 +1,7 @@
 """Training: TET loss, crops, a tiny net that learns, checkpoints that resume exactly, export, metrics."""
 import json
 import os
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -150,6 +151,36 @@ def test_inference_network_keeps_outputs_of_plif():
     inf = arch.inference_network(net)
     b, _ = inf.run(x, inf.init_state(2))
     torch.testing.assert_close(a.detach(), b, atol=1e-5, rtol=0)
+
+
+def test_inference_network_folds_the_batch_norms_trained_statistics():
+    net = arch.conv_snn((2, 8, 8), 3, channels=(4,), hidden=(8,), neuron={"type": "PLIF", "init_tau": 3.0}, seed=0,
+                        batch_norm=True)
+    assert [n for n, _ in net.spec.layers][:3] == ["conv1", "bn1", "sn1"]
+    x = (torch.rand(10, 2, 2, 8, 8, generator=torch.Generator().manual_seed(1)) < 0.3).float()
+    with torch.no_grad():
+        net.train()
+        net.run(x * 3, net.init_state(2))            # training mode: the stored statistics move
+    assert net.weights["bn1"]["running_mean"].abs().sum() > 0
+    net.eval()
+    a, _ = net.run(x, net.init_state(2))
+    inf = arch.inference_network(net)
+    assert "BatchNorm" not in [type(layer).__name__ for _, layer in inf.spec.layers]
+    b, _ = inf.run(x, inf.init_state(2))
+    torch.testing.assert_close(a.detach(), b, atol=1e-5, rtol=0)
+
+
+def test_a_net_with_batch_norms_trains_and_exports_to_the_sparse_kernels(tmp_path):
+    tr, va = moving_dot_set(32, 1), moving_dot_set(16, 2)
+    cfg = _cfg(tmp_path, 3)
+    cfg = replace(cfg, network=replace(cfg.network, batch_norm=True))
+    model = load_model(train(cfg, data=(tr, va), log=lambda m: None))
+    assert "BatchNorm" not in [type(layer).__name__ for _, layer in model.network.spec.layers]
+    fast = FastNetwork.from_network(model.network)
+    x = va.x[:8].float().transpose(0, 1).contiguous()
+    ref, _ = model.network.run(x, model.network.init_state(8))
+    got, _ = fast.run(x.numpy(), fast.init_state(8))
+    np.testing.assert_allclose(got, ref.detach().numpy(), atol=1e-4)
 
 
 def test_efficiency_counts_by_hand():

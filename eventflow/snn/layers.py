@@ -179,14 +179,32 @@ def batch_norm(x, running_mean, running_var, weight, bias, eps: float = 1e-5) ->
 
 @dataclass(frozen=True)
 class BatchNorm(_Stateless):
-    """Inference-mode batch norm over channels (dim 1) of ``[B, C]`` or ``[B, C, H, W]`` inputs.
+    """Batch norm over channels (dim 1) of ``[B, C]`` or ``[B, C, H, W]`` inputs.
 
-    Uses the stored ``running_mean`` / ``running_var`` (not learnable) in training too: train
-    with ``torch.nn.BatchNorm2d`` and copy its statistics in. ``fold_batch_norms`` removes it.
+    The mode is the weights' module mode (``Network.train()`` / ``.eval()``, torch's convention):
+    in training it normalises by the statistics of the batch it is given and moves the stored
+    ``running_mean`` / ``running_var`` (not learnable) towards them by ``momentum``, as
+    ``torch.nn.BatchNorm2d`` does; otherwise (and with plain-dict weights) it uses the stored
+    statistics. ``Network.run`` hands it all T steps at once, so in training the statistics are
+    those of the T x B samples together (threshold-dependent BN, Zheng et al. 2021, without the
+    threshold scale); stepping one step at a time normalises each step's batch on its own.
+    ``fold_batch_norms`` merges it into the Conv2d / Linear before it for inference.
+
+    >>> import torch
+    >>> from torch import nn
+    >>> bn = BatchNorm(2)
+    >>> w = nn.ParameterDict(bn.init_weights())   # a Network's weights are such modules
+    >>> y, _ = bn.step(torch.randn(64, 2) * 3 + 5, None, w)
+    >>> bool(y.mean(0).abs().max() < 1e-5), float(w["running_mean"].min()) > 0   # train mode by default
+    (True, True)
+    >>> _ = w.eval()
+    >>> bool(torch.equal(bn.step(torch.ones(1, 2), None, w)[0], bn.step(torch.ones(1, 2), None, w)[0]))
+    True
     """
 
     channels: int
     eps: float = 1e-5
+    momentum: float = 0.1
 
     def init_weights(self, generator=None):
         c = self.channels
@@ -201,6 +219,9 @@ class BatchNorm(_Stateless):
 
     def step(self, x, state, weights):
         w = weights
+        if getattr(weights, "training", False):
+            return F.batch_norm(x, w["running_mean"], w["running_var"], w["weight"], w["bias"], True,
+                                self.momentum, self.eps), None
         return batch_norm(x, w["running_mean"], w["running_var"], w["weight"], w["bias"], self.eps), None
 
 

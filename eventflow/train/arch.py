@@ -1,9 +1,11 @@
 """Network recipes for training, and the conversion of a trained network for inference.
 
-``conv_snn(in_shape, classes, channels, hidden, neuron)``: blocks of conv 3x3 (pad 1) - neuron -
-maxpool 2, flatten, linear - neuron layers, and a last linear readout: the pattern that the
-event-driven kernels (``eventflow.snn.fast``) run. ``inference_network`` turns every PLIF
-into the LIF with its learned time constant, so the trained net runs on those kernels.
+``conv_snn(in_shape, classes, channels, hidden, neuron, batch_norm)``: blocks of conv 3x3 (pad 1)
+[- batch norm] - neuron - maxpool 2, flatten, linear [- batch norm] - neuron layers, and a last
+linear readout: the pattern that the event-driven kernels (``eventflow.snn.fast``) run.
+``inference_network`` folds every batch norm into the layer before it (with the statistics
+gathered in training) and turns every PLIF into the LIF with its learned time constant, so the
+trained net runs on those kernels.
 
 >>> net = conv_snn((2, 32, 32), 11, channels=(8, 16), hidden=(32,), neuron={"type": "PLIF"}, seed=0)
 >>> [name for name, _ in net.spec.layers][:4]
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from ..snn.layers import Conv2d, Flatten, Linear, MaxPool2d, Sequential
+from ..snn.layers import BatchNorm, Conv2d, Flatten, Linear, MaxPool2d, Sequential
 from ..snn.network import Network
 from ..snn.neurons import LIF, PLIF
 from ..snn.spec_io import spec_from_dict
@@ -23,24 +25,29 @@ from ..snn.spec_io import spec_from_dict
 __all__ = ["conv_snn", "inference_network"]
 
 
-def conv_snn(in_shape, classes: int, channels=(16, 32, 64), hidden=(128,), neuron=None, seed: int = 0) -> Network:
+def conv_snn(in_shape, classes: int, channels=(16, 32, 64), hidden=(128,), neuron=None, seed: int = 0,
+             batch_norm: bool = False) -> Network:
     neuron_spec = spec_from_dict(dict(neuron or {"type": "LIF"}), "neuron")
     c, h, w = in_shape
     layers = []
     for i, out in enumerate(channels, 1):
-        layers += [(f"conv{i}", Conv2d(c, out, 3, padding=1)), (f"sn{i}", neuron_spec), (f"pool{i}", MaxPool2d(2))]
+        bn = [(f"bn{i}", BatchNorm(out))] if batch_norm else []
+        layers += [(f"conv{i}", Conv2d(c, out, 3, padding=1)), *bn, (f"sn{i}", neuron_spec), (f"pool{i}", MaxPool2d(2))]
         c, h, w = out, h // 2, w // 2
     layers.append(("flatten", Flatten()))
     n = c * h * w
     for j, out in enumerate(hidden, len(channels) + 1):
-        layers += [(f"fc{j}", Linear(n, out)), (f"sn{j}", neuron_spec)]
+        bn = [(f"bn{j}", BatchNorm(out))] if batch_norm else []
+        layers += [(f"fc{j}", Linear(n, out)), *bn, (f"sn{j}", neuron_spec)]
         n = out
     layers.append(("out", Linear(n, classes)))
     return Network(Sequential(layers), in_shape, seed=seed)
 
 
 def inference_network(net: Network) -> Network:
-    """``net`` with each PLIF replaced by the LIF of its learned tau (other layers, weights unchanged)."""
+    """``net`` with its batch norms folded (stored statistics) and each PLIF replaced by the LIF
+    of its learned tau (other layers, weights unchanged); in eval mode."""
+    net = net.fold_batch_norms()
     layers, weights = [], {}
     for name, spec in net.spec.layers:
         w = {k: v.detach().clone() for k, v in net.weights[name].items()} if name in net.weights else {}

@@ -47,6 +47,7 @@ class NetConfig:
     channels: tuple[int, ...] = (16, 32, 64)
     hidden: tuple[int, ...] = (128,)
     neuron: dict = field(default_factory=lambda: {"type": "PLIF", "init_tau": 2.0})
+    batch_norm: bool = False   # a BatchNorm after each conv and hidden linear (folded away on export)
 
 
 @dataclass(frozen=True)
