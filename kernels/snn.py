@@ -32,6 +32,7 @@ from numba import njit, prange
 F32 = np.float32
 
 __all__ = ["active_chw", "active_chw_reference", "active_to_dense", "conv_scatter", "conv_scatter_parallel",
+           "dalif_pool_conv", "dalif_reset_flat",
            "conv_scatter_reference", "conv_weight_layout", "lif_pool_conv", "lif_pool_conv_parallel",
            "lif_reset_flat", "lif_step", "lif_step_reference", "linear_scatter", "linear_scatter_reference",
            "linear_scatter_split", "linear_scatter_split_parallel", "maxpool2_spikes", "maxpool2_spikes_reference", "network_step"]
@@ -546,6 +547,76 @@ def lif_pool_conv_parallel(buf, bias, v, spikes, idx, counts, h_out, w_out, k, o
             total += part_n[b, p]
         counts[b] = total
         _zero_border(buf[b], h_out, w_out, c, k, off)
+
+
+# ---------------------------------------------------------------------------------------------
+# DA-LIF: per-channel temporal decay kt and input scale ks (eventflow.snn.neurons.dalif_step:
+# h = v_reset + kt * (v - v_reset) + ks * x, the same float32 operations in the same order)
+
+@njit(cache=True, nogil=True, inline="always")
+def _dalif_charge(v, x, kt, ks, v_reset):
+    return (v_reset + kt * (v - v_reset)) + ks * x
+
+
+@njit(cache=True, nogil=True)
+def _dalif_rows(bf, bias, vb, sb, oy0, oy1, w_out, c, k, off, kt, ks, v_reset, threshold, soft):
+    wp = w_out + k - 1
+    m = w_out * c
+    for oy in range(oy0, oy1):
+        start = ((oy + off) * wp + off) * c
+        base = oy * m
+        cur = bf[start:start + m]
+        vv = vb[base:base + m]
+        ss = sb[base:base + m]
+        for ox in range(w_out):
+            o = ox * c
+            for q in range(c):
+                h = _dalif_charge(vv[o + q], cur[o + q], kt[q], ks[q], v_reset)
+                fired = h >= threshold
+                vv[o + q] = _reset(h, fired, v_reset, threshold, soft)
+                ss[o + q] = fired
+            cur[o:o + c] = bias
+
+
+@njit(cache=True, nogil=True)
+def dalif_pool_conv(buf, bias, v, spikes, idx, counts, h_out, w_out, k, off, pool, kt, ks, v_reset, threshold, soft):
+    """``lif_pool_conv`` for DA-LIF neurons: ``kt``, ``ks`` (float32 ``[C]``) are each channel's
+    ``sigmoid(w_temporal)`` and ``sigmoid(w_spatial)``."""
+    v_reset = F32(v_reset)
+    threshold = F32(threshold)
+    c = bias.shape[0]
+    if kt.shape[0] != c or ks.shape[0] != c:
+        raise ValueError("dalif_pool_conv: one temporal and one spatial factor per channel")
+    for b in range(buf.shape[0]):
+        _dalif_rows(buf[b], bias, v[b], spikes[b], 0, h_out, w_out, c, k, off, kt, ks, v_reset, threshold, soft)
+        counts[b] = _active_rows(spikes[b], idx[b], 0, h_out // 2 if pool else h_out, w_out, c, pool)
+        _zero_border(buf[b], h_out, w_out, c, k, off)
+
+
+@njit(cache=True, nogil=True)
+def dalif_reset_flat(cur, bias, v, spikes, idx, counts, kt, ks, v_reset, threshold, soft):
+    """``lif_reset_flat`` for DA-LIF neurons (one factor pair per neuron of the linear layer)."""
+    v_reset = F32(v_reset)
+    threshold = F32(threshold)
+    B, N = v.shape
+    if kt.shape[0] != N or ks.shape[0] != N:
+        raise ValueError("dalif_reset_flat: one temporal and one spatial factor per neuron")
+    for b in range(B):
+        cb = cur[b]
+        vb = v[b]
+        sb = spikes[b]
+        for i in range(N):
+            h = _dalif_charge(vb[i], cb[i], kt[i], ks[i], v_reset)
+            fired = h >= threshold
+            vb[i] = _reset(h, fired, v_reset, threshold, soft)
+            sb[i] = fired
+            cb[i] = bias[i]
+        ib = idx[b]
+        n = 0
+        for i in range(N):
+            ib[n] = i
+            n += sb[i]
+        counts[b] = n
 
 
 # ---------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from eventflow import snn
 from eventflow.kernels import snn as K
 from eventflow.snn.fast import FastNetwork
 from eventflow.snn.layers import Conv2d, Flatten, Linear, MaxPool2d, Sequential
-from eventflow.snn.neurons import LIF, MembraneState, lif_step
+from eventflow.snn.neurons import DALIF, LIF, MembraneState, lif_step
 
 
 # ----- fused LIF step: bit-exact against the torch step, every parameter combination
@@ -329,3 +329,47 @@ def test_whole_step_in_one_call_equals_layer_by_layer(batch, neuron):
             np.testing.assert_array_equal(a, b)
         fired += sum(int(s.sum()) for s in spikes.values())
     assert fired > 0 and one._work[batch]["fused"] is not None and layered._work[batch].get("fused") is None
+
+
+
+def _dalif_net(reset="hard", v_reset=0.0):
+    def neuron(c):
+        return DALIF(channels=c, init_tau=3.0, reset=reset, v_reset=v_reset)
+    spec = Sequential((("conv1", Conv2d(2, 4, 3, padding=1)), ("sn1", neuron(4)), ("pool1", MaxPool2d(2)),
+                       ("conv2", Conv2d(4, 8, 3, padding=1)), ("sn2", neuron(8)), ("pool2", MaxPool2d(2)),
+                       ("flatten", Flatten()), ("fc1", Linear(8 * 4 * 4, 16)), ("sn3", neuron(16)),
+                       ("fc2", Linear(16, 3))))
+    net = snn.Network(spec, (2, 16, 16), seed=0).eval()
+    g = torch.Generator().manual_seed(4)
+    with torch.no_grad():
+        for name, p in net.named_parameters():
+            if name.endswith(("w_spatial", "w_temporal")):   # a different decay per channel
+                p.add_(0.7 * torch.randn(p.shape, generator=g))
+            else:                                             # dyadic: every sum exact, in any order
+                p.copy_(torch.round(p * 4 * 64) / 64)
+    return net
+
+
+@pytest.mark.parametrize("reset, v_reset", [("hard", 0.0), ("soft", 0.0), ("hard", -0.25)])
+def test_fast_dalif_net_exact(reset, v_reset):
+    net = _dalif_net(reset, v_reset)
+    fast, fast_par = FastNetwork.from_network(net), FastNetwork.from_network(net, parallel=True)
+    steps, fired = 0, 0
+    for y, y_ref, same, total, worst, _, _ in _compare(net, fast, batch=2, steps=20, density=0.2, seed=1):
+        np.testing.assert_array_equal(y, y_ref)
+        assert same == total and worst == 0.0
+        steps += 1
+    assert steps == 20
+    x = (torch.rand(20, 2, 2, 16, 16, generator=torch.Generator().manual_seed(1)) < 0.2).float()
+    ya, sa = fast.run(x, fast.init_state(2))                 # (no trace: still layer by layer, DA-LIF)
+    yb, sb = fast_par.run(x, fast_par.init_state(2))
+    np.testing.assert_array_equal(ya, yb)
+    for a, b in zip(sa.v, sb.v):
+        np.testing.assert_array_equal(a, b)
+    assert fast._work[2]["fused"] is None
+    _, _, spikes = fast.step(x[0], fast.init_state(2), trace=True)
+    state = fast.init_state(2)
+    for t in range(20):
+        _, state, spikes = fast.step(x[t], state, trace=True)
+        fired += sum(int(s.sum()) for s in spikes.values())
+    assert fired > 0

@@ -2,7 +2,8 @@
 
 ``FastNetwork.from_network(net)`` converts the weights of an ``eventflow.snn.Network`` (a
 ``Sequential`` of ``Conv2d`` (stride 1) - ``LIF`` [- ``MaxPool2d(2)``] blocks, ``Flatten``,
-``Linear`` - ``LIF`` blocks and an optional last ``Linear``) to the kernels' layouts. Each step
+``Linear`` - ``LIF`` blocks and an optional last ``Linear``; ``DALIF`` wherever ``LIF`` may be,
+run by its own serial kernels) to the kernels' layouts. Each step
 scatters only the weights of the inputs that spiked, so the cost follows the spike count.
 
 State is explicit: ``FastState``, one membrane array per LIF layer, ``[B, N]`` channels last
@@ -45,7 +46,7 @@ import torch
 
 from ..kernels import snn as K
 from .layers import Conv2d, Flatten, Linear, MaxPool2d
-from .neurons import LIF, MembraneState
+from .neurons import DALIF, LIF, MembraneState
 
 __all__ = ["DENSE_ROWS", "LINEAR_PARTS", "FastNetwork", "FastState"]
 
@@ -76,9 +77,10 @@ class _Conv:
     k: int
     off: int
     pool: bool
+    factors: tuple | None = None   # DA-LIF: per-channel (sigmoid(w_temporal), sigmoid(w_spatial)), float32
 
     def __post_init__(self):
-        self.args = _neuron_args(self.neuron)
+        self.args = _neuron_args(self.neuron, self.factors)
 
 
 @dataclass
@@ -88,20 +90,36 @@ class _Linear:
     neuron: LIF | None
     wt: np.ndarray          # [N_in, N_out], rows in the order of the active indices
     bias: np.ndarray
+    factors: tuple | None = None   # DA-LIF: per-neuron (sigmoid(w_temporal), sigmoid(w_spatial)), float32
 
     def __post_init__(self):
         self.wt_t, self.bias_t = torch.from_numpy(self.wt), torch.from_numpy(self.bias)
-        self.args = _neuron_args(self.neuron) if self.neuron is not None else None
+        self.args = _neuron_args(self.neuron, self.factors) if self.neuron is not None else None
 
 
-def _neuron_args(p: LIF):
+def _neuron_args(p, factors=None):
+    """The kernels' neuron arguments: LIF ``(tau, v_reset, threshold, decay_input, soft)``,
+    DA-LIF ``(kt, ks, v_reset, threshold, soft)``."""
+    if factors is not None:
+        return (*factors, float(p.v_reset), float(p.v_threshold), p.reset == "soft")
     return (float(p.tau), float(p.v_reset), float(p.v_threshold), bool(p.decay_input), p.reset == "soft")
 
 
-def _check_lif(p, where):
-    if type(p) is not LIF:
-        raise NotImplementedError(f"FastNetwork: {where} must be followed by LIF, got {p!r}")
+def _check_neuron(p, where):
+    if type(p) not in (LIF, DALIF):
+        raise NotImplementedError(f"FastNetwork: {where} must be followed by LIF or DALIF, got {p!r}")
     return p
+
+
+def _dalif_factors(p, weights, n, where):
+    """DA-LIF's per-channel factors as the torch step computes them (float32 sigmoids), or None for LIF."""
+    if type(p) is not DALIF:
+        return None
+    kt = torch.sigmoid(weights["w_temporal"].detach().cpu().float()).numpy()
+    ks = torch.sigmoid(weights["w_spatial"].detach().cpu().float()).numpy()
+    if kt.shape != (n,) or ks.shape != (n,):
+        raise ValueError(f"FastNetwork: {where}'s DALIF has {kt.shape[0]} channels, the layer {n}")
+    return np.ascontiguousarray(kt), np.ascontiguousarray(ks)
 
 
 class FastNetwork:
@@ -131,7 +149,7 @@ class FastNetwork:
             if isinstance(spec, Conv2d):
                 if spec.stride != 1 or not 0 <= spec.padding <= spec.kernel_size - 1 or n_flat is not None:
                     raise NotImplementedError(f"FastNetwork: {spec} (stride 1, padding <= k - 1, before Flatten)")
-                neuron = _check_lif(nxt[1], name)
+                neuron = _check_neuron(nxt[1], name)
                 k = spec.kernel_size
                 wt = weights[name]["weight"].detach().cpu().float().numpy()
                 b = (weights[name]["bias"].detach().cpu().float().numpy() if "bias" in weights[name]
@@ -143,7 +161,9 @@ class FastNetwork:
                     if mp.kernel_size != 2 or (mp.stride or 2) != 2:
                         raise NotImplementedError(f"FastNetwork: only MaxPool2d(2), got {mp}")
                 layers.append(_Conv(name, nxt[0], neuron, K.conv_weight_layout(wt), np.ascontiguousarray(b),
-                                    (h, w, c), (ho, wo, spec.out_channels), k, k - 1 - spec.padding, pool))
+                                    (h, w, c), (ho, wo, spec.out_channels), k, k - 1 - spec.padding, pool,
+                                    _dalif_factors(neuron, weights[nxt[0]] if nxt[0] in weights else {},
+                                                   spec.out_channels, nxt[0])))
                 c, h, w = spec.out_channels, (ho // 2 if pool else ho), (wo // 2 if pool else wo)
                 i += 3 if pool else 2
             elif isinstance(spec, Flatten):
@@ -161,13 +181,16 @@ class FastNetwork:
                 b = (weights[name]["bias"].detach().cpu().float().numpy() if "bias" in weights[name]
                      else np.zeros(spec.out_features, np.float32))
                 if nxt[1] is not None:
-                    neuron, lif_name = _check_lif(nxt[1], name), nxt[0]
+                    neuron, lif_name = _check_neuron(nxt[1], name), nxt[0]
                     i += 2
                 else:
                     neuron, lif_name = None, None
                     i += 1
+                factors = (None if neuron is None else
+                           _dalif_factors(neuron, weights[lif_name] if lif_name in weights else {},
+                                          spec.out_features, lif_name))
                 layers.append(_Linear(name, lif_name, neuron, np.ascontiguousarray(wt.numpy()),
-                                      np.ascontiguousarray(b)))
+                                      np.ascontiguousarray(b), factors))
                 flat_from, n_flat = None, spec.out_features
                 if neuron is None and i < len(items):
                     raise NotImplementedError("FastNetwork: a Linear without LIF must be the last layer")
@@ -290,7 +313,8 @@ class FastNetwork:
         convs = [(L, lw) for L, lw in zip(self.layers, ws["layers"]) if isinstance(L, _Conv)]
         lins = [(L, lw) for L, lw in zip(self.layers, ws["layers"]) if isinstance(L, _Linear)]
         ok = (not self.parallel and batch <= DENSE_ROWS and lins and lins[-1][0].neuron is None
-              and all(L.neuron is not None for L, _ in lins[:-1]))
+              and all(L.neuron is not None for L, _ in lins[:-1])
+              and all(L.factors is None for L in self.layers))   # LIF only
         fused = None
         if ok:
             def neuron_rows(items):
@@ -340,10 +364,15 @@ class FastNetwork:
                 ho, wo, _ = L.out_hwc
                 if par:
                     K.conv_scatter_parallel(idx, vals, n, weighted, L.wl, lw["buf"], c, h, w, split)
+                else:
+                    K.conv_scatter(idx, vals, n, weighted, L.wl, lw["buf"], c, h, w)
+                if L.factors is not None:   # DA-LIF: its serial kernel, parallel or not
+                    K.dalif_pool_conv(lw["buf"], L.bias, vs[j], lw["spikes"], lw["idx"], lw["n"], ho, wo, L.k, L.off,
+                                      L.pool, *L.args)
+                elif par:
                     K.lif_pool_conv_parallel(lw["buf"], L.bias, vs[j], lw["spikes"], lw["idx"], lw["n"], ho, wo, L.k,
                                              L.off, L.pool, *L.args, split)
                 else:
-                    K.conv_scatter(idx, vals, n, weighted, L.wl, lw["buf"], c, h, w)
                     K.lif_pool_conv(lw["buf"], L.bias, vs[j], lw["spikes"], lw["idx"], lw["n"], ho, wo, L.k, L.off,
                                     L.pool, *L.args)
                 if trace:
@@ -359,7 +388,8 @@ class FastNetwork:
                     y = lw["buf"].copy()
                     lw["buf"][:] = L.bias
                     break
-                K.lif_reset_flat(lw["buf"], L.bias, vs[j], lw["spikes"], lw["idx"], lw["n"], *L.args)
+                neuron_pass = K.dalif_reset_flat if L.factors is not None else K.lif_reset_flat
+                neuron_pass(lw["buf"], L.bias, vs[j], lw["spikes"], lw["idx"], lw["n"], *L.args)
                 if trace:
                     spikes[L.lif_name] = lw["spikes"].astype(np.float32)
             idx, vals, n, weighted = lw["idx"], ws["ones"], lw["n"], False
