@@ -177,6 +177,12 @@ def voxel_grid(xyp_col, t_col, n, t0, t1, n_bins, grid, width, height):
     return skipped
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _fields(lo):
+    """(x, y, p) of an event's first word (x | y << 16 | p << 32; the padding above p masked off)."""
+    return lo & U(0xFFFF), (lo >> U(16)) & U(0xFFFF), (lo >> U(32)) & U(0xFFFF)
+
+
 @njit(cache=True, nogil=True)
 def _voxel_flush(acc, grid, b, hw):
     # A time bin's sums into the grid: bin b gets sum(pol) - sum(pol * dt), bin b + 1 gets
@@ -215,10 +221,7 @@ def voxel_grid_fast(xyp_col, t_col, n, t0, t1, n_bins, grid, width, height):
         acc = np.zeros(2 * hw, np.float32)
         cur = -1
         for e in range(n):
-            lo = xyp_col[e]
-            x = lo & U(0xFFFF)
-            y = (lo >> U(16)) & U(0xFFFF)
-            p = (lo >> U(32)) & U(0xFFFF)
+            x, y, p = _fields(xyp_col[e])
             if x < W and y < H and p <= U(1):
                 ts = np.float64(t_col[e] - t0) * scale
                 if not (0.0 <= ts <= n_bins):
@@ -241,10 +244,7 @@ def voxel_grid_fast(xyp_col, t_col, n, t0, t1, n_bins, grid, width, height):
             _voxel_flush(acc, grid, cur, hw)
         return skipped
     for e in range(n):
-        lo = xyp_col[e]
-        x = lo & U(0xFFFF)
-        y = (lo >> U(16)) & U(0xFFFF)
-        p = (lo >> U(32)) & U(0xFFFF)
+        x, y, p = _fields(xyp_col[e])
         if x < W and y < H and p <= U(1):
             ts = np.float64(t_col[e] - t0) * scale
             if not (0.0 <= ts <= n_bins):  # only where times are not sorted: caller falls back

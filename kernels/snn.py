@@ -99,6 +99,16 @@ def lif_step_reference(x, v, tau, v_reset, threshold, decay_input, soft):
     return fired.astype(np.float32), new_v.astype(np.float32)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _list_spikes(sb, ib):
+    # indices of the nonzero entries of sb written to ib (branch free: one spare slot); their number
+    n = 0
+    for i in range(sb.shape[0]):
+        ib[n] = i
+        n += sb[i]
+    return n
+
+
 @njit(cache=True, nogil=True)
 def lif_reset_flat(cur, bias, v, spikes, idx, counts, tau, v_reset, threshold, decay_input, soft):
     """LIF over a linear layer's current ``cur [B, N]``: ``v``, ``spikes [B, N]`` updated, the
@@ -118,12 +128,7 @@ def lif_reset_flat(cur, bias, v, spikes, idx, counts, tau, v_reset, threshold, d
             vb[i] = _reset(h, fired, v_reset, threshold, soft)
             sb[i] = fired
             cb[i] = bias[i]
-        ib = idx[b]
-        n = 0
-        for i in range(N):
-            ib[n] = i
-            n += sb[i]
-        counts[b] = n
+        counts[b] = _list_spikes(sb, idx[b])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -611,12 +616,7 @@ def dalif_reset_flat(cur, bias, v, spikes, idx, counts, kt, ks, v_reset, thresho
             vb[i] = _reset(h, fired, v_reset, threshold, soft)
             sb[i] = fired
             cb[i] = bias[i]
-        ib = idx[b]
-        n = 0
-        for i in range(N):
-            ib[n] = i
-            n += sb[i]
-        counts[b] = n
+        counts[b] = _list_spikes(sb, idx[b])
 
 
 # ---------------------------------------------------------------------------------------------
