@@ -90,3 +90,15 @@ def test_read_all_with_a_count_bound_equals_iteration_even_if_the_bound_is_wrong
     assert np.array_equal(r.read_all(), evt2_events)  # the bounded path (one event per word at most)
     monkeypatch.setattr(type(r), "_max_events", lambda self: 120_000)  # a bound that is too small
     assert np.array_equal(r.read_all(), evt2_events)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(0, 5000), st.floats(0, 0.01))
+def test_out_of_bounds_kernel_equals_its_reference(seed, n, rate):
+    from eventflow.kernels.bounds import out_of_bounds, out_of_bounds_reference
+    rng = np.random.default_rng(seed)
+    ev = eventflow.from_fields(rng.integers(0, 64, n), rng.integers(0, 48, n), rng.integers(0, 2, n), np.arange(n))
+    bad = rng.random(n) < rate
+    ev["x"][bad] = rng.integers(64, 70, bad.sum())
+    ev["y"][bad & (rng.random(n) < 0.5)] = 48
+    assert out_of_bounds(ev.view(np.uint64)[0::2], 64, 48) == out_of_bounds_reference(ev, 64, 48)

@@ -19,7 +19,8 @@ from typing import Iterator
 import numpy as np
 
 from ..errors import OUT_OF_BOUNDS, EventFormatError, Violations
-from ..events import EVENT_DTYPE, concatenate
+from ..events import EVENT_DTYPE, as_words, concatenate
+from ..kernels.bounds import out_of_bounds
 
 MONOTONIC_MODES = (None, "clamp", "sort")
 NO_LIMIT = 1 << 16  # a kernel's bound when the geometry is unknown: any 16-bit coordinate passes
@@ -118,11 +119,10 @@ class EventReader:
             self._raise_first_violation()
 
     def _drop_out_of_bounds(self, ev, first_index):
-        bad = (ev["x"] >= self.width) | (ev["y"] >= self.height)
-        if bad.any():
-            first = int(np.argmax(bad))
-            self.violations.add(OUT_OF_BOUNDS, int(bad.sum()), self._event_offset(first_index + first))
-            ev = ev[~bad]
+        count, first = out_of_bounds(as_words(np.ascontiguousarray(ev))[0::2], self.width, self.height)
+        if count:
+            self.violations.add(OUT_OF_BOUNDS, count, self._event_offset(first_index + first))
+            ev = ev[(ev["x"] < self.width) & (ev["y"] < self.height)]
         return ev
 
     def _raise_first_violation(self):
