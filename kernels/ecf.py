@@ -101,8 +101,9 @@ def _decode_kernel(buf, n, mode, xyp, tt):
     cur = np.uint64(0)
     for k in range(8):
         cur |= np.uint64(buf[4 + k]) << np.uint64(8 * k)
-    for k in range(n):
-        xyp[k, 0] = 0  # also zeroes the padding bytes
+    if mode != 2:  # modes 0 / 1 mark run starts in zeroed words; mode 2 writes every word whole
+        for k in range(n):
+            xyp[k, 0] = 0  # also zeroes the padding bytes
     pos = 12
     i = 0
     while i < n:  # timestamp stream
@@ -136,8 +137,12 @@ def _decode_kernel(buf, n, mode, xyp, tt):
         cur += np.uint64(b >> 4)
         if c > n - i:
             return E_T_RUN, run_at
-        for k in range(i, i + c):
-            tt[k, 1] = cur
+        if c <= 16 and i + 16 <= n:  # short run: 16 stores whatever its length (no mispredicted
+            for k in range(16):      # loop exit); the next runs overwrite the extra ones
+                tt[i + k, 1] = cur
+        else:
+            for k in range(i, i + c):
+                tt[k, 1] = cur
         i += c
     if mode == 2:
         groups = (n + 3) // 4
