@@ -84,6 +84,12 @@ def _u16(buf, pos):
     return np.int64(buf[pos]) | (np.int64(buf[pos + 1]) << 8)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _packed_xyp(v):
+    """Mode 2's 24-bit value (p | x << 1 | y << 12) as the event word x | y << 16 | p << 32."""
+    return ((v >> 1) & 0x7FF) | (((v >> 12) & 0x7FF) << 16) | ((v & 1) << 32)
+
+
 @njit(cache=True, nogil=True)
 def _put_xp(xyp, e, v, cur_y):
     """Event e of mode 1 from its packed value v = x << 1 | p and its y mark; returns y."""
@@ -148,7 +154,18 @@ def _decode_kernel(buf, n, mode, xyp, tt):
         groups = (n + 3) // 4
         if pos + 12 * groups > size:
             return E_PACKED_TRUNC, pos
-        for g in range(groups):
+        full = n // 4
+        words = buf[pos:pos + 12 * full].view(np.uint32)  # little-endian words, read unaligned
+        for g in range(full):
+            w0 = np.int64(words[3 * g])
+            w1 = np.int64(words[3 * g + 1])
+            w2 = np.int64(words[3 * g + 2])
+            e = 4 * g
+            xyp[e, 0] = _packed_xyp(w0 >> 8)
+            xyp[e + 1, 0] = _packed_xyp((w0 & 0xFF) | ((w1 >> 16) << 8))
+            xyp[e + 2, 0] = _packed_xyp((w1 & 0xFFFF) | ((w2 >> 24) << 16))
+            xyp[e + 3, 0] = _packed_xyp(w2 & 0xFFFFFF)
+        for g in range(full, groups):  # the last, partial group
             q = pos + 12 * g
             w0 = _u16(buf, q) | (_u16(buf, q + 2) << 16)
             w1 = _u16(buf, q + 4) | (_u16(buf, q + 6) << 16)
@@ -159,8 +176,7 @@ def _decode_kernel(buf, n, mode, xyp, tt):
             v3 = w2 & 0xFFFFFF
             vs = (v0, v1, v2, v3)
             for j in range(min(4, n - 4 * g)):  # slots beyond n in the last group are don't-care
-                v = vs[j]
-                xyp[4 * g + j, 0] = ((v >> 1) & 0x7FF) | (((v >> 12) & 0x7FF) << 16) | ((v & 1) << 32)
+                xyp[4 * g + j, 0] = _packed_xyp(vs[j])
         return OK, pos + 12 * groups
     # Modes 0 and 1. Run streams only mark where a run starts (y + 1 in bits 16..31, p + 1 in
     # bits 32..33 of the zeroed word); one last pass per event turns marks into values. This
