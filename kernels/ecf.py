@@ -22,6 +22,8 @@ within the chunk, of the entry that does not fit or does not make sense.
 """
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 from numba import njit
 
@@ -79,6 +81,9 @@ def read_header(chunk, max_events: int = MAX_CHUNK_EVENTS):
 
 
 # ---------------------------------------------------------------------------- decoder (numba)
+LITTLE_ENDIAN = sys.byteorder == "little"  # mode 2 reads packed groups as host uint32 words
+
+
 @njit(cache=True, nogil=True)
 def _u16(buf, pos):
     return np.int64(buf[pos]) | (np.int64(buf[pos + 1]) << 8)
@@ -154,7 +159,7 @@ def _decode_kernel(buf, n, mode, xyp, tt):
         groups = (n + 3) // 4
         if pos + 12 * groups > size:
             return E_PACKED_TRUNC, pos
-        full = n // 4
+        full = n // 4 if LITTLE_ENDIAN else 0   # (a big-endian host takes the byte path below)
         words = buf[pos:pos + 12 * full].view(np.uint32)  # little-endian words, read unaligned
         for g in range(full):
             w0 = np.int64(words[3 * g])

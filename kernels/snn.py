@@ -633,9 +633,10 @@ def network_step(x, in_idx, in_val, in_n, ones,
     padded current buffers, membranes, spikes, active indices and counts as ``lif_pool_conv``
     takes them; ``conv_geo [L, 8]`` int64 rows ``(h_in, w_in, c_in, h_out, w_out, k, off, pool)``;
     ``conv_neuron [L, 5]`` float64 rows ``(tau, v_reset, threshold, decay_input, soft)``.
-    Linear layers likewise (``linear_scatter_split``, then ``lif_reset_flat`` where
-    ``lin_neuron[l, 5]`` is 1); the last one has no LIF: its currents are copied to ``y [B, N]``
-    and reset to its bias. The input ``x [B, C, H, W]`` is listed with ``active_chw``.
+    Linear layers likewise (``linear_scatter_split``, then ``lif_reset_flat`` with the
+    ``lin_neuron`` row's parameters), except the last one, which has no LIF: its currents are
+    copied to ``y [B, N]`` and reset to its bias (its ``lin_v`` entry is a placeholder). The
+    input ``x [B, C, H, W]`` is listed with ``active_chw``.
     """
     active_chw(x, in_idx, in_val, in_n)
     idx, vals, n, weighted = in_idx, in_val, in_n, True

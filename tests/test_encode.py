@@ -242,6 +242,9 @@ def test_voxel_grid_of_many_events_going_back_a_bin_takes_the_exact_path():
     ev = eventflow.from_fields(rng.integers(0, 5, n), rng.integers(0, 4, n), rng.integers(0, 2, n),
                                np.sort(rng.integers(0, 10_000, n)))
     ev["t"][1000] = 100
+    words = ev.view(np.uint64)
+    grid = np.zeros(10 * 20, np.float32)
+    assert K.voxel_grid_fast(words[0::2], words[1::2].view(np.int64), n, 0, int(ev["t"].max()), 8, grid, 5, 4) == -1
     assert np.allclose(to_voxel_grid(ev, (5, 4), 8), K.voxel_grid_reference(ev, 5, 4, 8), rtol=1e-6, atol=1e-5)
 
 

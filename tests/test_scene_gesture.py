@@ -288,6 +288,8 @@ def test_labels_csv_in_dvs128_layout_with_crlf(tmp_path):
     p = tmp_path / "user01_fluorescent_labels.csv"
     p.write_bytes(b"class,startTime_usec,endTime_usec\r\n1,80048239,85092709\r\n2,89431166,95958152\r\n\r\n")
     assert read_gesture_labels(str(p)).tolist() == [(1, 80048239, 85092709), (2, 89431166, 95958152)]
+    p.write_bytes(b"\xef\xbb\xbfclass,startTime_usec,endTime_usec\n1,80048239,85092709\n")   # saved with a BOM
+    assert read_gesture_labels(str(p)).tolist() == [(1, 80048239, 85092709)]
 
 
 HEADER = "class,startTime_usec,endTime_usec\n"

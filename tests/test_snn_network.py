@@ -307,3 +307,12 @@ def test_batch_norm_in_training_mode_uses_the_batch_statistics_and_updates_the_s
     loss = out.sum() + (net.weights["conv"]["weight"] ** 2).sum()
     loss.backward()
     assert net.weights["conv"]["weight"].grad.abs().sum() > 0
+
+
+def test_batch_norm_in_training_mode_with_one_value_per_channel_says_to_call_eval():
+    net = Network(Sequential([("fc", Linear(3, 2)), ("bn", BatchNorm(2))]), (3,), seed=0)
+    with pytest.raises(ValueError, match="eval"):
+        net.step(torch.ones(1, 3), None)
+    net.eval()
+    y, _ = net.step(torch.ones(1, 3), None)
+    assert y.shape == (1, 2)

@@ -306,3 +306,9 @@ def test_streaming_commits_time_the_first_commit_after_onset():
     assert (r["first_commit_correct"], r["first_commit_wrong"], r["never_committed"]) == (1 / 3, 1 / 3, 1 / 3)
     assert r["commit_latency_ms"]["p50"] == (7 * W - 60_000) / 1000 == 115.0   # onset to the end of window 6
     assert r["correct_within_300ms"] == 1 / 3
+
+
+def test_calibration_looks_past_batch_norms_to_the_neurons():
+    net = arch.conv_snn((2, 8, 8), 3, channels=(4,), hidden=(8,), neuron={"type": "LIF"}, seed=0, batch_norm=True)
+    x = (torch.rand(6, 4, 2, 8, 8, generator=torch.Generator().manual_seed(2)) < 0.3).float()
+    assert set(arch.calibrate_init(net, x)) == {"sn1", "sn2"}

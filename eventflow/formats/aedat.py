@@ -89,7 +89,7 @@ def read_gesture_labels(path) -> np.ndarray:
     rows, offset = [], 0
     with open(path, "rb") as f:
         for number, line in enumerate(f, 1):
-            text = line.decode("latin-1").strip()
+            text = (line[3:] if number == 1 and line.startswith(b"\xef\xbb\xbf") else line).decode("latin-1").strip()
             if number == 1 and text[:1].isalpha():
                 if [c.strip().lower() for c in text.split(",")] != ["class", "starttime_usec", "endtime_usec"]:
                     raise EventFormatError(f"line 1: header {text[:60]!r} is not 'class,startTime_usec,endTime_usec'",

@@ -220,6 +220,9 @@ class BatchNorm(_Stateless):
     def step(self, x, state, weights):
         w = weights
         if getattr(weights, "training", False):
+            if x.numel() // max(x.shape[1], 1) < 2:
+                raise ValueError(f"BatchNorm({self.channels}) in training mode needs more than one value per channel "
+                                 f"(got input {tuple(x.shape)}); call .eval() on the network for inference")
             return F.batch_norm(x, w["running_mean"], w["running_var"], w["weight"], w["bias"], True,
                                 self.momentum, self.eps), None
         return batch_norm(x, w["running_mean"], w["running_var"], w["weight"], w["bias"], self.eps), None

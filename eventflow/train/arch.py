@@ -76,7 +76,10 @@ def calibrate_init(net: Network, x_seq: torch.Tensor, target_rate: float = 0.1, 
     for i, (name, spec) in enumerate(net.spec.layers):
         if not (isinstance(spec, (Conv2d, Linear)) and i + 1 < len(names)):
             continue
-        nxt_name, nxt = net.spec.layers[i + 1]
+        j = i + 1
+        if isinstance(net.spec.layers[j][1], BatchNorm) and j + 1 < len(names):   # the neuron after it
+            j += 1
+        nxt_name, nxt = net.spec.layers[j]
         if not (nxt.stateful and hasattr(nxt, "v_threshold")):
             continue
         w = net.weights[name]["weight"]
