@@ -54,6 +54,9 @@ class Network(nn.Module):
 
     ``in_shape`` is one sample's input shape (no batch); ``seed`` or ``generator`` fix the
     initial weights (PyTorch's default initialisation, drawn layer by layer in order).
+    Like any torch module it starts in training mode, where BatchNorm layers normalise by the
+    batch's statistics (coupling the streams of a batch): call ``.eval()`` for inference
+    (``load_model`` returns models in eval mode).
     """
 
     def __init__(self, spec: Sequential, in_shape, seed: int | None = None, generator: torch.Generator | None = None):
