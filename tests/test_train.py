@@ -312,3 +312,17 @@ def test_calibration_looks_past_batch_norms_to_the_neurons():
     net = arch.conv_snn((2, 8, 8), 3, channels=(4,), hidden=(8,), neuron={"type": "LIF"}, seed=0, batch_norm=True)
     x = (torch.rand(6, 4, 2, 8, 8, generator=torch.Generator().manual_seed(2)) < 0.3).float()
     assert set(arch.calibrate_init(net, x)) == {"sn1", "sn2"}
+
+
+def test_a_dalif_net_trains_and_exports_to_the_sparse_kernels(tmp_path):
+    tr, va = moving_dot_set(32, 1), moving_dot_set(16, 2)
+    cfg = _cfg(tmp_path, 3)
+    cfg = replace(cfg, network=replace(cfg.network, neuron={"type": "DALIF", "init_tau": 2.0}))
+    model = load_model(train(cfg, data=(tr, va), log=lambda m: None))
+    kinds = {type(layer).__name__ for _, layer in model.network.spec.layers}
+    assert "DALIF" in kinds and model.network.spec["sn1"].channels == 4 and model.network.spec["sn2"].channels == 16
+    fast = FastNetwork.from_network(model.network)
+    x = va.x[:8].float().transpose(0, 1).contiguous()
+    ref, _ = model.network.run(x, model.network.init_state(8))
+    got, _ = fast.run(x.numpy(), fast.init_state(8))
+    np.testing.assert_allclose(got, ref.detach().numpy(), atol=1e-4)

@@ -25,20 +25,29 @@ from ..snn.spec_io import spec_from_dict
 __all__ = ["conv_snn", "inference_network"]
 
 
+def _neuron(neuron: dict | None, channels: int):
+    """The spiking layer of a block of ``channels`` channels from a config's ``neuron`` mapping
+    (DALIF's per-channel decays take the block's channel count)."""
+    d = dict(neuron or {"type": "LIF"})
+    if d.get("type") == "DALIF":
+        d.setdefault("channels", channels)
+    return spec_from_dict(d, "neuron")
+
+
 def conv_snn(in_shape, classes: int, channels=(16, 32, 64), hidden=(128,), neuron=None, seed: int = 0,
              batch_norm: bool = False) -> Network:
-    neuron_spec = spec_from_dict(dict(neuron or {"type": "LIF"}), "neuron")
     c, h, w = in_shape
     layers = []
     for i, out in enumerate(channels, 1):
         bn = [(f"bn{i}", BatchNorm(out))] if batch_norm else []
-        layers += [(f"conv{i}", Conv2d(c, out, 3, padding=1)), *bn, (f"sn{i}", neuron_spec), (f"pool{i}", MaxPool2d(2))]
+        layers += [(f"conv{i}", Conv2d(c, out, 3, padding=1)), *bn, (f"sn{i}", _neuron(neuron, out)),
+                   (f"pool{i}", MaxPool2d(2))]
         c, h, w = out, h // 2, w // 2
     layers.append(("flatten", Flatten()))
     n = c * h * w
     for j, out in enumerate(hidden, len(channels) + 1):
         bn = [(f"bn{j}", BatchNorm(out))] if batch_norm else []
-        layers += [(f"fc{j}", Linear(n, out)), *bn, (f"sn{j}", neuron_spec)]
+        layers += [(f"fc{j}", Linear(n, out)), *bn, (f"sn{j}", _neuron(neuron, out))]
         n = out
     layers.append(("out", Linear(n, classes)))
     return Network(Sequential(layers), in_shape, seed=seed)
