@@ -11,6 +11,13 @@ Example (``configs/gesture-snn.yaml`` is a full one)::
     input: {sensor_size: [128, 128], input_size: [32, 32], window_us: 10000}
     network: {channels: [16, 32, 64], hidden: [128], neuron: {type: PLIF, init_tau: 2.0}}
     optim: {epochs: 20, lr: 0.001, steps: 30}
+
+``network.neuron`` is any spiking layer spec (``LIF``, ``PLIF``, ``DALIF`` (its per-channel decays
+sized by each block), ``ALIF``, ...); ``network.batch_norm: true`` puts a BatchNorm after each conv
+and hidden linear (trained with batch statistics, folded into the weights on export);
+``optim.rest_weight`` pulls the outputs of the unlabelled steps (the subject at rest) towards an
+undecided output (``loop.rest_loss``). Only nets of LIF / PLIF / DALIF neurons run on the sparse
+kernels after export.
 """
 from __future__ import annotations
 
