@@ -326,3 +326,23 @@ def test_a_dalif_net_trains_and_exports_to_the_sparse_kernels(tmp_path):
     ref, _ = model.network.run(x, model.network.init_state(8))
     got, _ = fast.run(x.numpy(), fast.init_state(8))
     np.testing.assert_allclose(got, ref.detach().numpy(), atol=1e-4)
+
+
+def test_efficiency_counted_from_the_kernels_trace_equals_the_torch_count():
+    net = arch.conv_snn((2, 16, 16), 3, channels=(4, 8), hidden=(16,), neuron={"type": "LIF"}, seed=0).eval()
+    with torch.no_grad():
+        for p in net.parameters():   # dyadic weights: every sum exact, so both runs spike alike
+            p.copy_(torch.round(p * 4 * 64) / 64)
+    x = (torch.rand(12, 3, 2, 16, 16, generator=torch.Generator().manual_seed(4)) < 0.3).float() * 2   # counts
+    by_torch = EfficiencyCounter(net)
+    by_torch.add(x)
+    fast = FastNetwork.from_network(net)
+    state, traced = fast.init_state(3), {}
+    for t in range(len(x)):
+        _, state, spikes = fast.step(x[t], state, trace=True)
+        for name, s in spikes.items():
+            traced.setdefault(name, []).append(torch.from_numpy(s))
+    by_trace = EfficiencyCounter(net)
+    by_trace.add(x, {name: torch.stack(s) for name, s in traced.items()})
+    assert by_trace.result() == by_torch.result()
+    assert 0 < by_torch.result()["activation_sparsity"] < 1 and by_torch.result()["synaptic_ops"]["effective_macs"] > 0

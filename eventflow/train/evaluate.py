@@ -20,7 +20,7 @@ from ..model import Model
 from .data import EncodedSet, Limited, encode_dataset
 from .metrics import EfficiencyCounter
 
-__all__ = ["evaluate_model", "model_outputs", "open_eval_data", "run_outputs", "streaming_commits"]
+__all__ = ["evaluate_model", "model_outputs", "open_eval_data", "run_outputs", "streaming_commits", "traced_outputs"]
 
 
 def open_eval_data(uri: str, train: bool = False):
@@ -114,26 +114,57 @@ def streaming_commits(model: Model, outputs: np.ndarray, data: EncodedSet, onset
                                    "max": float(lat.max())} if len(lat) else None)}
 
 
-def model_outputs(model: Model, uri: str, fast: bool = True, limit=None):
-    """Every recording of DATA ``uri`` encoded and run from rest: ``(data, outputs [N, S, C],
-    onsets)``, ``onsets`` the labelled gestures' start times (us, ``[N]`` int64) or None."""
+def encoded_data(model: Model, uri: str, limit=None):
+    """Every recording of DATA ``uri`` encoded by the model's input spec: ``(data, onsets)``,
+    ``onsets`` the labelled gestures' start times (us, ``[N]`` int64) or None."""
     ds, interval = open_eval_data(uri)
     if limit is not None:
         ds = Limited(ds, limit)
     data = encode_dataset(ds, model.input, None, interval, desc="encode")
     onsets = None if interval is None else np.array([interval(i)[0] for i in range(len(data))], np.int64)
+    return data, onsets
+
+
+def model_outputs(model: Model, uri: str, fast: bool = True, limit=None):
+    """``encoded_data`` run from rest: ``(data, outputs [N, S, C], onsets)``."""
+    data, onsets = encoded_data(model, uri, limit)
     return data, run_outputs(model, data, fast), onsets
 
 
+def traced_outputs(model: Model, data: EncodedSet, counter: EfficiencyCounter, batch_size: int = 8) -> np.ndarray:
+    """``run_outputs`` through the sparse kernels, layer by layer with their spikes traced, which
+    ``counter`` counts (no second run of the torch network for the efficiency figures)."""
+    from ..snn.fast import FastNetwork
+
+    net = FastNetwork.from_network(model.network)
+    outs = []
+    for b in range(0, len(data), batch_size):
+        x = data.x[b:b + batch_size].float().transpose(0, 1).contiguous()   # [T, B, ...]
+        state, ys, traced = net.init_state(x.shape[1]), [], {}
+        xn = x.numpy()
+        for t in range(len(xn)):
+            y, state, spikes = net.step(xn[t], state, inplace=True, trace=True)
+            ys.append(y)
+            for name, s in spikes.items():
+                traced.setdefault(name, []).append(s)
+        counter.add(x, {name: torch.from_numpy(np.stack(s)) for name, s in traced.items()})
+        outs.append(np.stack(ys).transpose(1, 0, 2))
+    return np.concatenate(outs)
+
+
 def evaluate_model(model: Model, uri: str, fast: bool = True, check_reference: bool = False, limit=None) -> dict:
-    data, outputs, onsets = model_outputs(model, uri, fast, limit)
+    data, onsets = encoded_data(model, uri, limit)
+    counter = EfficiencyCounter(model.network)
+    if fast:
+        outputs = traced_outputs(model, data, counter)
+    else:
+        outputs = run_outputs(model, data, fast=False)
+        for b in range(0, len(data), 32):
+            counter.add(data.x[b:b + 32].float().transpose(0, 1).contiguous())
     pred = _predictions(outputs, data)
     y = data.y.numpy()
     result = {"model": model.name, "data": uri, "n": int(len(y)), "accuracy": float((pred == y).mean()),
               "kernels": "sparse" if fast else "torch"}
-    counter = EfficiencyCounter(model.network)
-    for b in range(0, len(data), 32):
-        counter.add(data.x[b:b + 32].float().transpose(0, 1).contiguous())
     result.update(counter.result())
     if check_reference:
         ref = _predictions(run_outputs(model, data, not fast), data)

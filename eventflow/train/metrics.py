@@ -10,6 +10,8 @@
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -32,18 +34,29 @@ class EfficiencyCounter:
         self.samples = 0
 
     @torch.no_grad()
-    def add(self, x_seq: torch.Tensor):
+    def add(self, x_seq: torch.Tensor, spikes: dict | None = None):
+        """Count ``x_seq [T, B, ...]`` from rest. ``spikes``: the spiking layers' outputs by name
+        (``[T, B, ...]``, e.g. from ``FastNetwork.step(..., trace=True)``) to count instead of
+        running the torch network; the pooling and flattening between them are recomputed."""
         net = self.net
-        outs, _ = net.trace(x_seq, net.init_state(x_seq.shape[1], x_seq.dtype))
+        outs = None if spikes is not None else net.trace(x_seq, net.init_state(x_seq.shape[1], x_seq.dtype))[0]
         prev = x_seq
         for name, spec in net.spec.layers:
-            out = outs[name]
+            if outs is not None:
+                out = outs[name]
+            elif name in spikes:
+                out = spikes[name]
+            elif isinstance(spec, (Conv2d, Linear)):
+                out = None   # only its shape counts, and the spiking layer after it is given
+            else:
+                out, _ = spec.run(prev, None, net.weights[name] if name in net.weights else {})
             if isinstance(spec, (Conv2d, Linear)):
                 nz = (prev != 0).float().flatten(0, 1)
                 if isinstance(spec, Conv2d):
                     ones = torch.ones(1, spec.in_channels, spec.kernel_size, spec.kernel_size)
                     eff = float(F.conv2d(nz, ones, stride=spec.stride, padding=spec.padding).sum()) * spec.out_channels
-                    dense = out[0, 0].numel() * spec.in_channels * spec.kernel_size ** 2 * len(nz)
+                    out_size = math.prod(spec.out_shape((1, *prev.shape[2:]))[1:])
+                    dense = out_size * spec.in_channels * spec.kernel_size ** 2 * len(nz)
                 else:
                     eff = float(nz.sum()) * spec.out_features
                     dense = spec.in_features * spec.out_features * len(nz)
