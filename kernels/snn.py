@@ -32,7 +32,6 @@ from numba import njit, prange
 F32 = np.float32
 
 __all__ = ["active_chw", "active_chw_reference", "active_to_dense", "conv_scatter", "conv_scatter_parallel",
-           "dalif_pool_conv", "dalif_reset_flat",
            "conv_scatter_reference", "conv_weight_layout", "lif_pool_conv", "lif_pool_conv_parallel",
            "lif_reset_flat", "lif_step", "lif_step_reference", "linear_scatter", "linear_scatter_reference",
            "linear_scatter_split", "linear_scatter_split_parallel", "maxpool2_spikes", "maxpool2_spikes_reference", "network_step"]
@@ -99,6 +98,20 @@ def lif_step_reference(x, v, tau, v_reset, threshold, decay_input, soft):
     return fired.astype(np.float32), new_v.astype(np.float32)
 
 
+# DA-LIF: per-channel temporal decay kt and input scale ks (eventflow.snn.neurons.dalif_step:
+# h = v_reset + kt * (v - v_reset) + ks * x, the same float32 operations in the same order)
+
+@njit(cache=True, nogil=True, inline="always")
+def _dalif_charge(v, x, kt, ks, v_reset):
+    return (v_reset + kt * (v - v_reset)) + ks * x
+
+
+@njit(cache=True, nogil=True)
+def _check_factors(kt, ks, c):
+    if kt is not None and (kt.shape[0] != c or ks.shape[0] != c):
+        raise ValueError("DA-LIF: one temporal and one spatial factor per channel")
+
+
 @njit(cache=True, nogil=True, inline="always")
 def _list_spikes(sb, ib):
     # indices of the nonzero entries of sb written to ib (branch free: one spare slot); their number
@@ -110,20 +123,25 @@ def _list_spikes(sb, ib):
 
 
 @njit(cache=True, nogil=True)
-def lif_reset_flat(cur, bias, v, spikes, idx, counts, tau, v_reset, threshold, decay_input, soft):
+def lif_reset_flat(cur, bias, v, spikes, idx, counts, tau, v_reset, threshold, decay_input, soft, kt=None, ks=None):
     """LIF over a linear layer's current ``cur [B, N]``: ``v``, ``spikes [B, N]`` updated, the
     active indices of each stream written to ``idx [B, N + 1]`` and ``counts [B]``; ``cur`` is
-    set back to ``bias [N]`` for the next step."""
+    set back to ``bias [N]`` for the next step. With ``kt``, ``ks`` (float32 ``[N]``) the neurons
+    are DA-LIF instead (``_dalif_charge``; ``tau`` and ``decay_input`` unused)."""
     tau = F32(tau)
     v_reset = F32(v_reset)
     threshold = F32(threshold)
     B, N = v.shape
+    _check_factors(kt, ks, N)
     for b in range(B):
         cb = cur[b]
         vb = v[b]
         sb = spikes[b]
         for i in range(N):
-            h = _charge(vb[i], cb[i], tau, v_reset, decay_input)
+            if kt is None:
+                h = _charge(vb[i], cb[i], tau, v_reset, decay_input)
+            else:
+                h = _dalif_charge(vb[i], cb[i], kt[i], ks[i], v_reset)
             fired = h >= threshold
             vb[i] = _reset(h, fired, v_reset, threshold, soft)
             sb[i] = fired
@@ -413,10 +431,12 @@ def maxpool2_spikes_reference(s):
 
 
 @njit(cache=True, nogil=True)
-def _lif_rows(bf, bias, vb, sb, oy0, oy1, w_out, c, k, off, tau, v_reset, threshold, decay_input, soft):
+def _lif_rows(bf, bias, vb, sb, oy0, oy1, w_out, c, k, off, tau, v_reset, threshold, decay_input, soft,
+              kt=None, ks=None):
     # One output row at a time: its currents are w_out * c contiguous floats of the padded buffer.
     # The usual neuron (decay_input, v_reset 0, hard reset) has its own loop, free of the
-    # per-neuron flags (same operations, same results), which LLVM vectorises.
+    # per-neuron flags (same operations, same results), which LLVM vectorises. With kt, ks the
+    # neurons are DA-LIF, with one pair of factors per channel.
     wp = w_out + k - 1
     m = w_out * c
     usual = decay_input and v_reset == 0 and not soft
@@ -427,7 +447,15 @@ def _lif_rows(bf, bias, vb, sb, oy0, oy1, w_out, c, k, off, tau, v_reset, thresh
         cur = bf[start:start + m]
         vv = vb[base:base + m]
         ss = sb[base:base + m]
-        if usual:
+        if kt is not None:
+            for ox in range(w_out):
+                o = ox * c
+                for q in range(c):
+                    h = _dalif_charge(vv[o + q], cur[o + q], kt[q], ks[q], v_reset)
+                    fired = h >= threshold
+                    vv[o + q] = _reset(h, fired, v_reset, threshold, soft)
+                    ss[o + q] = fired
+        elif usual:
             for q in range(m):
                 h = vv[q] + (cur[q] - vv[q]) / tau
                 fired = h >= threshold
@@ -477,8 +505,8 @@ def _active_rows(sb, ib, r0, r1, w_out, c, pool):
 
 @njit(cache=True, nogil=True)
 def _lif_pool_one(bf, bias, vb, sb, ib, h_out, w_out, c, k, off, pool,
-                  tau, v_reset, threshold, decay_input, soft):
-    _lif_rows(bf, bias, vb, sb, 0, h_out, w_out, c, k, off, tau, v_reset, threshold, decay_input, soft)
+                  tau, v_reset, threshold, decay_input, soft, kt, ks):
+    _lif_rows(bf, bias, vb, sb, 0, h_out, w_out, c, k, off, tau, v_reset, threshold, decay_input, soft, kt, ks)
     return _active_rows(sb, ib, 0, h_out // 2 if pool else h_out, w_out, c, pool)
 
 
@@ -498,7 +526,7 @@ def _zero_border(bf, h_out, w_out, c, k, off):
 
 @njit(cache=True, nogil=True)
 def lif_pool_conv(buf, bias, v, spikes, idx, counts, h_out, w_out, k, off, pool,
-                  tau, v_reset, threshold, decay_input, soft):
+                  tau, v_reset, threshold, decay_input, soft, kt=None, ks=None):
     """LIF over a conv layer's padded current buffer, then (``pool``) the 2x2 OR pool, as active indices.
 
     ``buf [B, (h_out + k - 1) * (w_out + k - 1) * C]`` (conv output pixel ``(y, x)`` at buffer
@@ -506,20 +534,23 @@ def lif_pool_conv(buf, bias, v, spikes, idx, counts, h_out, w_out, k, off, pool,
     ``[B, h_out * w_out * C]`` (channels last). Writes each stream's active pooled indices
     ``(py * (w_out // 2) + px) * C + c`` (or, without ``pool``, active LIF indices) to ``idx``
     (one spare slot) and their number to ``counts``; puts ``bias`` back into the buffer.
+    With ``kt``, ``ks`` (float32 ``[C]``: each channel's ``sigmoid(w_temporal)``,
+    ``sigmoid(w_spatial)``) the neurons are DA-LIF (``tau`` and ``decay_input`` unused).
     """
     tau = F32(tau)
     v_reset = F32(v_reset)
     threshold = F32(threshold)
     c = bias.shape[0]
+    _check_factors(kt, ks, c)
     for b in range(buf.shape[0]):
         counts[b] = _lif_pool_one(buf[b], bias, v[b], spikes[b], idx[b], h_out, w_out, c, k, off, pool,
-                                  tau, v_reset, threshold, decay_input, soft)
+                                  tau, v_reset, threshold, decay_input, soft, kt, ks)
         _zero_border(buf[b], h_out, w_out, c, k, off)
 
 
 @njit(cache=True, nogil=True, parallel=True)
 def lif_pool_conv_parallel(buf, bias, v, spikes, idx, counts, h_out, w_out, k, off, pool,
-                           tau, v_reset, threshold, decay_input, soft, parts=1):
+                           tau, v_reset, threshold, decay_input, soft, parts=1, kt=None, ks=None):
     """``lif_pool_conv`` over threads, identical results: work items are (stream, band of rows),
     ``parts`` bands per stream; each band lists its active indices in its own part of ``idx``,
     then the parts are joined in order."""
@@ -527,6 +558,7 @@ def lif_pool_conv_parallel(buf, bias, v, spikes, idx, counts, h_out, w_out, k, o
     v_reset = F32(v_reset)
     threshold = F32(threshold)
     c = bias.shape[0]
+    _check_factors(kt, ks, c)
     B = buf.shape[0]
     rows = h_out // 2 if pool else h_out           # rows of the active-index image
     unit = 2 if pool else 1
@@ -540,7 +572,7 @@ def lif_pool_conv_parallel(buf, bias, v, spikes, idx, counts, h_out, w_out, k, o
         r1 = (rows * (p + 1)) // parts
         oy1 = h_out if p == parts - 1 else unit * r1
         _lif_rows(buf[b], bias, v[b], spikes[b], unit * r0, oy1, w_out, c, k, off,
-                  tau, v_reset, threshold, decay_input, soft)
+                  tau, v_reset, threshold, decay_input, soft, kt, ks)
         part_n[b, p] = _active_rows(spikes[b], idx[b, r0 * row_len:], r0, r1, w_out, c, pool)
     for b in prange(B):
         ib = idx[b]
@@ -552,71 +584,6 @@ def lif_pool_conv_parallel(buf, bias, v, spikes, idx, counts, h_out, w_out, k, o
             total += part_n[b, p]
         counts[b] = total
         _zero_border(buf[b], h_out, w_out, c, k, off)
-
-
-# ---------------------------------------------------------------------------------------------
-# DA-LIF: per-channel temporal decay kt and input scale ks (eventflow.snn.neurons.dalif_step:
-# h = v_reset + kt * (v - v_reset) + ks * x, the same float32 operations in the same order)
-
-@njit(cache=True, nogil=True, inline="always")
-def _dalif_charge(v, x, kt, ks, v_reset):
-    return (v_reset + kt * (v - v_reset)) + ks * x
-
-
-@njit(cache=True, nogil=True)
-def _dalif_rows(bf, bias, vb, sb, oy0, oy1, w_out, c, k, off, kt, ks, v_reset, threshold, soft):
-    wp = w_out + k - 1
-    m = w_out * c
-    for oy in range(oy0, oy1):
-        start = ((oy + off) * wp + off) * c
-        base = oy * m
-        cur = bf[start:start + m]
-        vv = vb[base:base + m]
-        ss = sb[base:base + m]
-        for ox in range(w_out):
-            o = ox * c
-            for q in range(c):
-                h = _dalif_charge(vv[o + q], cur[o + q], kt[q], ks[q], v_reset)
-                fired = h >= threshold
-                vv[o + q] = _reset(h, fired, v_reset, threshold, soft)
-                ss[o + q] = fired
-            cur[o:o + c] = bias
-
-
-@njit(cache=True, nogil=True)
-def dalif_pool_conv(buf, bias, v, spikes, idx, counts, h_out, w_out, k, off, pool, kt, ks, v_reset, threshold, soft):
-    """``lif_pool_conv`` for DA-LIF neurons: ``kt``, ``ks`` (float32 ``[C]``) are each channel's
-    ``sigmoid(w_temporal)`` and ``sigmoid(w_spatial)``."""
-    v_reset = F32(v_reset)
-    threshold = F32(threshold)
-    c = bias.shape[0]
-    if kt.shape[0] != c or ks.shape[0] != c:
-        raise ValueError("dalif_pool_conv: one temporal and one spatial factor per channel")
-    for b in range(buf.shape[0]):
-        _dalif_rows(buf[b], bias, v[b], spikes[b], 0, h_out, w_out, c, k, off, kt, ks, v_reset, threshold, soft)
-        counts[b] = _active_rows(spikes[b], idx[b], 0, h_out // 2 if pool else h_out, w_out, c, pool)
-        _zero_border(buf[b], h_out, w_out, c, k, off)
-
-
-@njit(cache=True, nogil=True)
-def dalif_reset_flat(cur, bias, v, spikes, idx, counts, kt, ks, v_reset, threshold, soft):
-    """``lif_reset_flat`` for DA-LIF neurons (one factor pair per neuron of the linear layer)."""
-    v_reset = F32(v_reset)
-    threshold = F32(threshold)
-    B, N = v.shape
-    if kt.shape[0] != N or ks.shape[0] != N:
-        raise ValueError("dalif_reset_flat: one temporal and one spatial factor per neuron")
-    for b in range(B):
-        cb = cur[b]
-        vb = v[b]
-        sb = spikes[b]
-        for i in range(N):
-            h = _dalif_charge(vb[i], cb[i], kt[i], ks[i], v_reset)
-            fired = h >= threshold
-            vb[i] = _reset(h, fired, v_reset, threshold, soft)
-            sb[i] = fired
-            cb[i] = bias[i]
-        counts[b] = _list_spikes(sb, idx[b])
 
 
 # ---------------------------------------------------------------------------------------------

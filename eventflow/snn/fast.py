@@ -2,8 +2,8 @@
 
 ``FastNetwork.from_network(net)`` converts the weights of an ``eventflow.snn.Network`` (a
 ``Sequential`` of ``Conv2d`` (stride 1) - ``LIF`` [- ``MaxPool2d(2)``] blocks, ``Flatten``,
-``Linear`` - ``LIF`` blocks and an optional last ``Linear``; ``DALIF`` wherever ``LIF`` may be,
-run by its own serial kernels) to the kernels' layouts. Each step
+``Linear`` - ``LIF`` blocks and an optional last ``Linear``; ``DALIF`` wherever ``LIF`` may be)
+to the kernels' layouts. Each step
 scatters only the weights of the inputs that spiked, so the cost follows the spike count.
 
 State is explicit: ``FastState``, one membrane array per LIF layer, ``[B, N]`` channels last
@@ -77,10 +77,10 @@ class _Conv:
     k: int
     off: int
     pool: bool
-    factors: tuple | None = None   # DA-LIF: per-channel (sigmoid(w_temporal), sigmoid(w_spatial)), float32
+    factors: tuple = ()   # DA-LIF: per-channel (sigmoid(w_temporal), sigmoid(w_spatial)), float32
 
     def __post_init__(self):
-        self.args = _neuron_args(self.neuron, self.factors)
+        self.args = _neuron_args(self.neuron)
 
 
 @dataclass
@@ -90,18 +90,18 @@ class _Linear:
     neuron: LIF | None
     wt: np.ndarray          # [N_in, N_out], rows in the order of the active indices
     bias: np.ndarray
-    factors: tuple | None = None   # DA-LIF: per-neuron (sigmoid(w_temporal), sigmoid(w_spatial)), float32
+    factors: tuple = ()   # DA-LIF: per-neuron (sigmoid(w_temporal), sigmoid(w_spatial)), float32
 
     def __post_init__(self):
         self.wt_t, self.bias_t = torch.from_numpy(self.wt), torch.from_numpy(self.bias)
-        self.args = _neuron_args(self.neuron, self.factors) if self.neuron is not None else None
+        self.args = _neuron_args(self.neuron) if self.neuron is not None else None
 
 
-def _neuron_args(p, factors=None):
-    """The kernels' neuron arguments: LIF ``(tau, v_reset, threshold, decay_input, soft)``,
-    DA-LIF ``(kt, ks, v_reset, threshold, soft)``."""
-    if factors is not None:
-        return (*factors, float(p.v_reset), float(p.v_threshold), p.reset == "soft")
+def _neuron_args(p):
+    """The kernels' neuron arguments ``(tau, v_reset, threshold, decay_input, soft)``; a DA-LIF
+    has no tau (its factors follow as ``kt, ks``) and its input is scaled, not decayed."""
+    if type(p) is DALIF:
+        return (1.0, float(p.v_reset), float(p.v_threshold), False, p.reset == "soft")
     return (float(p.tau), float(p.v_reset), float(p.v_threshold), bool(p.decay_input), p.reset == "soft")
 
 
@@ -112,9 +112,10 @@ def _check_neuron(p, where):
 
 
 def _dalif_factors(p, weights, n, where):
-    """DA-LIF's per-channel factors as the torch step computes them (float32 sigmoids), or None for LIF."""
+    """DA-LIF's per-channel factors ``(kt, ks)`` as the torch step computes them (float32
+    sigmoids), or ``()`` for LIF: the kernels' optional last arguments."""
     if type(p) is not DALIF:
-        return None
+        return ()
     kt = torch.sigmoid(weights["w_temporal"].detach().cpu().float()).numpy()
     ks = torch.sigmoid(weights["w_spatial"].detach().cpu().float()).numpy()
     if kt.shape != (n,) or ks.shape != (n,):
@@ -186,7 +187,7 @@ class FastNetwork:
                 else:
                     neuron, lif_name = None, None
                     i += 1
-                factors = (None if neuron is None else
+                factors = (() if neuron is None else
                            _dalif_factors(neuron, weights[lif_name] if lif_name in weights else {},
                                           spec.out_features, lif_name))
                 layers.append(_Linear(name, lif_name, neuron, np.ascontiguousarray(wt.numpy()),
@@ -314,7 +315,7 @@ class FastNetwork:
         lins = [(L, lw) for L, lw in zip(self.layers, ws["layers"]) if isinstance(L, _Linear)]
         ok = (not self.parallel and batch <= DENSE_ROWS and lins and lins[-1][0].neuron is None
               and all(L.neuron is not None for L, _ in lins[:-1])
-              and all(L.factors is None for L in self.layers))   # LIF only
+              and not any(L.factors for L in self.layers))   # LIF only
         fused = None
         if ok:
             def neuron_rows(items):
@@ -366,15 +367,12 @@ class FastNetwork:
                     K.conv_scatter_parallel(idx, vals, n, weighted, L.wl, lw["buf"], c, h, w, split)
                 else:
                     K.conv_scatter(idx, vals, n, weighted, L.wl, lw["buf"], c, h, w)
-                if L.factors is not None:   # DA-LIF: its serial kernel, parallel or not
-                    K.dalif_pool_conv(lw["buf"], L.bias, vs[j], lw["spikes"], lw["idx"], lw["n"], ho, wo, L.k, L.off,
-                                      L.pool, *L.args)
-                elif par:
+                if par:
                     K.lif_pool_conv_parallel(lw["buf"], L.bias, vs[j], lw["spikes"], lw["idx"], lw["n"], ho, wo, L.k,
-                                             L.off, L.pool, *L.args, split)
+                                             L.off, L.pool, *L.args, split, *L.factors)
                 else:
                     K.lif_pool_conv(lw["buf"], L.bias, vs[j], lw["spikes"], lw["idx"], lw["n"], ho, wo, L.k, L.off,
-                                    L.pool, *L.args)
+                                    L.pool, *L.args, *L.factors)
                 if trace:
                     s_hwc = lw["spikes"].reshape(batch, *L.out_hwc)
                     spikes[L.lif_name] = s_hwc.transpose(0, 3, 1, 2).astype(np.float32)
@@ -388,8 +386,7 @@ class FastNetwork:
                     y = lw["buf"].copy()
                     lw["buf"][:] = L.bias
                     break
-                neuron_pass = K.dalif_reset_flat if L.factors is not None else K.lif_reset_flat
-                neuron_pass(lw["buf"], L.bias, vs[j], lw["spikes"], lw["idx"], lw["n"], *L.args)
+                K.lif_reset_flat(lw["buf"], L.bias, vs[j], lw["spikes"], lw["idx"], lw["n"], *L.args, *L.factors)
                 if trace:
                     spikes[L.lif_name] = lw["spikes"].astype(np.float32)
             idx, vals, n, weighted = lw["idx"], ws["ones"], lw["n"], False
