@@ -18,7 +18,7 @@ import argparse
 from dataclasses import replace
 
 from eventflow.model import load_model
-from eventflow.train.evaluate import model_outputs, open_eval_data, streaming_commits
+from eventflow.train.evaluate import encoded_data, run_outputs, streaming_commits
 
 
 def main():
@@ -29,10 +29,11 @@ def main():
     ap.add_argument("--probs", type=float, nargs="+", default=[0.5, 0.6, 0.7, 0.8, 0.9])
     ap.add_argument("--max-wrong", type=float, default=0.08)
     a = ap.parse_args()
-    if open_eval_data(a.data)[1] is None:
-        raise SystemExit(f"{a.data}: no gesture intervals (the streaming figures need labelled onsets)")
     model = load_model(a.model)
-    data, outputs, onsets = model_outputs(model, a.data)
+    data, onsets = encoded_data(model, a.data)
+    if onsets is None:   # (before the model runs)
+        raise SystemExit(f"{a.data}: no gesture intervals (the streaming figures need labelled onsets)")
+    outputs = run_outputs(model, data)
     rows = []
     for s in a.steps:
         for p in a.probs:

@@ -20,7 +20,7 @@ from ..model import Model
 from .data import EncodedSet, Limited, encode_dataset
 from .metrics import EfficiencyCounter
 
-__all__ = ["evaluate_model", "model_outputs", "open_eval_data", "run_outputs", "streaming_commits", "traced_outputs"]
+__all__ = ["encoded_data", "evaluate_model", "open_eval_data", "run_outputs", "streaming_commits"]
 
 
 def open_eval_data(uri: str, train: bool = False):
@@ -57,21 +57,38 @@ def first_interval(labels):
     return (int(labels["t_start"][0]), int(labels["t_end"][0])) if len(labels) else None
 
 
-def run_outputs(model: Model, data: EncodedSet, fast: bool = True, batch_size: int = 32) -> np.ndarray:
-    """Per-step outputs ``[N, S, C]`` of every recording from rest (sparse kernels or torch reference)."""
+def run_outputs(model: Model, data: EncodedSet, fast: bool = True, batch_size: int = 32,
+                counter: EfficiencyCounter | None = None) -> np.ndarray:
+    """Per-step outputs ``[N, S, C]`` of every recording from rest (sparse kernels or torch reference).
+
+    With ``counter``, each batch is also counted for the efficiency figures: through the sparse
+    kernels step by step with their spikes traced (so the torch network does not run a second
+    time), or, with the torch reference, by ``counter.add`` itself.
+    """
     outs = []
     if fast:
         from ..snn.fast import FastNetwork
 
         net = FastNetwork.from_network(model.network)
     for b in range(0, len(data), batch_size):
-        x = data.x[b:b + batch_size].float().transpose(0, 1).contiguous()
-        if fast:
+        x = data.x[b:b + batch_size].float().transpose(0, 1).contiguous()   # [T, B, ...]
+        if fast and counter is not None:
+            state, ys, traced = net.init_state(x.shape[1]), [], {}
+            for xt in x.numpy():
+                yt, state, spikes = net.step(xt, state, inplace=True, trace=True)
+                ys.append(yt)
+                for name, sp in spikes.items():
+                    traced.setdefault(name, []).append(sp)
+            counter.add(x, {name: torch.from_numpy(np.stack(sp)) for name, sp in traced.items()})
+            y = np.stack(ys)
+        elif fast:
             y, _ = net.run(x.numpy(), net.init_state(x.shape[1]))
         else:
             with torch.no_grad():
                 y, _ = model.network.run(x, model.network.init_state(x.shape[1]))
             y = y.numpy()
+            if counter is not None:
+                counter.add(x)
         outs.append(np.asarray(y).transpose(1, 0, 2))
     return np.concatenate(outs)
 
@@ -125,42 +142,10 @@ def encoded_data(model: Model, uri: str, limit=None):
     return data, onsets
 
 
-def model_outputs(model: Model, uri: str, fast: bool = True, limit=None):
-    """``encoded_data`` run from rest: ``(data, outputs [N, S, C], onsets)``."""
-    data, onsets = encoded_data(model, uri, limit)
-    return data, run_outputs(model, data, fast), onsets
-
-
-def traced_outputs(model: Model, data: EncodedSet, counter: EfficiencyCounter, batch_size: int = 8) -> np.ndarray:
-    """``run_outputs`` through the sparse kernels, layer by layer with their spikes traced, which
-    ``counter`` counts (no second run of the torch network for the efficiency figures)."""
-    from ..snn.fast import FastNetwork
-
-    net = FastNetwork.from_network(model.network)
-    outs = []
-    for b in range(0, len(data), batch_size):
-        x = data.x[b:b + batch_size].float().transpose(0, 1).contiguous()   # [T, B, ...]
-        state, ys, traced = net.init_state(x.shape[1]), [], {}
-        xn = x.numpy()
-        for t in range(len(xn)):
-            y, state, spikes = net.step(xn[t], state, inplace=True, trace=True)
-            ys.append(y)
-            for name, s in spikes.items():
-                traced.setdefault(name, []).append(s)
-        counter.add(x, {name: torch.from_numpy(np.stack(s)) for name, s in traced.items()})
-        outs.append(np.stack(ys).transpose(1, 0, 2))
-    return np.concatenate(outs)
-
-
 def evaluate_model(model: Model, uri: str, fast: bool = True, check_reference: bool = False, limit=None) -> dict:
     data, onsets = encoded_data(model, uri, limit)
     counter = EfficiencyCounter(model.network)
-    if fast:
-        outputs = traced_outputs(model, data, counter)
-    else:
-        outputs = run_outputs(model, data, fast=False)
-        for b in range(0, len(data), 32):
-            counter.add(data.x[b:b + 32].float().transpose(0, 1).contiguous())
+    outputs = run_outputs(model, data, fast, batch_size=8 if fast else 32, counter=counter)
     pred = _predictions(outputs, data)
     y = data.y.numpy()
     result = {"model": model.name, "data": uri, "n": int(len(y)), "accuracy": float((pred == y).mean()),
