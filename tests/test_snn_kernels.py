@@ -248,11 +248,16 @@ def test_fast_small_net_random_weights_and_parallel():
     assert same >= 0.999 * total and close >= 0.999 * n_v
     # parallel variant: identical numbers
     x = (torch.rand(10, 3, 2, 16, 16, generator=torch.Generator().manual_seed(5)) < 0.2).float()
-    ya, sa = fast.run(x, fast.init_state(3))
-    yb, sb = fast_par.run(x, fast_par.init_state(3))
+    _assert_runs_equal(fast, fast_par, x)
+
+
+def _assert_runs_equal(a, b, x):
+    """Two FastNetworks give identical outputs and final membranes over ``x [T, B, ...]``."""
+    ya, sa = a.run(x, a.init_state(x.shape[1]))
+    yb, sb = b.run(x, b.init_state(x.shape[1]))
     np.testing.assert_array_equal(ya, yb)
-    for a, b in zip(sa.v, sb.v):
-        np.testing.assert_array_equal(a, b)
+    for va, vb in zip(sa.v, sb.v):
+        np.testing.assert_array_equal(va, vb)
 
 
 def test_fast_step_is_pure_and_equals_run_and_split():
@@ -361,13 +366,8 @@ def test_fast_dalif_net_exact(reset, v_reset):
         steps += 1
     assert steps == 20
     x = (torch.rand(20, 2, 2, 16, 16, generator=torch.Generator().manual_seed(1)) < 0.2).float()
-    ya, sa = fast.run(x, fast.init_state(2))                 # (no trace: still layer by layer, DA-LIF)
-    yb, sb = fast_par.run(x, fast_par.init_state(2))
-    np.testing.assert_array_equal(ya, yb)
-    for a, b in zip(sa.v, sb.v):
-        np.testing.assert_array_equal(a, b)
-    assert fast._work[2]["fused"] is None
-    _, _, spikes = fast.step(x[0], fast.init_state(2), trace=True)
+    _assert_runs_equal(fast, fast_par, x)                    # the parallel kernels with DA-LIF factors
+    assert fast._work[2]["fused"] is None                    # (the one-call step is LIF only)
     state = fast.init_state(2)
     for t in range(20):
         _, state, spikes = fast.step(x[t], state, trace=True)

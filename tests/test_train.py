@@ -109,6 +109,15 @@ def _cfg(tmp_path, epochs, neuron="PLIF"):
                        classes=("right", "down"), seed=3, threads=1, out=str(tmp_path))
 
 
+def _assert_kernels_equal_reference(model, data):
+    """The exported model on the sparse kernels gives the torch reference's outputs."""
+    fast = FastNetwork.from_network(model.network)
+    x = data.x[:8].float().transpose(0, 1).contiguous()
+    ref, _ = model.network.run(x, model.network.init_state(8))
+    got, _ = fast.run(x.numpy(), fast.init_state(8))
+    np.testing.assert_allclose(got, ref.detach().numpy(), atol=1e-4)
+
+
 def test_tiny_net_learns_and_exports_to_the_sparse_kernels(tmp_path):
     tr, va = moving_dot_set(64, 1), moving_dot_set(32, 2)
     folder = train(_cfg(tmp_path, 20), data=(tr, va), log=lambda m: None)
@@ -118,12 +127,7 @@ def test_tiny_net_learns_and_exports_to_the_sparse_kernels(tmp_path):
     model = load_model(folder)
     assert model.classes == ("right", "down") and model.decision == DecisionSpec(3, 0.6)
     assert type(model.network.spec["sn1"]).__name__ == "LIF"      # PLIF exported as LIF
-    # the sparse kernels give the reference's outputs
-    fast = FastNetwork.from_network(model.network)
-    x = va.x[:8].float().transpose(0, 1).contiguous()
-    ref, _ = model.network.run(x, model.network.init_state(8))
-    got, _ = fast.run(x.numpy(), fast.init_state(8))
-    np.testing.assert_allclose(got, ref.detach().numpy(), atol=1e-4)
+    _assert_kernels_equal_reference(model, va)
 
 
 def test_resume_equals_an_uninterrupted_run(tmp_path):
@@ -176,11 +180,7 @@ def test_a_net_with_batch_norms_trains_and_exports_to_the_sparse_kernels(tmp_pat
     cfg = replace(cfg, network=replace(cfg.network, batch_norm=True))
     model = load_model(train(cfg, data=(tr, va), log=lambda m: None))
     assert "BatchNorm" not in [type(layer).__name__ for _, layer in model.network.spec.layers]
-    fast = FastNetwork.from_network(model.network)
-    x = va.x[:8].float().transpose(0, 1).contiguous()
-    ref, _ = model.network.run(x, model.network.init_state(8))
-    got, _ = fast.run(x.numpy(), fast.init_state(8))
-    np.testing.assert_allclose(got, ref.detach().numpy(), atol=1e-4)
+    _assert_kernels_equal_reference(model, va)
 
 
 def test_efficiency_counts_by_hand():
@@ -321,11 +321,7 @@ def test_a_dalif_net_trains_and_exports_to_the_sparse_kernels(tmp_path):
     model = load_model(train(cfg, data=(tr, va), log=lambda m: None))
     kinds = {type(layer).__name__ for _, layer in model.network.spec.layers}
     assert "DALIF" in kinds and model.network.spec["sn1"].channels == 4 and model.network.spec["sn2"].channels == 16
-    fast = FastNetwork.from_network(model.network)
-    x = va.x[:8].float().transpose(0, 1).contiguous()
-    ref, _ = model.network.run(x, model.network.init_state(8))
-    got, _ = fast.run(x.numpy(), fast.init_state(8))
-    np.testing.assert_allclose(got, ref.detach().numpy(), atol=1e-4)
+    _assert_kernels_equal_reference(model, va)
 
 
 def test_efficiency_counted_from_the_kernels_trace_equals_the_torch_count():
