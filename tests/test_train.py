@@ -1,6 +1,7 @@
 """Training: TET loss, crops, a tiny net that learns, checkpoints that resume exactly, export, metrics."""
 import json
 import os
+import re
 from dataclasses import replace
 
 import numpy as np
@@ -232,27 +233,21 @@ def test_input_spec_matches_frames_of_downsampled_events():
     np.testing.assert_array_equal(got, want[:9].astype(np.float32))
 
 
-def test_config_errors_name_the_key(tmp_path):
+_DATA = "data: {train: {kind: digits, root: a}, val: {kind: digits, root: b}}\n"
+_INPUT = "input: {sensor_size: [34, 34], input_size: [34, 34], window_us: 1000}\n"
+
+
+@pytest.mark.parametrize("body, message", [
+    (_DATA + _INPUT + "optim: {lr: fast}\n", r"optim\.lr: expected a number, got str 'fast'"),
+    (_DATA.replace("kind: digits, root: a", "kind: digits") + _INPUT, r"data\.train\.root: missing key"),
+    (_DATA + _INPUT.replace("1000", "soon"), r"input\.window_us: expected an integer, got str 'soon'"),  # at load
+    (_DATA + _INPUT + "network: {channels: [4, eight]}\n", r"network\.channels\[1\]: expected an integer, got str 'eight'"),
+    (_DATA + _INPUT + "network: {chanels: [4]}\n", r"network\.chanels: unknown key"),
+])
+def test_config_errors_name_the_file_and_the_key(tmp_path, body, message):
     p = tmp_path / "c.yaml"
-    p.write_text("name: x\ndata: {train: {kind: digits, root: a}, val: {kind: digits, root: b}}\n"
-                 "input: {sensor_size: [34, 34], input_size: [34, 34], window_us: 1000}\noptim: {lr: fast}\n")
-    with pytest.raises(ValueError, match=rf"^{p}: optim\.lr: expected a number, got str 'fast'"):
-        load_config(str(p))
-    p.write_text("name: x\ndata: {train: {kind: digits}, val: {kind: digits, root: b}}\n"
-                 "input: {sensor_size: [34, 34], input_size: [34, 34], window_us: 1000}\n")
-    with pytest.raises(ValueError, match=r"data\.train\.root: missing key"):
-        load_config(str(p))
-    p.write_text("name: x\ndata: {train: {kind: digits, root: a}, val: {kind: digits, root: b}}\n"
-                 "input: {sensor_size: [34, 34], input_size: [34, 34], window_us: soon}\n")
-    with pytest.raises(ValueError, match=r"input\.window_us: expected an integer, got str 'soon'"):
-        load_config(str(p))         # at load, before any data is read
-    p.write_text("name: x\ndata: {train: {kind: digits, root: a}, val: {kind: digits, root: b}}\n"
-                 "input: {sensor_size: [34, 34], input_size: [34, 34], window_us: 1000}\nnetwork: {channels: [4, eight]}\n")
-    with pytest.raises(ValueError, match=r"network\.channels\[1\]: expected an integer, got str 'eight'"):
-        load_config(str(p))
-    p.write_text("name: x\ndata: {train: {kind: digits, root: a}, val: {kind: digits, root: b}}\n"
-                 "input: {sensor_size: [34, 34], input_size: [34, 34], window_us: 1000}\nnetwork: {chanels: [4]}\n")
-    with pytest.raises(ValueError, match=r"network\.chanels: unknown key"):
+    p.write_text("name: x\n" + body)
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(p))}: {message}"):
         load_config(str(p))
 
 
