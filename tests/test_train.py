@@ -241,7 +241,8 @@ _INPUT = "input: {sensor_size: [34, 34], input_size: [34, 34], window_us: 1000}\
     (_DATA + _INPUT + "optim: {lr: fast}\n", r"optim\.lr: expected a number, got str 'fast'"),
     (_DATA.replace("kind: digits, root: a", "kind: digits") + _INPUT, r"data\.train\.root: missing key"),
     (_DATA + _INPUT.replace("1000", "soon"), r"input\.window_us: expected an integer, got str 'soon'"),  # at load
-    (_DATA + _INPUT + "network: {channels: [4, eight]}\n", r"network\.channels\[1\]: expected an integer, got str 'eight'"),
+    (_DATA + _INPUT + "network: {channels: [4, eight]}\n",
+     r"network\.channels\[1\]: expected an integer, got str 'eight'"),
     (_DATA + _INPUT + "network: {chanels: [4]}\n", r"network\.chanels: unknown key"),
 ])
 def test_config_errors_name_the_file_and_the_key(tmp_path, body, message):
