@@ -28,7 +28,7 @@ from ..model import DecisionSpec, InputSpec
 from ..schema import from_mapping
 from .loop import OptimConfig
 
-__all__ = ["DataConfig", "NetConfig", "SplitConfig", "TeacherConfig", "TrainConfig", "from_dict", "load_config"]
+__all__ = ["DataConfig", "NetConfig", "SplitConfig", "TeacherConfig", "TrainConfig", "load_config"]
 
 KINDS = ("gesture", "digits", "nmnist", "dvsgesture")
 
@@ -87,12 +87,6 @@ class TrainConfig:
         return os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(self.path)), p))
 
 
-def from_dict(cls, d, where: str):
-    """``cls(**d)`` with nested dataclasses built too (``eventflow.schema.from_mapping``): unknown
-    keys, wrong types and missing keys raise ValueError naming ``where`` and the key path."""
-    return from_mapping(cls, d, where)
-
-
 def load_config(path: str) -> TrainConfig:
     import yaml
 
@@ -101,7 +95,7 @@ def load_config(path: str) -> TrainConfig:
             d = yaml.safe_load(f)
     except yaml.YAMLError as e:
         raise ValueError(f"{path}: not valid YAML ({e})") from None
-    cfg = from_dict(TrainConfig, {**(d or {}), "path": os.path.abspath(path)}, path)
+    cfg = from_mapping(TrainConfig, {**(d or {}), "path": os.path.abspath(path)}, path)
     for split in ("train", "val", "test"):
         s = getattr(cfg.data, split)
         if s is not None and s.kind not in KINDS:
