@@ -304,10 +304,20 @@ def test_streaming_commits_time_the_first_commit_after_onset():
     assert r["correct_within_300ms"] == 1 / 3
 
 
-def test_calibration_looks_past_batch_norms_to_the_neurons():
+def test_calibration_leaves_layers_before_a_batch_norm_alone():
+    # in training mode the BatchNorm undoes any scale of the weights before it: nothing to calibrate
     net = arch.conv_snn((2, 8, 8), 3, channels=(4,), hidden=(8,), neuron={"type": "LIF"}, seed=0, batch_norm=True)
     x = (torch.rand(6, 4, 2, 8, 8, generator=torch.Generator().manual_seed(2)) < 0.3).float()
-    assert set(arch.calibrate_init(net, x)) == {"sn1", "sn2"}
+    before = {k: v.clone() for k, v in net.state_dict().items() if k.endswith("weight")}
+    out_a, _ = net.run(x, net.init_state(4))
+    with torch.no_grad():
+        net.weights["conv1"]["weight"].mul_(3.0)
+    out_b, _ = net.run(x, net.init_state(4))
+    torch.testing.assert_close(out_a, out_b, atol=1e-4, rtol=0)     # the scale is undone
+    with torch.no_grad():
+        net.weights["conv1"]["weight"].copy_(before["weights.conv1.weight"])
+    assert arch.calibrate_init(net, x) == {}
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items() if k in before)
 
 
 def test_a_dalif_net_trains_and_exports_to_the_sparse_kernels(tmp_path):

@@ -79,18 +79,16 @@ def inference_network(net: Network) -> Network:
 def calibrate_init(net: Network, x_seq: torch.Tensor, target_rate: float = 0.1, tries: int = 30) -> dict:
     """Scale each Conv2d / Linear (in order) until the spiking layer after it fires near ``target_rate``
     on ``x_seq [T, B, ...]`` (LSUV-style data-driven init, so that no layer starts silent or saturated).
-    Returns the firing rate reached per spiking layer."""
+    A layer followed by a BatchNorm is left as it is: in training mode the normalisation undoes any
+    scale. Returns the firing rate reached per calibrated spiking layer."""
     names = [n for n, _ in net.spec.layers]
     rates = {}
     for i, (name, spec) in enumerate(net.spec.layers):
         if not (isinstance(spec, (Conv2d, Linear)) and i + 1 < len(names)):
             continue
-        j = i + 1
-        if isinstance(net.spec.layers[j][1], BatchNorm) and j + 1 < len(names):   # the neuron after it
-            j += 1
-        nxt_name, nxt = net.spec.layers[j]
+        nxt_name, nxt = net.spec.layers[i + 1]
         if not (nxt.stateful and hasattr(nxt, "v_threshold")):
-            continue
+            continue   # (e.g. a BatchNorm, which sets the scale itself: scaling the weights before it does nothing)
         w = net.weights[name]["weight"]
         for _ in range(tries):
             outs, _ = net.trace(x_seq, net.init_state(x_seq.shape[1]))
