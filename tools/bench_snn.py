@@ -32,6 +32,9 @@ def main(argv=None):
     ap.add_argument("--impl", nargs="+", default=["fast", "fast-parallel", "torch"],
                     choices=["fast", "fast-parallel", "torch"])
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--fc1-floor", action="store_true",
+                    help="instead: the bytes of fc1 weights the event-driven step reads per step at batch 1, "
+                         "the machine's read bandwidth on 1 and --threads threads, and the time that floor sets")
     args = ap.parse_args(argv)
     os.environ["NUMBA_NUM_THREADS"] = str(args.threads)   # before numba is imported
 
@@ -43,6 +46,8 @@ def main(argv=None):
 
     torch.set_num_threads(args.threads)
     net = snn.reference_network()
+    if args.fc1_floor:
+        return fc1_floor(net, args)
     makers = {"fast": lambda: FastNetwork.from_network(net),
               "fast-parallel": lambda: FastNetwork.from_network(net, parallel=True)}
     rows = []
@@ -80,6 +85,65 @@ def main(argv=None):
         for r in rows:
             print(f"{r['case']:<18}{r['impl']:<15}{r['median']:>10.3f}{r['min']:>10.3f}{r['max']:>10.3f}  {r['unit']}")
     return 0
+
+
+def fc1_floor(net, args):
+    """Print fc1's weight bytes read per step (its active inputs x 256 float32) and how long
+    reading them takes at the read bandwidth of a vectorised sum over 256 MB."""
+    import numba
+    import numpy as np
+    import torch
+    from numba import njit, prange
+
+    from eventflow.snn.fast import FastNetwork
+
+    @njit(fastmath=True)
+    def read1(a):
+        acc = np.float32(0)
+        for i in range(a.shape[0]):
+            acc += a[i]
+        return acc
+
+    @njit(fastmath=True, parallel=True)
+    def read_par(a, parts):
+        acc = np.zeros(parts, np.float32)
+        n = a.shape[0] // parts
+        for t in prange(parts):
+            s = np.float32(0)
+            for i in range(t * n, (t + 1) * n):
+                s += a[i]
+            acc[t] = s
+        return acc.sum()
+
+    fast = FastNetwork.from_network(net)
+    fc1 = next(L for L in fast.layers if not hasattr(L, "wl"))          # the first Linear
+    g = torch.Generator().manual_seed(0)
+    xs = (torch.rand(args.warmup + args.steps, 1, *net.in_shape, generator=g) < args.density).float().numpy()
+    state, active = fast.init_state(1), []
+    for t, x in enumerate(xs):
+        _, state = fast.step(x, state, inplace=True)
+        if t >= args.warmup:
+            active.append(int(fast._work[1]["layers"][fast.layers.index(fc1) - 1]["n"][0]))
+    rows = float(np.mean(active))
+    nbytes = rows * fc1.wt.shape[1] * 4
+    a = np.ones(64_000_000, np.float32)
+    out = {"fc1_inputs": fc1.wt.shape[0], "fc1_active_inputs_per_step": round(rows, 1),
+           "fc1_bytes_per_step": int(nbytes)}
+    for name, fn in (("1 thread", lambda: read1(a)), (f"{numba.get_num_threads()} threads",
+                                                      lambda: read_par(a, numba.get_num_threads()))):
+        fn()
+        best = min(_timed(fn) for _ in range(5))
+        gbs = a.nbytes / best / 1e9
+        out[f"read_GBps_{name.replace(' ', '_')}"] = round(gbs, 1)
+        out[f"fc1_floor_ms_{name.replace(' ', '_')}"] = round(nbytes / (gbs * 1e9) * 1e3, 2)
+    print(json.dumps(out) if args.json else "\n".join(f"{k}: {v}" for k, v in out.items()))
+    return 0
+
+
+def _timed(fn):
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
 
 
 if __name__ == "__main__":
