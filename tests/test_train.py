@@ -253,7 +253,7 @@ def test_config_errors_name_the_file_and_the_key(tmp_path, body, message):
 
 
 def test_random_shift_moves_each_sample_within_bounds():
-    from eventflow.train.loop import random_shift
+    from eventflow.train.augment import random_shift
     x = torch.zeros(3, 4, 2, 9, 9)
     x[:, :, :, 4, 4] = 1.0                      # one pixel in the middle of every sample
     out = random_shift(x, 2, torch.Generator().manual_seed(0))
@@ -348,3 +348,71 @@ def test_efficiency_counted_from_the_kernels_trace_equals_the_torch_count():
     by_trace.add(x, {name: torch.stack(s) for name, s in traced.items()})
     assert by_trace.result() == by_torch.result()
     assert 0 < by_torch.result()["activation_sparsity"] < 1 and by_torch.result()["synaptic_ops"]["effective_macs"] > 0
+
+
+def _blob_batch(B=6, T=3):
+    x = torch.zeros(T, B, 2, 16, 12)
+    x[:, :, 0, 6:9, 5:7] = 3.0
+    x[:, :, 1, 7, 6] = 1.0
+    x[:, :, 1, 2, 1:11] = 1.0                   # a bar off the centre, which any rotation or zoom moves
+    return x
+
+
+def test_random_affine_moves_whole_counts_about_the_centre_the_same_at_every_step():
+    from eventflow.train.augment import random_affine
+    x = _blob_batch()
+    before = x.clone()
+    out = random_affine(x, 0.2, 30.0, torch.Generator().manual_seed(1))
+    assert torch.equal(x, before)                                            # the input is not modified
+    assert out.shape == x.shape
+    assert set(out.unique().tolist()) <= {0.0, 1.0, 3.0}                    # nearest sampling: input values only
+    assert torch.equal(out, out[0:1].expand_as(out))                         # one transform per sample, all steps
+    ys, xs = torch.nonzero(out[0, :, 0].sum(0) > 0, as_tuple=True)           # the central blob stays central
+    assert ys.float().mean().sub(7.5).abs() < 3 and xs.float().mean().sub(5.5).abs() < 3
+    assert not all(torch.equal(out[:, 0], out[:, b]) for b in range(1, x.shape[1]))   # drawn per sample
+    assert torch.equal(random_affine(x, 0.0, 0.0, torch.Generator()), x)
+
+
+def test_random_thinning_keeps_whole_counts_at_most_the_input_and_thins_by_the_drawn_rate():
+    from eventflow.train.augment import random_thinning
+    x = torch.full((4, 8, 2, 10, 10), 2.0)
+    out = random_thinning(x, 0.6, torch.Generator().manual_seed(2))
+    assert torch.equal(out, out.round()) and bool((out >= 0).all()) and bool((out <= x).all())
+    kept = out.sum((0, 2, 3, 4)) / x.sum((0, 2, 3, 4))                     # per sample
+    assert bool((kept > 0.35).all()) and bool((kept < 1.05).all()) and kept.std() > 0.02
+    assert torch.equal(random_thinning(x, 0.0, torch.Generator()), x)
+    with pytest.raises(ValueError, match="drop must be in"):
+        random_thinning(x, 1.5, torch.Generator())
+
+
+def test_random_noise_adds_single_events_to_empty_pixels_only():
+    from eventflow.train.augment import random_noise
+    x = _blob_batch(B=8, T=20)
+    out = random_noise(x, 0.05, torch.Generator().manual_seed(3))
+    added = out - x
+    assert bool((added[x > 0] == 0).all())                                 # occupied pixels untouched
+    assert set(added.unique().tolist()) <= {0.0, 1.0}
+    rate = added.sum() / (x == 0).sum()
+    assert 0.005 < float(rate) < 0.05
+    assert torch.equal(random_noise(x, 0.0, torch.Generator()), x)
+
+
+def test_augment_with_everything_off_is_the_identity_and_draws_nothing():
+    from eventflow.train.augment import augment
+    x = _blob_batch()
+    g = torch.Generator().manual_seed(4)
+    assert torch.equal(augment(x, g), x)
+    assert torch.equal(g.get_state(), torch.Generator().manual_seed(4).get_state())   # shift-only runs reproduce
+
+
+@pytest.mark.parametrize("body, message", [
+    ("optim: {scale: 1.0}", r"optim\.scale: expected a number in \[0, 1\), got 1\.0"),
+    ("optim: {drop: -0.1}", r"optim\.drop: expected a number in \[0, 1\]"),
+    ("optim: {rotate: -5}", r"optim\.shift and optim\.rotate: expected >= 0"),
+])
+def test_augmentation_settings_out_of_range_name_the_key(tmp_path, body, message):
+    p = tmp_path / "c.yaml"
+    p.write_text("name: x\ndata: {train: {kind: digits, root: a}, val: {kind: digits, root: b}}\n"
+                 "input: {sensor_size: [34, 34], input_size: [34, 34], window_us: 10000}\n" + body + "\n")
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(p))}: {message}"):
+        load_config(str(p))

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .augment import augment
 from .data import EncodedSet, batches
 
 __all__ = ["OptimConfig", "evaluate", "fit_epoch", "kd_loss", "predict", "rest_loss", "tet_loss"]
@@ -67,24 +68,23 @@ class OptimConfig:
     kd_alpha: float = 0.0    # weight of the distillation term (0: none)
     kd_temperature: float = 4.0
     grad_clip: float = 1.0
-    shift: int = 0           # augmentation: each crop translated by up to this many pixels (zero fill)
+    # augmentation of each crop (eventflow.train.augment; 0 = off): translation by up to `shift` whole
+    # pixels, zoom by up to +-`scale`, rotation by up to +-`rotate` degrees, up to `drop` of the events
+    # thinned away, noise events with a probability up to `noise` per empty pixel, channel and step
+    shift: int = 0
+    scale: float = 0.0
+    rotate: float = 0.0
+    drop: float = 0.0
+    noise: float = 0.0
     rest_weight: float = 0.0  # weight of rest_loss on the crops' unlabelled steps (0: none)
 
-
-def random_shift(x: torch.Tensor, max_shift: int, generator) -> torch.Tensor:
-    """``x [T, B, C, H, W]`` with each sample translated by its own random (dx, dy) in
-    ``[-max_shift, max_shift]``, zeros shifted in."""
-    if max_shift <= 0:
-        return x
-    T, B, C, H, W = x.shape
-    s = max_shift
-    padded = torch.nn.functional.pad(x, (s, s, s, s))
-    d = torch.randint(0, 2 * s + 1, (B, 2), generator=generator)
-    out = torch.empty_like(x)
-    for b in range(B):
-        dy, dx = int(d[b, 0]), int(d[b, 1])
-        out[:, b] = padded[:, b, :, dy:dy + H, dx:dx + W]
-    return out
+    def __post_init__(self):
+        for name, lo, hi, closed in (("scale", 0.0, 1.0, False), ("drop", 0.0, 1.0, True), ("noise", 0.0, 1.0, True)):
+            v = getattr(self, name)
+            if not (lo <= v <= hi if closed else lo <= v < hi):
+                raise ValueError(f"optim.{name}: expected a number in [{lo:g}, {hi:g}{']' if closed else ')'}, got {v!r}")
+        if self.shift < 0 or self.rotate < 0:
+            raise ValueError(f"optim.shift and optim.rotate: expected >= 0, got {self.shift!r} and {self.rotate!r}")
 
 
 def lr_at(cfg: OptimConfig, epoch: int) -> float:
@@ -99,7 +99,7 @@ def fit_epoch(net, opt, data: EncodedSet, cfg: OptimConfig, generator, epoch: in
     net.train()
     total, correct, n = 0.0, 0, 0
     for x, y, mask, rest in batches(data, cfg.batch_size, cfg.steps, generator, cfg.lead_in, rest=True):
-        x = random_shift(x, cfg.shift, generator)
+        x = augment(x, generator, cfg.shift, cfg.scale, cfg.rotate, cfg.drop, cfg.noise)
         out, _ = net.run(x, net.init_state(x.shape[1]))
         loss = tet_loss(out, y, mask, cfg.tet_lambda, cfg.tet_phi)
         if cfg.rest_weight:
