@@ -1,6 +1,7 @@
 """Building the layer tables that ``eventflow.kernels.raster_shapes`` renders (plain numpy;
 every argument broadcasts over layers): 2x3 affine maps (``similarity``, ``compose``,
-``invert``), scene bounding boxes, tables from per-layer columns, and seamless textures.
+``invert``), scene bounding boxes, tables from per-layer columns, and seamless textures; and
+``render_region``, what the layer scenes give the simulator to render a rectangle only.
 
 >>> from eventflow.kernels.raster_shapes import BOX
 >>> fwd, inv = similarity(10.0, 5.0, 2.0)
@@ -14,9 +15,10 @@ from __future__ import annotations
 import numpy as np
 
 from eventflow.kernels.raster_shapes import (CAPSULE, FAR, HI, KIND, LO, MAP, N_COLUMNS, PLANE, PX_PER_UNIT,
-                                             SHAPE, TEX, TEX_SCALE, TEX_U, TEX_V, X0, X1, Y0, Y1)
+                                             SHAPE, TEX, TEX_SCALE, TEX_U, TEX_V, X0, X1, Y0, Y1, render_layers)
 
-__all__ = ["compose", "invert", "layer_table", "local_table", "periodic_texture", "scene_bbox", "similarity"]
+__all__ = ["compose", "invert", "layer_table", "local_table", "periodic_texture", "render_region", "scene_bbox",
+           "similarity"]
 
 
 def similarity(tx, ty, scale, angle=0.0, mirror=1.0):
@@ -128,3 +130,16 @@ def local_table(kind, shape, lo, hi, tex_scale, tex_u, tex_v, tex):
     n = len(kind)
     return layer_table(np.asarray(kind), np.tile([1.0, 0, 0, 0, 1.0, 0], (n, 1)), 1.0,
                        np.asarray(shape, dtype=np.float64), lo, hi, tex_scale, tex_u, tex_v, tex, (0.0, 0.0, 0.0, 0.0))
+
+
+def render_region(layers, textures, out, y0: int, y1: int, x0: int, x1: int, where: str = "render") -> None:
+    """Render rows ``y0..y1-1``, columns ``x0..x1-1`` of a layer table into ``out`` (float32
+    (H, W)), the other pixels untouched: the rectangle as a canvas whose corner sits at
+    (x0, y0), so each pixel gets exactly the value a whole-image render gives it."""
+    if out.ndim != 2 or out.dtype != np.float32:
+        raise ValueError(f"{where}: out must be a float32 image, got {out.dtype} {out.shape}")
+    height, width = out.shape
+    if not (0 <= y0 <= y1 <= height and 0 <= x0 <= x1 <= width):
+        raise ValueError(f"{where}: region rows {y0}..{y1}, columns {x0}..{x1} is not inside {width}x{height}")
+    if y0 < y1 and x0 < x1:
+        render_layers(out[y0:y1, x0:x1], layers, textures, float(x0), float(y0))
