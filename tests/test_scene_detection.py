@@ -201,3 +201,24 @@ def test_signal_events_concentrate_in_boxes():
     assert total > 10_000
     # the objects move faster and with more contrast than the street: their boxes hold most events
     assert inside / total > 2.5 * np.mean(area), (inside / total, np.mean(area))
+
+
+@pytest.mark.parametrize("name, size", [("detection", (304, 240)), ("flow", (346, 260))])
+def test_layer_scenes_render_regions_exactly_as_whole_frames(name, size):
+    width, height = size
+    scene = make_scene(name, width, height, 3, None)
+    whole = np.empty((height, width), np.float32)
+    rng = np.random.default_rng(0)
+    for t in (0.05, 0.77):
+        scene.render(t, whole)
+        for y0, y1, x0, x1 in [(0, height, 0, width), (10, 11, 300, width), (5, 5, 0, 9)] + [
+                sorted(rng.integers(0, height + 1, 2)) + sorted(rng.integers(0, width + 1, 2)) for _ in range(4)]:
+            part = np.full((height, width), -1.0, np.float32)
+            scene.render_region(t, part, int(y0), int(y1), int(x0), int(x1))
+            expected = np.full((height, width), -1.0, np.float32)
+            expected[y0:y1, x0:x1] = whole[y0:y1, x0:x1]
+            assert np.array_equal(part, expected), (t, y0, y1, x0, x1)   # bit for bit; the rest untouched
+    with pytest.raises(ValueError, match=f"{name} render: region rows 0..{height + 1}"):
+        scene.render_region(0.1, part, 0, height + 1, 0, 5)
+    with pytest.raises(ValueError, match=f"{name} render: out must be a float32 image"):
+        scene.render_region(0.1, part.astype(np.float64), 0, 1, 0, 1)
