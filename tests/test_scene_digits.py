@@ -190,3 +190,25 @@ def test_simulated_recordings_look_like_real_nmnist():
     assert 2900 < np.mean(counts) < 4900, counts
     assert all(0.45 < b < 0.55 for b in balance), balance
     assert in_hold < 0.03 * sum(counts)     # motion happens in the documented windows
+
+
+def test_shifted_image_kernel_equals_reference():
+    from eventflow.kernels.resample import shifted_image, shifted_image_reference
+    rng = np.random.default_rng(7)
+    for trial in range(40):
+        size_y, size_x = int(rng.integers(1, 40)), int(rng.integers(1, 40))
+        image = rng.random((size_y, size_x)).astype(np.float32)
+        height, width = int(rng.integers(1, 50)), int(rng.integers(1, 50))
+        args = (float(rng.uniform(0.5, 3.0)), float(rng.uniform(-5, 5)), float(rng.uniform(-5, 5)),
+                float(rng.uniform(-6, 6)), float(rng.uniform(-6, 6)), float(rng.uniform(0, 0.4)), float(rng.uniform(0.5, 1)))
+        out = np.full((height, width), np.nan, np.float32)
+        before = image.copy()
+        shifted_image(image, *args, out)
+        np.testing.assert_allclose(out, shifted_image_reference(image, *args, height, width), rtol=0, atol=1e-6,
+                                   err_msg=f"trial {trial}")
+        assert np.array_equal(image, before)
+    # whole-pixel shifts move the image exactly; what falls outside it is the black level
+    image = rng.random((6, 5)).astype(np.float32)
+    out = np.empty((6, 5), np.float32)
+    shifted_image(image, 1.0, 0.0, 0.0, 2.0, -1.0, 0.0, 1.0, out)
+    assert np.array_equal(out[:5, 2:], image[1:, :3]) and not out[5].any() and not out[:, :2].any()

@@ -39,6 +39,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from eventflow.kernels.resample import shifted_image
+
 from ..digit_images import IMAGE_SIZE, digit_image
 
 __all__ = [
@@ -160,31 +162,16 @@ class DigitsScene:
         t, path = self._lag_table
         return float(np.interp(t_s, t, path[:, 0])), float(np.interp(t_s, t, path[:, 1]))
 
-    def _weights(self, n_pixels: int, scale: float, corner: float, shift: float) -> np.ndarray:
-        """Bilinear sampling matrix (n_pixels, ink size) along one axis."""
-        size = self.ink.shape[0]
-        centre = (np.arange(n_pixels) + 0.5 - corner) / scale      # sensor pixel centres, field px
-        u = centre - shift - 0.5                                    # in ink pixel-index coordinates
-        i0 = np.floor(u).astype(np.int64)
-        f = u - i0
-        w = np.zeros((n_pixels, size + 2))
-        rows = np.arange(n_pixels)
-        w[rows, np.clip(i0 + 1, 0, size + 1)] += 1.0 - f
-        w[rows, np.clip(i0 + 2, 0, size + 1)] += f
-        return w[:, 1:-1]   # columns 0 and size+1 collect samples outside the ink: background
-
     def render(self, t_s: float, out: np.ndarray) -> None:
         """Write the linear intensity at ``t_s`` seconds into ``out`` (float32, (height, width))."""
-        if out.shape != (self.height, self.width):
-            raise ValueError(f"render: out has shape {out.shape}, the scene is {(self.height, self.width)}")
+        if out.shape != (self.height, self.width) or out.dtype != np.float32:
+            raise ValueError(f"render: out must be float32 {(self.height, self.width)}, got {out.dtype} {out.shape}")
         scale = min(self.width, self.height) / FIELD_SIZE
         dx, dy = self.offset_px(t_s)
         corner_x = (self.width - FIELD_SIZE * scale) / 2
         corner_y = (self.height - FIELD_SIZE * scale) / 2
-        wx = self._weights(self.width, scale, corner_x, self.origin_px[0] - _PAD + dx)
-        wy = self._weights(self.height, scale, corner_y, self.origin_px[1] - _PAD + dy)
-        ink = wy @ self.ink.astype(np.float64) @ wx.T
-        out[...] = self.black_level + (self.white_level - self.black_level) * ink
+        shifted_image(self.ink, scale, corner_x, corner_y, self.origin_px[0] - _PAD + dx,
+                      self.origin_px[1] - _PAD + dy, self.black_level, self.white_level, out)
 
     def ground_truth(self) -> int:
         """The class of the digit shown (0-9)."""
