@@ -1,5 +1,5 @@
-"""An image moved by a sub-pixel offset and scaled, sampled bilinearly (numba), beside the numpy
-reference it must equal.
+"""An image moved by a sub-pixel offset and scaled, sampled bilinearly, and the lagged path that
+moves it (numba), beside the plain references they must equal.
 
 ``shifted_image`` writes ``out[y, x] = black + (white - black) * s(y, x)`` (float32), where ``s``
 samples the float32 ``image`` (zero outside it) bilinearly at the point that output pixel's
@@ -8,6 +8,9 @@ centre maps to: along each axis, output pixel ``n`` has its centre at field coor
 0.5, that is the image index ``u``, whose taps are ``floor(u)`` (weight ``1 - frac(u)``) and
 ``floor(u) + 1`` (weight ``frac(u)``). Rows are combined first, then columns, in float64: the
 order of the reference's matrix products ``wy @ image @ wx.T``.
+
+``first_order_lag`` follows a commanded path through a first-order low-pass sampled at a fixed
+step: ``y[0] = c[0] + a (c[0] - c[0])``, ``y[n] = y[n-1] + a (c[n] - y[n-1])``, per column.
 """
 from __future__ import annotations
 
@@ -74,3 +77,25 @@ def shifted_image_reference(image, scale, corner_x, corner_y, shift_x, shift_y, 
     wy = sampling_weights(height, image.shape[0], scale, corner_y, shift_y)
     s = wy @ np.asarray(image, np.float64) @ wx.T
     return (black + (white - black) * s).astype(np.float32)
+
+
+@njit(cache=True, nogil=True)
+def first_order_lag(commanded, a, out):
+    """``out`` (float64 (n, k)) = each column of ``commanded`` (n, k) through the low-pass above."""
+    for col in range(commanded.shape[1]):
+        y = commanded[0, col]
+        for n in range(commanded.shape[0]):
+            y += a * (commanded[n, col] - y)
+            out[n, col] = y
+
+
+def first_order_lag_reference(commanded, a):
+    """Plain Python ``first_order_lag``."""
+    out = []
+    for cmd in np.asarray(commanded, np.float64).T:
+        y, col = float(cmd[0]), []
+        for c in cmd.tolist():
+            y += a * (c - y)
+            col.append(y)
+        out.append(col)
+    return np.array(out).T

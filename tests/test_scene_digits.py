@@ -212,3 +212,13 @@ def test_shifted_image_kernel_equals_reference():
     out = np.empty((6, 5), np.float32)
     shifted_image(image, 1.0, 0.0, 0.0, 2.0, -1.0, 0.0, 1.0, out)
     assert np.array_equal(out[:5, 2:], image[1:, :3]) and not out[5].any() and not out[:, :2].any()
+
+
+def test_first_order_lag_kernel_equals_reference():
+    from eventflow.kernels.resample import first_order_lag, first_order_lag_reference
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 17, 3000):
+        commanded = np.cumsum(rng.normal(0, 0.1, (n, 2)), axis=0)
+        out = np.empty_like(commanded)
+        first_order_lag(commanded, 0.015, out)
+        assert np.array_equal(out, first_order_lag_reference(commanded, 0.015))   # the same float operations

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from eventflow.kernels.resample import shifted_image
+from eventflow.kernels.resample import first_order_lag, shifted_image
 
 from ..digit_images import IMAGE_SIZE, digit_image
 
@@ -130,14 +130,10 @@ class DigitsScene:
         if self.lag_s > 0:   # the lagged path, tabulated once: x[n] = x[n-1] + a (commanded - x[n-1])
             t = np.arange(0.0, self.duration_s + 2 * LAG_STEP_S, LAG_STEP_S)
             a = 1.0 - np.exp(-LAG_STEP_S / self.lag_s)
-            path = []
-            for cmd in self.commanded_path(t).T:   # x, then y: a plain float loop (~1 ms)
-                y, out = float(cmd[0]), []
-                for c in cmd.tolist():
-                    y += a * (c - y)
-                    out.append(y)
-                path.append(out)
-            object.__setattr__(self, "_lag_table", (t, np.array(path).T))
+            commanded = np.ascontiguousarray(self.commanded_path(t))
+            path = np.empty_like(commanded)
+            first_order_lag(commanded, float(a), path)
+            object.__setattr__(self, "_lag_table", (t, path))
 
     def commanded_path(self, t_s) -> np.ndarray:
         """Where the saccades put the image at times ``t_s`` (before the lag): ``[len(t_s), 2]``
