@@ -220,5 +220,7 @@ def test_layer_scenes_render_regions_exactly_as_whole_frames(name, size):
             assert np.array_equal(part, expected), (t, y0, y1, x0, x1)   # bit for bit; the rest untouched
     with pytest.raises(ValueError, match=f"{name} render: region rows 0..{height + 1}"):
         scene.render_region(0.1, part, 0, height + 1, 0, 5)
-    with pytest.raises(ValueError, match=f"{name} render: out must be a float32 image"):
+    with pytest.raises(ValueError, match=rf"{name} render: out must be float32 \({height}, {width}\), got float64"):
         scene.render_region(0.1, part.astype(np.float64), 0, 1, 0, 1)
+    with pytest.raises(ValueError, match=rf"{name} render: out must be float32 .* got float32 \(100, 100\)"):
+        scene.render(0.1, np.empty((100, 100), np.float32))

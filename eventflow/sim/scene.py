@@ -23,7 +23,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["Scene", "scene_params"]
+__all__ = ["Scene", "check_region", "scene_params"]
 
 
 @runtime_checkable
@@ -61,3 +61,12 @@ def scene_params(scene: str, width: int, height: int, params: dict, defaults: di
     if any(p[k] <= 0 for k in positive):
         raise ValueError(f"{scene} scene: " + " and ".join(f"{k} {p[k]}" for k in positive) + " must be > 0")
     return p
+
+
+def check_region(where: str, out: np.ndarray, height: int, width: int, y0: int, y1: int, x0: int, x1: int) -> None:
+    """ValueError naming ``where`` unless ``out`` is a float32 (height, width) image and rows
+    ``y0..y1-1``, columns ``x0..x1-1`` lie inside it (what ``render_region`` takes)."""
+    if out.shape != (height, width) or out.dtype != np.float32:
+        raise ValueError(f"{where}: out must be float32 {(height, width)}, got {out.dtype} {out.shape}")
+    if not (0 <= y0 <= y1 <= height and 0 <= x0 <= x1 <= width):
+        raise ValueError(f"{where}: region rows {y0}..{y1}, columns {x0}..{x1} is not inside {width}x{height}")

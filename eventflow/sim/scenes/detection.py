@@ -30,7 +30,7 @@ import numpy as np
 
 from eventflow.kernels import raster_shapes as R
 from eventflow.sim.layers import invert, local_table, periodic_texture, render_region, scene_bbox
-from eventflow.sim.scene import scene_params
+from eventflow.sim.scene import check_region, scene_params
 
 __all__ = ["BBOX_DTYPE", "CAR", "PEDESTRIAN", "DEFAULT_SENSOR", "SENSOR_OVERRIDES", "DEFAULT_SECONDS",
            "DetectionScene", "make_scene"]
@@ -92,12 +92,13 @@ class DetectionScene:
 
     def render(self, t_s: float, out: np.ndarray) -> None:
         """Write the intensity at ``t_s`` into ``out`` (float32 (height, width))."""
-        R.render_layers(out, self.layers(t_s), self.textures, 0.0, 0.0)
+        self.render_region(t_s, out, 0, self.height, 0, self.width)
 
     def render_region(self, t_s: float, out: np.ndarray, y0: int, y1: int, x0: int, x1: int) -> None:
         """``render`` of rows ``y0..y1-1``, columns ``x0..x1-1`` only (the same values; other pixels
         untouched): the simulator's refinement renders just where the image changes fast."""
-        render_region(self.layers(t_s), self.textures, out, y0, y1, x0, x1, "detection render")
+        check_region("detection render", out, self.height, self.width, y0, y1, x0, x1)
+        render_region(self.layers(t_s), self.textures, out, y0, y1, x0, x1)
 
     def layers(self, t_s: float) -> np.ndarray:
         """The layer table at ``t_s`` (scene coordinates, back to front)."""

@@ -33,6 +33,7 @@ import numpy as np
 
 from eventflow.kernels import raster
 
+from ..scene import check_region
 from .gesture_figure import JOINT_NAMES, N_CHANNELS, Subject, draw_subject, figure_tables, room_images
 from .gesture_moves import CLASS_NAMES, HARMONICS, class_motion, idle_motion, rest_pose
 
@@ -121,12 +122,7 @@ class GestureScene:
     def render_region(self, t_s: float, out: np.ndarray, y0: int, y1: int, x0: int, x1: int) -> None:
         """``render`` of rows ``y0..y1-1``, columns ``x0..x1-1`` only (the same values; other
         pixels untouched): the simulator's refinement renders just where the image changes fast."""
-        if out.shape != (self.height, self.width) or out.dtype != np.float32:
-            raise ValueError(f"gesture render: out must be float32 {(self.height, self.width)}, "
-                             f"got {out.dtype} {out.shape}")
-        if not (0 <= y0 <= y1 <= self.height and 0 <= x0 <= x1 <= self.width):
-            raise ValueError(f"gesture render: region rows {y0}..{y1}, columns {x0}..{x1} is not inside "
-                             f"{self.width}x{self.height}")
+        check_region("gesture render", out, self.height, self.width, y0, y1, x0, x1)
         t_s = float(t_s)
         self._pose(t_s)
         s = self.subject
