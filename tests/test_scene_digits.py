@@ -200,7 +200,8 @@ def test_shifted_image_kernel_equals_reference():
         image = rng.random((size_y, size_x)).astype(np.float32)
         height, width = int(rng.integers(1, 50)), int(rng.integers(1, 50))
         args = (float(rng.uniform(0.5, 3.0)), float(rng.uniform(-5, 5)), float(rng.uniform(-5, 5)),
-                float(rng.uniform(-6, 6)), float(rng.uniform(-6, 6)), float(rng.uniform(0, 0.4)), float(rng.uniform(0.5, 1)))
+                float(rng.uniform(-6, 6)), float(rng.uniform(-6, 6)), float(rng.uniform(0, 0.4)),
+                float(rng.uniform(0.5, 1)))
         out = np.full((height, width), np.nan, np.float32)
         before = image.copy()
         shifted_image(image, *args, out)

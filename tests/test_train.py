@@ -1,5 +1,6 @@
 """Training: TET loss, crops, a tiny net that learns, checkpoints that resume exactly, export, metrics."""
 import json
+import math
 import os
 import re
 from dataclasses import replace
@@ -358,6 +359,20 @@ def _blob_batch(B=6, T=3):
     return x
 
 
+def test_affine_turns_and_zooms_about_the_centre_of_a_non_square_image():
+    from eventflow.train.augment import affine
+    x = torch.zeros(2, 3, 1, 16, 12)                 # H 16, W 12: centre at row 7.5, column 5.5
+    x[:, :, 0, 7, 2] = 1.0
+    quarter = torch.full((3,), math.pi / 2)
+    out = affine(x, torch.ones(3), quarter)          # a quarter turn, clockwise on screen
+    assert torch.nonzero(out[0, 0, 0]).tolist() == [[11, 5]]
+    assert torch.equal(affine(x, torch.ones(3), torch.zeros(3)), x)
+    bar = torch.zeros(1, 1, 1, 16, 12)
+    bar[0, 0, 0, 7:9, 4:8] = 1.0                     # 2 x 4 about the centre
+    assert int(affine(bar, torch.tensor([1.5]), torch.zeros(1)).sum()) > 8 > int(affine(bar, torch.tensor([0.6]),
+                                                                                       torch.zeros(1)).sum())
+
+
 def test_random_affine_moves_whole_counts_about_the_centre_the_same_at_every_step():
     from eventflow.train.augment import random_affine
     x = _blob_batch()
@@ -371,6 +386,8 @@ def test_random_affine_moves_whole_counts_about_the_centre_the_same_at_every_ste
     assert ys.float().mean().sub(7.5).abs() < 3 and xs.float().mean().sub(5.5).abs() < 3
     assert not all(torch.equal(out[:, 0], out[:, b]) for b in range(1, x.shape[1]))   # drawn per sample
     assert torch.equal(random_affine(x, 0.0, 0.0, torch.Generator()), x)
+    with pytest.raises(ValueError, match="scale must be in"):
+        random_affine(x, -0.1, 0.0, torch.Generator())
 
 
 def test_random_thinning_keeps_whole_counts_at_most_the_input_and_thins_by_the_drawn_rate():
@@ -397,22 +414,37 @@ def test_random_noise_adds_single_events_to_empty_pixels_only():
     assert torch.equal(random_noise(x, 0.0, torch.Generator()), x)
 
 
-def test_augment_with_everything_off_is_the_identity_and_draws_nothing():
-    from eventflow.train.augment import augment
+def test_augment_with_everything_off_is_the_identity_and_shift_alone_draws_as_before():
+    from eventflow.train.augment import augment, random_shift
     x = _blob_batch()
     g = torch.Generator().manual_seed(4)
     assert torch.equal(augment(x, g), x)
-    assert torch.equal(g.get_state(), torch.Generator().manual_seed(4).get_state())   # shift-only runs reproduce
+    assert torch.equal(g.get_state(), torch.Generator().manual_seed(4).get_state())     # nothing drawn
+    g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    assert torch.equal(augment(x, g1, shift=2), random_shift(x, 2, g2))                 # what training did before
+    assert torch.equal(g1.get_state(), g2.get_state())
+
+
+def test_thinning_and_noise_refuse_inputs_that_are_not_whole_counts():
+    from eventflow.train.augment import random_noise, random_thinning
+    x = _blob_batch() * 0.5
+    with pytest.raises(ValueError, match="drop needs whole event counts"):
+        random_thinning(x, 0.5, torch.Generator())
+    with pytest.raises(ValueError, match="noise needs whole event counts"):
+        random_noise(x, 0.01, torch.Generator())
 
 
 @pytest.mark.parametrize("body, message", [
     ("optim: {scale: 1.0}", r"optim\.scale: expected a number in \[0, 1\), got 1\.0"),
     ("optim: {drop: -0.1}", r"optim\.drop: expected a number in \[0, 1\]"),
-    ("optim: {rotate: -5}", r"optim\.shift and optim\.rotate: expected >= 0"),
+    ("optim: {rotate: -5}", r"optim\.rotate: expected a number in \[0, 180\], got -5"),
+    ("optim: {shift: -1}", r"optim\.shift: expected a number in \[0, inf\], got -1"),
+    ("optim: {drop: 0.3}\ninput: {sensor_size: [34, 34], input_size: [34, 34], window_us: 10000, scale: 0.5}",
+     r"optim\.drop and optim\.noise thin and add whole events, but input\.scale 0\.5"),
 ])
 def test_augmentation_settings_out_of_range_name_the_key(tmp_path, body, message):
     p = tmp_path / "c.yaml"
-    p.write_text("name: x\ndata: {train: {kind: digits, root: a}, val: {kind: digits, root: b}}\n"
-                 "input: {sensor_size: [34, 34], input_size: [34, 34], window_us: 10000}\n" + body + "\n")
+    spec = "" if "input:" in body else "input: {sensor_size: [34, 34], input_size: [34, 34], window_us: 10000}\n"
+    p.write_text("name: x\ndata: {train: {kind: digits, root: a}, val: {kind: digits, root: b}}\n" + spec + body + "\n")
     with pytest.raises(ValueError, match=rf"^{re.escape(str(p))}: {message}"):
         load_config(str(p))

@@ -20,13 +20,15 @@ import math
 
 import torch
 
-__all__ = ["augment", "random_affine", "random_noise", "random_shift", "random_thinning"]
+__all__ = ["affine", "augment", "random_affine", "random_noise", "random_shift", "random_thinning"]
 
 
 def random_shift(x: torch.Tensor, max_shift: int, generator) -> torch.Tensor:
     """``x [T, B, C, H, W]`` with each sample translated by its own random whole-pixel (dx, dy) in
     ``[-max_shift, max_shift]``, zeros shifted in."""
-    if max_shift <= 0:
+    if max_shift < 0:
+        raise ValueError(f"augmentation shift must be >= 0, got {max_shift}")
+    if max_shift == 0:
         return x
     T, B, C, H, W = x.shape
     s = max_shift
@@ -39,18 +41,13 @@ def random_shift(x: torch.Tensor, max_shift: int, generator) -> torch.Tensor:
     return out
 
 
-def random_affine(x: torch.Tensor, max_scale: float, max_rotate_deg: float, generator) -> torch.Tensor:
-    """Each sample zoomed by a factor in ``[1 - max_scale, 1 + max_scale]`` and rotated by an angle
-    in ``[-max_rotate_deg, max_rotate_deg]`` about the image centre, nearest-neighbour sampled (counts
-    stay whole), zeros where the source falls outside."""
-    if max_scale <= 0 and max_rotate_deg <= 0:
-        return x
-    if not 0 <= max_scale < 1:
-        raise ValueError(f"augmentation scale must be in [0, 1), got {max_scale}")
+def affine(x: torch.Tensor, zoom: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
+    """Sample ``b`` zoomed by ``zoom[b]`` and rotated by ``angle[b]`` radians about the image centre
+    (pixel units equal along x and y, x right, y down: a positive angle turns the image clockwise
+    on screen), nearest-neighbour sampled (counts stay whole), zeros where the source falls outside."""
     T, B, C, H, W = x.shape
-    zoom = 1 + max_scale * (2 * torch.rand(B, generator=generator, dtype=torch.float64) - 1)
-    angle = math.radians(max_rotate_deg) * (2 * torch.rand(B, generator=generator, dtype=torch.float64) - 1)
-    # output pixel -> source pixel, in grid_sample's normalised coordinates (pixel units kept equal in x and y)
+    zoom, angle = zoom.to(torch.float64), angle.to(torch.float64)
+    # output pixel -> source pixel, in grid_sample's normalised coordinates
     cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
     theta = torch.zeros(B, 2, 3, dtype=torch.float64)
     theta[:, 0, 0], theta[:, 0, 1] = cos, -sin * H / W
@@ -61,13 +58,34 @@ def random_affine(x: torch.Tensor, max_scale: float, max_rotate_deg: float, gene
     return out.reshape(B, T, C, H, W).permute(1, 0, 2, 3, 4).contiguous()
 
 
+def random_affine(x: torch.Tensor, max_scale: float, max_rotate_deg: float, generator) -> torch.Tensor:
+    """``affine`` with each sample's zoom drawn in ``[1 - max_scale, 1 + max_scale]`` and its angle in
+    ``[-max_rotate_deg, max_rotate_deg]`` degrees."""
+    if not (0 <= max_scale < 1 and 0 <= max_rotate_deg <= 180):
+        raise ValueError(f"augmentation scale must be in [0, 1) and rotate in [0, 180] degrees, "
+                         f"got {max_scale} and {max_rotate_deg}")
+    if max_scale == 0 and max_rotate_deg == 0:
+        return x
+    B = x.shape[1]
+    zoom = 1 + max_scale * (2 * torch.rand(B, generator=generator, dtype=torch.float64) - 1)
+    angle = math.radians(max_rotate_deg) * (2 * torch.rand(B, generator=generator, dtype=torch.float64) - 1)
+    return affine(x, zoom, angle)
+
+
+def _whole_counts(x: torch.Tensor, what: str) -> None:
+    if not torch.equal(x, x.round()) or bool((x < 0).any()):
+        raise ValueError(f"augmentation {what} needs whole event counts as input (an input encoding with "
+                         "scale 1 and a whole clip, or binary)")
+
+
 def random_thinning(x: torch.Tensor, max_drop: float, generator) -> torch.Tensor:
     """Each sample's events thinned: every count ``n`` becomes Binomial(n, keep), with ``keep`` drawn
     per sample in ``[1 - max_drop, 1]`` (a less sensitive sensor, or fewer events per edge)."""
-    if max_drop <= 0:
-        return x
-    if not 0 < max_drop <= 1:
+    if not 0 <= max_drop <= 1:
         raise ValueError(f"augmentation drop must be in [0, 1], got {max_drop}")
+    if max_drop == 0:
+        return x
+    _whole_counts(x, "drop")
     B = x.shape[1]
     keep = 1 - max_drop * torch.rand(B, generator=generator)
     prob = keep.to(x.dtype).view(1, B, 1, 1, 1).expand_as(x).contiguous()
@@ -77,10 +95,11 @@ def random_thinning(x: torch.Tensor, max_drop: float, generator) -> torch.Tensor
 def random_noise(x: torch.Tensor, max_rate: float, generator) -> torch.Tensor:
     """Each sample given noise events: every empty (step, channel, pixel) gets one event with a
     probability drawn per sample in ``[0, max_rate]`` (background activity)."""
-    if max_rate <= 0:
-        return x
-    if not 0 < max_rate <= 1:
+    if not 0 <= max_rate <= 1:
         raise ValueError(f"augmentation noise must be in [0, 1], got {max_rate}")
+    if max_rate == 0:
+        return x
+    _whole_counts(x, "noise")
     B = x.shape[1]
     rate = (max_rate * torch.rand(B, generator=generator)).to(x.dtype).view(1, B, 1, 1, 1)
     hits = torch.rand(x.shape, generator=generator, dtype=x.dtype) < rate

@@ -102,4 +102,11 @@ def load_config(path: str) -> TrainConfig:
         s = getattr(cfg.data, split)
         if s is not None and s.kind not in KINDS:
             raise ValueError(f"{path}: data.{split}.kind: expected one of {', '.join(KINDS)}, got {s.kind!r}")
+    spec, o = cfg.input, cfg.optim
+    whole_clip = spec.clip is None or (spec.clip >= 1 and spec.clip % 1 == 0)
+    whole = spec.encoding == "binary" or (spec.scale == 1 and whole_clip)
+    if (o.drop or o.noise) and not whole:
+        raise ValueError(f"{path}: optim.drop and optim.noise thin and add whole events, but input.scale "
+                         f"{spec.scale} and input.clip {spec.clip} do not give whole counts "
+                         "(use scale 1 and a whole clip)")
     return cfg

@@ -79,12 +79,12 @@ class OptimConfig:
     rest_weight: float = 0.0  # weight of rest_loss on the crops' unlabelled steps (0: none)
 
     def __post_init__(self):
-        for name, lo, hi, closed in (("scale", 0.0, 1.0, False), ("drop", 0.0, 1.0, True), ("noise", 0.0, 1.0, True)):
+        for name, lo, hi, closed in (("scale", 0.0, 1.0, False), ("rotate", 0.0, 180.0, True), ("drop", 0.0, 1.0, True),
+                                     ("noise", 0.0, 1.0, True), ("shift", 0, math.inf, True)):
             v = getattr(self, name)
             if not (lo <= v <= hi if closed else lo <= v < hi):
-                raise ValueError(f"optim.{name}: expected a number in [{lo:g}, {hi:g}{']' if closed else ')'}, got {v!r}")
-        if self.shift < 0 or self.rotate < 0:
-            raise ValueError(f"optim.shift and optim.rotate: expected >= 0, got {self.shift!r} and {self.rotate!r}")
+                end = "]" if closed else ")"
+                raise ValueError(f"optim.{name}: expected a number in [{lo:g}, {hi:g}{end}, got {v!r}")
 
 
 def lr_at(cfg: OptimConfig, epoch: int) -> float:
