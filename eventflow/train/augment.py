@@ -72,20 +72,24 @@ def random_affine(x: torch.Tensor, max_scale: float, max_rotate_deg: float, gene
     return affine(x, zoom, angle)
 
 
-def _whole_counts(x: torch.Tensor, what: str) -> None:
+def _applies(x: torch.Tensor, strength: float, what: str) -> bool:
+    """Whether a thinning or noise ``strength`` (checked to be in [0, 1]) changes anything; where it
+    does, ``x`` must hold whole event counts."""
+    if not 0 <= strength <= 1:
+        raise ValueError(f"augmentation {what} must be in [0, 1], got {strength}")
+    if strength == 0:
+        return False
     if not torch.equal(x, x.round()) or bool((x < 0).any()):
         raise ValueError(f"augmentation {what} needs whole event counts as input (an input encoding with "
                          "scale 1 and a whole clip, or binary)")
+    return True
 
 
 def random_thinning(x: torch.Tensor, max_drop: float, generator) -> torch.Tensor:
     """Each sample's events thinned: every count ``n`` becomes Binomial(n, keep), with ``keep`` drawn
     per sample in ``[1 - max_drop, 1]`` (a less sensitive sensor, or fewer events per edge)."""
-    if not 0 <= max_drop <= 1:
-        raise ValueError(f"augmentation drop must be in [0, 1], got {max_drop}")
-    if max_drop == 0:
+    if not _applies(x, max_drop, "drop"):
         return x
-    _whole_counts(x, "drop")
     B = x.shape[1]
     keep = 1 - max_drop * torch.rand(B, generator=generator)
     prob = keep.to(x.dtype).view(1, B, 1, 1, 1).expand_as(x).contiguous()
@@ -95,11 +99,8 @@ def random_thinning(x: torch.Tensor, max_drop: float, generator) -> torch.Tensor
 def random_noise(x: torch.Tensor, max_rate: float, generator) -> torch.Tensor:
     """Each sample given noise events: every empty (step, channel, pixel) gets one event with a
     probability drawn per sample in ``[0, max_rate]`` (background activity)."""
-    if not 0 <= max_rate <= 1:
-        raise ValueError(f"augmentation noise must be in [0, 1], got {max_rate}")
-    if max_rate == 0:
+    if not _applies(x, max_rate, "noise"):
         return x
-    _whole_counts(x, "noise")
     B = x.shape[1]
     rate = (max_rate * torch.rand(B, generator=generator)).to(x.dtype).view(1, B, 1, 1, 1)
     hits = torch.rand(x.shape, generator=generator, dtype=x.dtype) < rate
