@@ -174,8 +174,23 @@ def test_another_sensor_is_used_without_the_scenes_overrides(tmp_path):
     assert ds.sensor_size == (128, 128, 2) and eventflow.open(ds.path(0)).width == 128
 
 
+def test_sensor_fields_set_on_the_command_line_are_used_and_recorded(tmp_path):
+    out = tmp_path / "hard"
+    argv = ["dataset", "make", "digits", "--out", str(out), "--n", "2", "--seed", "3", "--seconds", "0.05",
+            "--set", "contrast_on=0.3", "--set", "background_rate_hz=2"]
+    assert main(argv) == 0
+    from eventflow.sim import scene_sensor
+
+    expected = scene_sensor("digits").replace(contrast_on=0.3, background_rate_hz=2.0)
+    assert json.loads((out / "manifest.json").read_text())["sensor"] == dataclasses.asdict(expected)
+    made = make_dataset("digits", tmp_path / "api", n=2, seed=3, sensor=expected, seconds=0.05)
+    assert all(same_events(SimDigits(out).events(i), SimDigits(tmp_path / "api").events(i)) for i in range(made.n))
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--n", "0", "--seed", "1"], "n must be"),
+    (["--n", "2", "--seed", "1", "--set", "contrast_on=high"], "--set contrast_on=high: contrast_on must be a number"),
+    (["--n", "2", "--seed", "1", "--set", "nosuch=1"], "nosuch"),
     (["--n", "2", "--seed", "-3"], "split seed"),
     (["--n", "2", "--seed", "1", "--sensor", "nosuch"], "unknown sensor 'nosuch'"),
     (["--n", "2", "--seed", "1", "--jobs", "0"], "jobs must be"),

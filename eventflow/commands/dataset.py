@@ -2,6 +2,7 @@
 
     eventflow dataset make digits --out data/digits/train --n 6000 --seed 1 --jobs 2
     eventflow dataset make digits --out data/digits/val --n 1000 --seed 2
+    eventflow dataset make digits --out data/digits/hard --n 500 --seed 15 --set contrast_on=0.3
 
 Splits made with different seeds never share a sample seed (``eventflow.datasets.manifest``).
 """
@@ -41,6 +42,9 @@ def register(subparsers) -> None:
     mk.add_argument("--sensor", metavar="NAME",
                     help="sensor preset (dvs128, davis346, gen1, imx636, nmnist); default: the scene's own, "
                          "with the scene's sensor overrides")
+    mk.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                    help="override a sensor field, e.g. --set contrast_on=0.3 --set background_rate_hz=2 "
+                         "(repeatable; see eventflow.sim.SensorConfig; manifest.json records the sensor used)")
     mk.add_argument("--seconds", type=float, metavar="S", help="length of each recording (default: the scene's)")
     mk.add_argument("--jobs", type=int, default=1, metavar="J", help="worker processes (default 1)")
     mk.add_argument("--format", choices=("npz", "h5"), default="npz",
@@ -53,10 +57,12 @@ def register(subparsers) -> None:
 
 def cmd_make(a) -> int:
     from ..datasets.make import make_dataset
+    from .simulate import sensor_with_overrides
 
+    sensor = sensor_with_overrides(a.name, a.sensor, a.set) if a.set else a.sensor
     start = time.perf_counter()
     with progress(a.n, f"{a.name} -> {a.out}", "rec", unit_scale=False) as bar:
-        m = make_dataset(a.name, a.out, a.n, a.seed, sensor=a.sensor, seconds=a.seconds, jobs=a.jobs,
+        m = make_dataset(a.name, a.out, a.n, a.seed, sensor=sensor, seconds=a.seconds, jobs=a.jobs,
                          overwrite=a.overwrite, ext="." + a.format, progress=None if bar is None else bar.update)
     took = time.perf_counter() - start
     events = sum(s.events for s in m.samples)

@@ -87,12 +87,19 @@ def _sensor_overrides(base, texts: dict) -> dict:
     return out
 
 
+def sensor_with_overrides(scene: str, preset: str | None, sets: list[str]):
+    """The sensor of ``scene`` (``--sensor`` preset or the scene's own) with the ``--set FIELD=VALUE`` items applied."""
+    from eventflow.sim import scene_sensor
+
+    base = scene_sensor(scene, preset)
+    return base.replace(**_sensor_overrides(base, _pairs(sets, "--set")))
+
+
 def run_simulate(a) -> int:
-    from eventflow.sim import scene_sensor, simulate_steps
+    from eventflow.sim import simulate_steps
     from eventflow.sim.scenes import make_scene
 
-    base = scene_sensor(a.scene, a.sensor)
-    sensor = base.replace(**_sensor_overrides(base, _pairs(a.set, "--set")))
+    sensor = sensor_with_overrides(a.scene, a.sensor, a.set)
     params = {k: parse_value(v) for k, v in _pairs(a.param, "--param").items()}
     if a.chunk_ms <= 0:
         raise ValueError(f"--chunk-ms must be > 0, got {a.chunk_ms}")
