@@ -1,8 +1,8 @@
 """Training-time augmentation of encoded spike tensors ``x [T, B, C, H, W]`` (event counts).
 
 Each function draws one set of parameters per sample from ``generator`` and applies it at every
-step of the crop, returns a new tensor (the input is never modified) and is the identity when
-its strength is 0. They make a model trained on simulated recordings less sensitive to what
+step of the crop. It returns a new tensor, or the input itself when its strength is 0; the
+input is never modified. They make a model trained on simulated recordings less sensitive to what
 the simulator gets only approximately right: where and how large the object is (``random_shift``,
 ``random_affine``), how many events an edge makes (``random_thinning``) and the sensor's noise
 (``random_noise``). Values stay whole counts no larger than the input's, as the encoder makes them.
@@ -43,8 +43,8 @@ def random_shift(x: torch.Tensor, max_shift: int, generator) -> torch.Tensor:
 
 def affine(x: torch.Tensor, zoom: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
     """Sample ``b`` zoomed by ``zoom[b]`` and rotated by ``angle[b]`` radians about the image centre
-    (pixel units equal along x and y, x right, y down: a positive angle turns the image clockwise
-    on screen), nearest-neighbour sampled (counts stay whole), zeros where the source falls outside."""
+    (pixel units equal along x and y, x right, y down: a positive angle turns the image
+    counter-clockwise on screen, e.g. a point left of the centre to below it), nearest-neighbour sampled (counts stay whole), zeros where the source falls outside."""
     T, B, C, H, W = x.shape
     zoom, angle = zoom.to(torch.float64), angle.to(torch.float64)
     # output pixel -> source pixel, in grid_sample's normalised coordinates
