@@ -364,7 +364,7 @@ def test_affine_turns_and_zooms_about_the_centre_of_a_non_square_image():
     x = torch.zeros(2, 3, 1, 16, 12)                 # H 16, W 12: centre at row 7.5, column 5.5
     x[:, :, 0, 7, 2] = 1.0
     quarter = torch.full((3,), math.pi / 2)
-    out = affine(x, torch.ones(3), quarter)          # a quarter turn, clockwise on screen
+    out = affine(x, torch.ones(3), quarter)          # a quarter turn: counter-clockwise on screen
     assert torch.nonzero(out[0, 0, 0]).tolist() == [[11, 5]]
     assert torch.equal(affine(x, torch.ones(3), torch.zeros(3)), x)
     bar = torch.zeros(1, 1, 1, 16, 12)

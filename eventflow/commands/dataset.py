@@ -59,7 +59,7 @@ def cmd_make(a) -> int:
     from ..datasets.make import make_dataset
     from .simulate import sensor_with_overrides
 
-    sensor = sensor_with_overrides(a.name, a.sensor, a.set) if a.set else a.sensor
+    sensor = sensor_with_overrides(a.name, a.sensor, a.set)
     start = time.perf_counter()
     with progress(a.n, f"{a.name} -> {a.out}", "rec", unit_scale=False) as bar:
         m = make_dataset(a.name, a.out, a.n, a.seed, sensor=sensor, seconds=a.seconds, jobs=a.jobs,

@@ -42,6 +42,7 @@ import numpy as np
 from eventflow.kernels.resample import first_order_lag, shifted_image
 
 from ..digit_images import IMAGE_SIZE, digit_image
+from ..scene import check_region
 
 __all__ = [
     "DEFAULT_SECONDS", "DEFAULT_SENSOR", "SENSOR_OVERRIDES", "FIELD_SIZE", "SACCADE_PERIOD_S",
@@ -160,8 +161,7 @@ class DigitsScene:
 
     def render(self, t_s: float, out: np.ndarray) -> None:
         """Write the linear intensity at ``t_s`` seconds into ``out`` (float32, (height, width))."""
-        if out.shape != (self.height, self.width) or out.dtype != np.float32:
-            raise ValueError(f"render: out must be float32 {(self.height, self.width)}, got {out.dtype} {out.shape}")
+        check_region("digits render", out, self.height, self.width, 0, self.height, 0, self.width)
         scale = min(self.width, self.height) / FIELD_SIZE
         dx, dy = self.offset_px(t_s)
         corner_x = (self.width - FIELD_SIZE * scale) / 2
