@@ -1,7 +1,7 @@
 """Building the layer tables that ``eventflow.kernels.raster_shapes`` renders (plain numpy;
 every argument broadcasts over layers): 2x3 affine maps (``similarity``, ``compose``,
 ``invert``), scene bounding boxes, tables from per-layer columns, and seamless textures; and
-``render_region``, what the layer scenes give the simulator to render a rectangle only.
+``LayerRendering``, the layer scenes' ``render`` and ``render_region``.
 
 >>> from eventflow.kernels.raster_shapes import BOX
 >>> fwd, inv = similarity(10.0, 5.0, 2.0)
@@ -17,7 +17,9 @@ import numpy as np
 from eventflow.kernels.raster_shapes import (CAPSULE, FAR, HI, KIND, LO, MAP, N_COLUMNS, PLANE, PX_PER_UNIT,
                                              SHAPE, TEX, TEX_SCALE, TEX_U, TEX_V, X0, X1, Y0, Y1, render_layers)
 
-__all__ = ["compose", "invert", "layer_table", "local_table", "periodic_texture", "render_region", "scene_bbox",
+from .scene import check_region
+
+__all__ = ["compose", "invert", "layer_table", "local_table", "periodic_texture", "LayerRendering", "scene_bbox",
            "similarity"]
 
 
@@ -132,10 +134,21 @@ def local_table(kind, shape, lo, hi, tex_scale, tex_u, tex_v, tex):
                        np.asarray(shape, dtype=np.float64), lo, hi, tex_scale, tex_u, tex_v, tex, (0.0, 0.0, 0.0, 0.0))
 
 
-def render_region(layers, textures, out, y0: int, y1: int, x0: int, x1: int) -> None:
-    """Render rows ``y0..y1-1``, columns ``x0..x1-1`` of a layer table into ``out`` (float32
-    (H, W)), the other pixels untouched: the rectangle as a canvas whose corner sits at
-    (x0, y0), so each pixel gets exactly the value a whole-image render gives it. The caller
-    checks the region (``eventflow.sim.scene.check_region``)."""
-    if y0 < y1 and x0 < x1:
-        render_layers(out[y0:y1, x0:x1], layers, textures, float(x0), float(y0))
+class LayerRendering:
+    """``render`` and ``render_region`` for a scene drawn from a layer table: the scene class
+    provides ``layers(t_s)``, ``textures``, ``height``, ``width`` and ``scene_name``. A region
+    is rendered as a canvas whose corner sits at (x0, y0), so each pixel gets exactly the value
+    a whole-image render gives it; the other pixels are untouched."""
+
+    scene_name = "layer scene"
+
+    def render(self, t_s: float, out: np.ndarray) -> None:
+        """Write the intensity at ``t_s`` into ``out`` (float32 (height, width))."""
+        self.render_region(t_s, out, 0, self.height, 0, self.width)
+
+    def render_region(self, t_s: float, out: np.ndarray, y0: int, y1: int, x0: int, x1: int) -> None:
+        """``render`` of rows ``y0..y1-1``, columns ``x0..x1-1`` only: the simulator's refinement
+        renders just where the image changes fast."""
+        check_region(f"{self.scene_name} render", out, self.height, self.width, y0, y1, x0, x1)
+        if y0 < y1 and x0 < x1:
+            render_layers(out[y0:y1, x0:x1], self.layers(t_s), self.textures, float(x0), float(y0))

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from eventflow.kernels import raster_shapes as R
-from eventflow.sim.layers import invert, local_table, periodic_texture, render_region, scene_bbox
-from eventflow.sim.scene import check_region, scene_params
+from eventflow.sim.layers import LayerRendering, invert, local_table, periodic_texture, scene_bbox
+from eventflow.sim.scene import scene_params
 
 __all__ = ["BBOX_DTYPE", "CAR", "PEDESTRIAN", "DEFAULT_SENSOR", "SENSOR_OVERRIDES", "DEFAULT_SECONDS",
            "DetectionScene", "make_scene"]
@@ -73,8 +73,10 @@ PARALLAX = 2.2  # the poles are that much nearer than the street: their motion i
 
 
 @dataclass(frozen=True, eq=False)
-class DetectionScene:
+class DetectionScene(LayerRendering):
     """A street under ego-motion with moving cars and pedestrians (see the module docstring)."""
+
+    scene_name = "detection"
 
     width: int
     height: int
@@ -89,16 +91,6 @@ class DetectionScene:
     local: np.ndarray     # layer table, back to front, in the units of each layer's group
     group: np.ndarray     # group of each layer: 0 street, 1 + i object i, 1 + n_objects poles
     limb: np.ndarray      # skeleton limb (see _skeleton) of each layer, -1 for rigid ones
-
-    def render(self, t_s: float, out: np.ndarray) -> None:
-        """Write the intensity at ``t_s`` into ``out`` (float32 (height, width))."""
-        self.render_region(t_s, out, 0, self.height, 0, self.width)
-
-    def render_region(self, t_s: float, out: np.ndarray, y0: int, y1: int, x0: int, x1: int) -> None:
-        """``render`` of rows ``y0..y1-1``, columns ``x0..x1-1`` only (the same values; other pixels
-        untouched): the simulator's refinement renders just where the image changes fast."""
-        check_region("detection render", out, self.height, self.width, y0, y1, x0, x1)
-        render_region(self.layers(t_s), self.textures, out, y0, y1, x0, x1)
 
     def layers(self, t_s: float) -> np.ndarray:
         """The layer table at ``t_s`` (scene coordinates, back to front)."""

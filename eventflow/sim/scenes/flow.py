@@ -29,8 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from eventflow.kernels import raster_shapes as R
-from eventflow.sim.layers import compose, invert, local_table, periodic_texture, render_region, similarity
-from eventflow.sim.scene import check_region, scene_params
+from eventflow.sim.layers import LayerRendering, compose, invert, local_table, periodic_texture, similarity
+from eventflow.sim.scene import scene_params
 
 __all__ = ["DEFAULT_SENSOR", "SENSOR_OVERRIDES", "DEFAULT_SECONDS", "FlowScene", "make_scene"]
 
@@ -43,8 +43,10 @@ FLOW_CONVENTION = ("forward flow (E-RAFT / DSEC): flow[:, row, col] = (dx, dy) i
 
 
 @dataclass(frozen=True, eq=False)
-class FlowScene:
+class FlowScene(LayerRendering):
     """Textured layers in analytic motion (see the module docstring)."""
+
+    scene_name = "flow"
 
     width: int
     height: int
@@ -53,16 +55,6 @@ class FlowScene:
     textures: np.ndarray  # (2, S, S)
     local: np.ndarray     # layer table, back to front, each in its own units (identity maps)
     motion: np.ndarray    # per layer: x, y at t = 0, vx, vy (px/s), scale at t = 0, zoom rate (1/s), angle, spin (rad/s)
-
-    def render(self, t_s: float, out: np.ndarray) -> None:
-        """Write the intensity at ``t_s`` into ``out`` (float32 (height, width))."""
-        self.render_region(t_s, out, 0, self.height, 0, self.width)
-
-    def render_region(self, t_s: float, out: np.ndarray, y0: int, y1: int, x0: int, x1: int) -> None:
-        """``render`` of rows ``y0..y1-1``, columns ``x0..x1-1`` only (the same values; other pixels
-        untouched): the simulator's refinement renders just where the image changes fast."""
-        check_region("flow render", out, self.height, self.width, y0, y1, x0, x1)
-        render_region(self.layers(t_s), self.textures, out, y0, y1, x0, x1)
 
     def forward(self, t_s: float) -> np.ndarray:
         """Map (n_layers, 6) of each layer's units to the scene at ``t_s``."""
