@@ -30,12 +30,10 @@ def main():
 
     from eventflow.model import load_model
     from eventflow.snn.fast import FastNetwork
-    from eventflow.train.data import Limited, encode_dataset
-    from eventflow.train.evaluate import open_eval_data
+    from eventflow.train.evaluate import encoded_data
 
     model = load_model(a.model)
-    ds, interval = open_eval_data(a.data)
-    data = encode_dataset(Limited(ds, a.limit), model.input, None, interval)
+    data, _ = encoded_data(model, a.data, a.limit)
     fast = FastNetwork.from_network(model.network)
     times = []
     for i in range(len(data)):

@@ -313,8 +313,8 @@ class FastNetwork:
             return ws["fused"]
         convs = [(L, lw) for L, lw in zip(self.layers, ws["layers"]) if isinstance(L, _Conv)]
         lins = [(L, lw) for L, lw in zip(self.layers, ws["layers"]) if isinstance(L, _Linear)]
+        # (from_network allows a Linear without LIF only as the last layer)
         ok = (not self.parallel and batch <= DENSE_ROWS and lins and lins[-1][0].neuron is None
-              and all(L.neuron is not None for L, _ in lins[:-1])
               and not any(L.factors for L in self.layers))   # LIF only
         fused = None
         if ok:
