@@ -187,8 +187,39 @@ def test_sensor_fields_set_on_the_command_line_are_used_and_recorded(tmp_path):
     assert all(same_events(SimDigits(out).events(i), SimDigits(tmp_path / "api").events(i)) for i in range(made.n))
 
 
+def test_varied_sensor_fields_are_drawn_per_sample_and_recorded(tmp_path):
+    out = tmp_path / "dr"
+    argv = ["dataset", "make", "digits", "--out", str(out), "--n", "4", "--seed", "5", "--seconds", "0.05",
+            "--vary", "contrast_on=0.15:0.35", "--vary", "refractory_us=20:500"]
+    assert main(argv) == 0
+    from eventflow.datasets.manifest import read_manifest
+    from eventflow.sim import scene_sensor
+    from eventflow.sim.sensor import vary_sensor
+
+    m = read_manifest(out)
+    assert m.vary == {"contrast_on": (0.15, 0.35), "refractory_us": (20.0, 500.0)}
+    base = scene_sensor("digits")
+    assert m.sensor == dataclasses.asdict(base)   # the split's sensor; each sample replaces the varied fields
+    drawn = [s.sensor for s in m.samples]
+    assert len({d["contrast_on"] for d in drawn}) == 4 and all(set(d) == {"contrast_on", "refractory_us"} for d in drawn)
+    for s, d in zip(m.samples, drawn):
+        assert 0.15 <= d["contrast_on"] <= 0.35 and isinstance(d["refractory_us"], int) and 20 <= d["refractory_us"] <= 500
+        assert d == {k: getattr(vary_sensor(base, m.vary, s.seed), k) for k in d}
+    # the recorded sensor reproduces sample 2 exactly, one recording at a time
+    one = make_dataset("digits", tmp_path / "one", n=3, seed=5, seconds=0.05, sensor=base.replace(**drawn[2]))
+    assert same_events(SimDigits(out).events(2), SimDigits(tmp_path / "one").events(2)) and one.samples[2].sensor == {}
+    # and the other samples differ from a fixed-sensor split of the same seed
+    plain = make_dataset("digits", tmp_path / "plain", n=4, seed=5, seconds=0.05)
+    assert plain.vary == {} and "vary" not in json.loads((tmp_path / "plain" / "manifest.json").read_text())
+    assert [s.events for s in plain.samples] != [s.events for s in m.samples]
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--n", "0", "--seed", "1"], "n must be"),
+    (["--n", "2", "--seed", "1", "--vary", "width=1:3"], "sensor field 'width' cannot be varied"),
+    (["--n", "2", "--seed", "1", "--vary", "contrast_on=0.3"], "--vary contrast_on=0.3: expected LO:HI"),
+    (["--n", "2", "--seed", "1", "--vary", "contrast_on=0.3:0.1"], "expected finite lo <= hi"),
+    (["--n", "2", "--seed", "1", "--vary", "contrast_on=-1:0.3"], "contrast_on=-1.0 must be > 0"),
     (["--n", "2", "--seed", "1", "--set", "contrast_on=high"], "--set contrast_on=high: contrast_on must be a number"),
     (["--n", "2", "--seed", "1", "--set", "nosuch=1"], "nosuch"),
     (["--n", "2", "--seed", "-3"], "split seed"),

@@ -245,6 +245,9 @@ _INPUT = "input: {sensor_size: [34, 34], input_size: [34, 34], window_us: 1000}\
     (_DATA + _INPUT + "network: {channels: [4, eight]}\n",
      r"network\.channels\[1\]: expected an integer, got str 'eight'"),
     (_DATA + _INPUT + "network: {chanels: [4]}\n", r"network\.chanels: unknown key"),
+    (_DATA.replace("root: a", "root: a, make: {n: 4, sed: 1}") + _INPUT, r"data\.train\.make: unknown key\(s\) sed"),
+    (_DATA.replace("root: b", "root: b, make: {n: 4, seed: 1, vary: {contrast_on: [0.3, 0.1]}}") + _INPUT,
+     r"data\.val\.make\.vary: sensor range contrast_on: expected finite lo <= hi"),
 ])
 def test_config_errors_name_the_file_and_the_key(tmp_path, body, message):
     p = tmp_path / "c.yaml"

@@ -3,6 +3,7 @@
     eventflow dataset make digits --out data/digits/train --n 6000 --seed 1 --jobs 2
     eventflow dataset make digits --out data/digits/val --n 1000 --seed 2
     eventflow dataset make digits --out data/digits/hard --n 500 --seed 15 --set contrast_on=0.3
+    eventflow dataset make digits --out data/digits/dr --n 8000 --seed 17 --vary contrast_on=0.15:0.35
 
 Splits made with different seeds never share a sample seed (``eventflow.datasets.manifest``).
 """
@@ -22,7 +23,9 @@ file, target, seed and ground-truth files.
 
 Classes are balanced: gesture sample i performs DVS128 Gesture class 1 + i % 11 (target i % 11),
 digits sample i shows digit i % 10. Sample i's seed is an invertible mix of (SEED, i), so splits
-made with different --seed values never share a sample. Read a split with
+made with different --seed values never share a sample. --vary FIELD=LO:HI draws a sensor field
+per sample from its seed (domain randomisation); each sample's manifest entry records the values
+drawn. Read a split with
 eventflow.datasets.SimGesture / SimDigits / SimDetection / SimFlow."""
 
 
@@ -45,6 +48,11 @@ def register(subparsers) -> None:
     mk.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                     help="override a sensor field, e.g. --set contrast_on=0.3 --set background_rate_hz=2 "
                          "(repeatable; see eventflow.sim.SensorConfig; manifest.json records the sensor used)")
+    mk.add_argument("--vary", action="append", default=[], metavar="FIELD=LO:HI",
+                    help="draw a sensor field per recording, uniformly in [LO, HI], from the recording's seed, "
+                         "e.g. --vary contrast_on=0.15:0.35 --vary background_rate_hz=0.1:3 (repeatable; fields: "
+                         "contrast_on, contrast_off, contrast_sigma, refractory_us, background_rate_hz, "
+                         "hot_pixel_fraction, hot_pixel_rate_hz, shot_noise_rate_hz, log_eps)")
     mk.add_argument("--seconds", type=float, metavar="S", help="length of each recording (default: the scene's)")
     mk.add_argument("--jobs", type=int, default=1, metavar="J", help="worker processes (default 1)")
     mk.add_argument("--format", choices=("npz", "h5"), default="npz",
@@ -57,13 +65,15 @@ def register(subparsers) -> None:
 
 def cmd_make(a) -> int:
     from ..datasets.make import make_dataset
-    from .simulate import sensor_with_overrides
+    from .simulate import parse_ranges, sensor_with_overrides
 
     sensor = sensor_with_overrides(a.name, a.sensor, a.set)
+    vary = parse_ranges(a.vary)
     start = time.perf_counter()
     with progress(a.n, f"{a.name} -> {a.out}", "rec", unit_scale=False) as bar:
         m = make_dataset(a.name, a.out, a.n, a.seed, sensor=sensor, seconds=a.seconds, jobs=a.jobs,
-                         overwrite=a.overwrite, ext="." + a.format, progress=None if bar is None else bar.update)
+                         overwrite=a.overwrite, ext="." + a.format, vary=vary,
+                         progress=None if bar is None else bar.update)
     took = time.perf_counter() - start
     events = sum(s.events for s in m.samples)
     print(f"wrote {m.n} {m.name} recordings ({events:,} events, sensor {m.sensor['name']} "

@@ -87,6 +87,20 @@ def _sensor_overrides(base, texts: dict) -> dict:
     return out
 
 
+def parse_ranges(items: list[str]) -> dict:
+    """``--vary FIELD=LO:HI`` items as ``{field: (lo, hi)}`` (the sensor checks the fields)."""
+    out = {}
+    for key, text in _pairs(items, "--vary").items():
+        lo, sep, hi = text.partition(":")
+        try:
+            out[key] = (float(lo), float(hi))
+        except ValueError:
+            raise ValueError(f"--vary {key}={text}: expected LO:HI, two numbers") from None
+        if not sep:
+            raise ValueError(f"--vary {key}={text}: expected LO:HI, two numbers")
+    return out
+
+
 def sensor_with_overrides(scene: str, preset: str | None, sets: list[str]):
     """The sensor of ``scene`` (``--sensor`` preset or the scene's own) with the ``--set FIELD=VALUE`` items applied."""
     from eventflow.sim import scene_sensor

@@ -37,6 +37,7 @@ class SampleTask:
     out_dir: str
     stem: str
     ext: str
+    varied: tuple = ()   # the sensor fields drawn for this sample (recorded in its manifest entry)
 
 
 def classes_of(name: str) -> tuple:
@@ -77,7 +78,8 @@ def make_sample(task: SampleTask) -> SampleEntry:
             raise ValueError(f"scene {task.name!r} wrote ground truth {p} outside the split folder {out_dir}")
         gt.append(os.path.basename(p))
     return SampleEntry(file=task.stem + task.ext, target=task.target, seed=task.seed, params=dict(task.params),
-                       ground_truth=tuple(gt), events=int(len(events)))
+                       ground_truth=tuple(gt), events=int(len(events)),
+                       sensor={f: getattr(task.sensor, f) for f in task.varied})
 
 
 def _prepare_folder(out: str, overwrite: bool) -> None:
@@ -97,7 +99,8 @@ def _prepare_folder(out: str, overwrite: bool) -> None:
 
 
 def make_dataset(name: str, out, n: int, seed: int, *, sensor=None, seconds: float | None = None,
-                 jobs: int = 1, overwrite: bool = False, ext: str = ".npz", progress=None) -> Manifest:
+                 jobs: int = 1, overwrite: bool = False, ext: str = ".npz", vary: dict | None = None,
+                 progress=None) -> Manifest:
     """Simulate ``n`` recordings of scene ``name`` into the folder ``out``; returns the manifest written.
 
     sensor: a preset name or a ``SensorConfig`` (default: the scene's own sensor, with its overrides).
@@ -105,8 +108,12 @@ def make_dataset(name: str, out, n: int, seed: int, *, sensor=None, seconds: flo
         "spawn" (a script that calls this with jobs > 1 needs the ``if __name__ == "__main__":`` guard);
         the split is the same whatever the number of jobs.
     overwrite: allow a non-empty ``out`` (files of an earlier split are removed, others kept).
-    ext: ".npz" (default) or ".h5". progress: called with 1 after each sample is written.
+    ext: ".npz" (default) or ".h5".
+    vary: ``{field: (lo, hi)}``: domain randomisation; each sample's sensor has these fields drawn
+        from its own seed (``eventflow.sim.sensor.vary_sensor``); its manifest entry records them.
+    progress: called with 1 after each sample is written.
     """
+    from ..sim.sensor import check_ranges, vary_sensor
     from ..sim.simulator import scene_sensor
 
     sample_plan(name, 0)  # unknown names fail here, before any file is touched
@@ -121,15 +128,21 @@ def make_dataset(name: str, out, n: int, seed: int, *, sensor=None, seconds: flo
     if ext not in EVENT_FORMATS:
         raise ValueError(f"event file extension must be one of {EVENT_FORMATS}, got {ext!r}")
     cfg = scene_sensor(name, sensor)
+    vary = check_ranges(vary or {})
+    for f, (lo, hi) in vary.items():   # both ends must make a valid sensor, before any file is touched
+        cfg.replace(**{f: int(round(lo)) if f == "refractory_us" else lo})
+        cfg.replace(**{f: int(round(hi)) if f == "refractory_us" else hi})
     out = os.fspath(out)
     _prepare_folder(out, overwrite)
     digits = max(5, len(str(n - 1)))
     tasks = []
     for i in range(n):
         params, target = sample_plan(name, i)
-        tasks.append(SampleTask(name=name, seed=sample_seed(seed, i), sensor=cfg,
+        s_seed = sample_seed(seed, i)
+        tasks.append(SampleTask(name=name, seed=s_seed, sensor=vary_sensor(cfg, vary, s_seed),
                                 seconds=None if seconds is None else float(seconds), params=params,
-                                target=target, out_dir=out, stem=f"{i:0{digits}d}", ext=ext))
+                                target=target, out_dir=out, stem=f"{i:0{digits}d}", ext=ext,
+                                varied=tuple(vary)))
     samples = []
     if jobs == 1:
         for t in tasks:
@@ -146,7 +159,8 @@ def make_dataset(name: str, out, n: int, seed: int, *, sensor=None, seconds: flo
                 if progress is not None:
                     progress(1)
     manifest = Manifest(name=name, seed=seed, n=n, sensor=dataclasses.asdict(cfg), classes=classes_of(name),
-                        samples=tuple(samples), seconds=None if seconds is None else float(seconds))
+                        samples=tuple(samples), seconds=None if seconds is None else float(seconds),
+                        vary=vary)
     write_manifest(out, manifest)
     return manifest
 

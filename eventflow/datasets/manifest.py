@@ -13,6 +13,7 @@ A split made by ``eventflow dataset make NAME --out DIR --n N --seed S`` is a fo
      "name": "gesture",                      # the scene: gesture, digits, detection, flow
      "seed": S, "n": N, "seconds": null,     # null: the scene's own duration
      "sensor": {"name": "dvs128", "width": 128, "height": 128, ...},  # every SensorConfig field
+     "vary": {"contrast_on": [0.15, 0.35]},  # optional: sensor fields drawn per sample from these ranges
      "classes": ["hand_clap", ...],          # target i names classes[i]; [] where targets are not classes
      "seed_rule": "...",                     # how sample seeds follow from S (below)
      "samples": [{"file": "00000.npz", "target": 0, "seed": 7318..., "params": {"gestures": 1},
@@ -20,7 +21,10 @@ A split made by ``eventflow dataset make NAME --out DIR --n N --seed S`` is a fo
 
 Paths are relative to DIR. ``target`` is the class index (gesture: DVS128 Gesture's class id
 minus one, 0..10; digits: the digit) or null (detection, flow: the target is the ground-truth
-file). ``params`` are the scene parameters the sample was made with (besides its seed).
+file). ``params`` are the scene parameters the sample was made with (besides its seed). In a
+split made with ``vary`` (domain randomisation: ``--vary FIELD=LO:HI``), each sample also has
+``"sensor"``: the fields drawn for it (``eventflow.sim.sensor.vary_sensor`` from the sample's
+seed), which replace those of the split's ``sensor``.
 
 Events are stored as ``.npz`` (numpy's zip of arrays x u2, y u2, p i2, t i8, compressed) by
 default, or Metavision HDF5 (``.h5``, ECF) on request; ``eventflow.open`` reads both. Measured on
@@ -94,10 +98,14 @@ class SampleEntry:
     params: dict = field(default_factory=dict)
     ground_truth: tuple = ()
     events: int = 0
+    sensor: dict = field(default_factory=dict)   # the sensor fields drawn for this sample (split made with vary)
 
     def to_json(self) -> dict:
-        return {"file": self.file, "target": self.target, "seed": self.seed, "params": dict(self.params),
-                "ground_truth": list(self.ground_truth), "events": self.events}
+        doc = {"file": self.file, "target": self.target, "seed": self.seed, "params": dict(self.params),
+               "ground_truth": list(self.ground_truth), "events": self.events}
+        if self.sensor:
+            doc["sensor"] = dict(self.sensor)
+        return doc
 
 
 @dataclass(frozen=True)
@@ -111,6 +119,8 @@ class Manifest:
     classes: tuple
     samples: tuple
     seconds: float | None = None
+    vary: dict = field(default_factory=dict)   # {field: (lo, hi)}: sensor fields drawn per sample
+
 
     @property
     def width(self) -> int:
@@ -123,6 +133,7 @@ class Manifest:
     def to_json(self) -> dict:
         return {"format": FORMAT, "version": VERSION, "name": self.name, "seed": self.seed, "n": self.n,
                 "seconds": self.seconds, "sensor": dict(self.sensor), "classes": list(self.classes),
+                **({"vary": {k: list(v) for k, v in self.vary.items()}} if self.vary else {}),
                 "seed_rule": SEED_RULE, "samples": [s.to_json() for s in self.samples]}
 
 
@@ -179,11 +190,16 @@ def read_manifest(root) -> Manifest:
         gt = _need(s, "ground_truth", list, where, path)
         samples.append(SampleEntry(file=_need(s, "file", str, where, path), target=target,
                                    seed=_need(s, "seed", int, where, path), params=dict(s.get("params") or {}),
-                                   ground_truth=tuple(str(g) for g in gt), events=int(s.get("events", 0))))
+                                   ground_truth=tuple(str(g) for g in gt), events=int(s.get("events", 0)),
+                                   sensor=dict(s["sensor"]) if isinstance(s.get("sensor"), dict) else {}))
     n = _need(doc, "n", int, "manifest", path)
     if n != len(samples):
         raise ValueError(f"{path}: n is {n} but {len(samples)} samples are listed")
     seconds = doc.get("seconds")
+    vary = doc.get("vary") or {}
+    if not isinstance(vary, dict) or not all(isinstance(v, list) and len(v) == 2 for v in vary.values()):
+        raise ValueError(f"{path}: manifest.vary should map sensor fields to [lo, hi], got {vary!r}")
     return Manifest(name=name, seed=_need(doc, "seed", int, "manifest", path), n=n, sensor=sensor,
                     classes=tuple(_need(doc, "classes", list, "manifest", path)), samples=tuple(samples),
-                    seconds=None if seconds is None else float(seconds))
+                    seconds=None if seconds is None else float(seconds),
+                    vary={k: (float(v[0]), float(v[1])) for k, v in vary.items()})

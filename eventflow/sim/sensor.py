@@ -1,7 +1,8 @@
 """Sensor models for the simulator: geometry, contrast thresholds, refractory period and noise.
 
 A ``SensorConfig`` is a frozen value; ``sensor_preset(name, **overrides)`` gives the presets of
-the cameras eventflow's datasets come from, with any field replaced.
+the cameras eventflow's datasets come from, with any field replaced. ``vary_sensor`` draws a
+sensor's fields from ranges, one draw per seed (domain randomisation of a dataset split).
 
 >>> s = sensor_preset("dvs128", background_rate_hz=0.0)
 >>> (s.width, s.height, s.contrast_on, s.background_rate_hz)
@@ -12,7 +13,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-__all__ = ["PRESETS", "SensorConfig", "sensor_preset"]
+import numpy as np
+
+__all__ = ["PRESETS", "SensorConfig", "VARIABLE_FIELDS", "check_ranges", "sensor_preset", "vary_sensor"]
 
 
 @dataclass(frozen=True)
@@ -119,3 +122,51 @@ def sensor_preset(name: str, **overrides) -> SensorConfig:
     if name not in PRESETS:
         raise ValueError(f"unknown sensor {name!r}; known: {', '.join(PRESETS)}")
     return PRESETS[name].replace(**overrides)
+
+
+#: The fields ``vary_sensor`` may draw (not the geometry, the name or the render grid).
+VARIABLE_FIELDS = ("contrast_on", "contrast_off", "contrast_sigma", "refractory_us", "background_rate_hz",
+                   "hot_pixel_fraction", "hot_pixel_rate_hz", "shot_noise_rate_hz", "log_eps")
+#: Mixed into a seed for the sensor's draws, so they are independent of the scene's and the simulator's.
+_VARY_STREAM = 0x5E2507
+
+
+def check_ranges(ranges: dict) -> dict:
+    """``{field: (lo, hi)}`` with floats, checked: known variable fields (``VARIABLE_FIELDS``), two
+    finite numbers each, ``lo <= hi``. Errors name the field."""
+    out = {}
+    for name in sorted(ranges):
+        if name not in VARIABLE_FIELDS:
+            raise ValueError(f"sensor field {name!r} cannot be varied; variable fields: {', '.join(VARIABLE_FIELDS)}")
+        pair = ranges[name]
+        try:
+            lo, hi = (float(v) for v in pair)
+        except (TypeError, ValueError):
+            raise ValueError(f"sensor range {name}: expected two numbers [lo, hi], got {pair!r}") from None
+        if not (np.isfinite(lo) and np.isfinite(hi) and lo <= hi):
+            raise ValueError(f"sensor range {name}: expected finite lo <= hi, got [{lo:g}, {hi:g}]")
+        out[name] = (lo, hi)
+    return out
+
+
+def vary_sensor(sensor: SensorConfig, ranges: dict, seed: int) -> SensorConfig:
+    """``sensor`` with each field of ``ranges`` (``{field: (lo, hi)}``) drawn uniformly from its
+    range, from ``seed`` alone (fields in name order; ``refractory_us`` rounded to whole
+    microseconds). The same seed gives the same sensor on any machine; an empty ``ranges`` gives
+    ``sensor`` itself. A draw the sensor refuses (e.g. a threshold <= 0) raises its error.
+
+    >>> s = vary_sensor(sensor_preset("nmnist"), {"contrast_on": (0.1, 0.3)}, seed=7)
+    >>> 0.1 <= s.contrast_on <= 0.3, s.contrast_off == sensor_preset("nmnist").contrast_off
+    (True, True)
+    >>> vary_sensor(sensor_preset("nmnist"), {"contrast_on": (0.1, 0.3)}, seed=7) == s
+    True
+    """
+    ranges = check_ranges(ranges)
+    if not ranges:
+        return sensor
+    rng = np.random.default_rng([int(seed) & ((1 << 64) - 1), _VARY_STREAM])
+    drawn = {}
+    for name, (lo, hi) in ranges.items():
+        v = float(rng.uniform(lo, hi))
+        drawn[name] = int(round(v)) if name == "refractory_us" else v
+    return sensor.replace(**drawn)

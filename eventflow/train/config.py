@@ -33,13 +33,15 @@ from .loop import OptimConfig
 __all__ = ["DataConfig", "NetConfig", "SplitConfig", "TeacherConfig", "TrainConfig", "load_config"]
 
 KINDS = ("gesture", "digits", "nmnist", "dvsgesture")
+#: keys of data.<split>.make (arguments of eventflow.datasets.make_dataset)
+MAKE_KEYS = ("n", "seed", "seconds", "jobs", "vary", "sensor", "ext")
 
 
 @dataclass(frozen=True)
 class SplitConfig:
     kind: str
     root: str
-    make: dict | None = None      # {n, seed[, seconds, jobs]}: simulate the split when root is missing
+    make: dict | None = None      # {n, seed[, seconds, jobs, vary]}: simulate the split when root is missing
     limit: int | None = None      # use only the first `limit` recordings
 
 
@@ -102,6 +104,17 @@ def load_config(path: str) -> TrainConfig:
         s = getattr(cfg.data, split)
         if s is not None and s.kind not in KINDS:
             raise ValueError(f"{path}: data.{split}.kind: expected one of {', '.join(KINDS)}, got {s.kind!r}")
+        unknown = sorted(set(s.make or {}) - set(MAKE_KEYS)) if s is not None else []
+        if unknown:
+            raise ValueError(f"{path}: data.{split}.make: unknown key(s) {', '.join(map(str, unknown))}; "
+                             f"known: {', '.join(MAKE_KEYS)}")
+        if s is not None and s.make and "vary" in s.make:
+            from ..sim.sensor import check_ranges
+
+            try:
+                check_ranges(s.make["vary"] if isinstance(s.make["vary"], dict) else {"?": s.make["vary"]})
+            except ValueError as e:
+                raise ValueError(f"{path}: data.{split}.make.vary: {e}") from None
     spec, o = cfg.input, cfg.optim
     whole_clip = spec.clip is None or (spec.clip >= 1 and spec.clip % 1 == 0)
     whole = spec.encoding == "binary" or (spec.scale == 1 and whole_clip)
