@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .words import xyp
+
 U = np.uint64
 
 
@@ -34,10 +36,7 @@ def _count_checked(xyp_col, start, stop, frame, width, height, binary):
     H = U(height)
     skipped = 0
     for e in range(start, stop):
-        lo = xyp_col[e]
-        x = lo & U(0xFFFF)
-        y = (lo >> U(16)) & U(0xFFFF)
-        p = (lo >> U(32)) & U(0xFFFF)
+        x, y, p = xyp(xyp_col[e])
         if x < W and y < H and p <= U(1):
             idx = np.int64(p) * hw + np.int64(y) * width + np.int64(x)
             if binary:
@@ -75,11 +74,8 @@ def count_into_frame(xyp_col, start, stop, frame, width, height, binary):
         my = np.uint32(0)
         mp = np.uint32(0)
         for e in range(m):
-            lo = blk[e]
-            x = np.uint32(lo & U(0xFFFF))
-            y = np.uint32((lo >> U(16)) & U(0xFFFF))
-            # (mask p: the two padding bytes above it are not guaranteed to be zero)
-            p = np.uint32((lo >> U(32)) & U(0xFFFF))
+            xw, yw, pw = xyp(blk[e])
+            x, y, p = np.uint32(xw), np.uint32(yw), np.uint32(pw)
             mx = max(mx, x)
             my = max(my, y)
             mp = max(mp, p)
@@ -160,10 +156,7 @@ def voxel_grid(xyp_col, t_col, n, t0, t1, n_bins, grid, width, height):
     skipped = 0
     for side in range(2):
         for e in range(n):
-            lo = xyp_col[e]
-            x = lo & U(0xFFFF)
-            y = (lo >> U(16)) & U(0xFFFF)
-            p = (lo >> U(32)) & U(0xFFFF)
+            x, y, p = xyp(xyp_col[e])
             if x < W and y < H and p <= U(1):
                 ts = (scale * np.float64(t_col[e] - t0)) / span if span > 0 else 0.0
                 ti = np.int64(ts)
@@ -176,11 +169,6 @@ def voxel_grid(xyp_col, t_col, n, t0, t1, n_bins, grid, width, height):
                 skipped += 1
     return skipped
 
-
-@njit(cache=True, nogil=True, inline="always")
-def _fields(lo):
-    """(x, y, p) of an event's first word (x | y << 16 | p << 32; the padding above p masked off)."""
-    return lo & U(0xFFFF), (lo >> U(16)) & U(0xFFFF), (lo >> U(32)) & U(0xFFFF)
 
 
 @njit(cache=True, nogil=True)
@@ -221,7 +209,7 @@ def voxel_grid_fast(xyp_col, t_col, n, t0, t1, n_bins, grid, width, height):
         acc = np.zeros(2 * hw, np.float32)
         cur = -1
         for e in range(n):
-            x, y, p = _fields(xyp_col[e])
+            x, y, p = xyp(xyp_col[e])
             if x < W and y < H and p <= U(1):
                 ts = np.float64(t_col[e] - t0) * scale
                 if not (0.0 <= ts <= n_bins):
@@ -244,7 +232,7 @@ def voxel_grid_fast(xyp_col, t_col, n, t0, t1, n_bins, grid, width, height):
             _voxel_flush(acc, grid, cur, hw)
         return skipped
     for e in range(n):
-        x, y, p = _fields(xyp_col[e])
+        x, y, p = xyp(xyp_col[e])
         if x < W and y < H and p <= U(1):
             ts = np.float64(t_col[e] - t0) * scale
             if not (0.0 <= ts <= n_bins):  # only where times are not sorted: caller falls back

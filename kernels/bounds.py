@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .words import xyp
+
 U = np.uint64
 BLOCK = 1024
 
@@ -34,14 +36,14 @@ def out_of_bounds(xyp_col, width, height):
         mx = U(0)
         my = U(0)
         for e in range(blk.shape[0]):
-            lo = blk[e]
-            mx = max(mx, lo & U(0xFFFF))
-            my = max(my, (lo >> U(16)) & U(0xFFFF))
+            x, y, _ = xyp(blk[e])
+            mx = max(mx, x)
+            my = max(my, y)
         if mx < W and my < H:
             continue
         for e in range(blk.shape[0]):
-            lo = blk[e]
-            if (lo & U(0xFFFF)) >= W or ((lo >> U(16)) & U(0xFFFF)) >= H:
+            x, y, _ = xyp(blk[e])
+            if x >= W or y >= H:
                 if first < 0:
                     first = s + e
                 count += 1

@@ -21,6 +21,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .words import xyp
+
 NEVER = np.iinfo(np.int64).min  # "this pixel has not fired"
 
 
@@ -29,9 +31,8 @@ def denoise_kernel(words, last_t, width, height, filter_time, keep):
     """Keep ``t - last_t[neighbour] < filter_time`` for a 4-neighbour; see the module docstring."""
     n = words.shape[0] // 2
     for i in range(n):
-        w = words[2 * i]
-        x = np.int64(w & np.uint64(0xFFFF))
-        y = np.int64((w >> np.uint64(16)) & np.uint64(0xFFFF))
+        xw, yw, _ = xyp(words[2 * i])
+        x, y = np.int64(xw), np.int64(yw)
         if x >= width or y >= height:
             return i
         t = np.int64(words[2 * i + 1])
@@ -49,9 +50,8 @@ def refractory_kernel(words, last_t, width, height, refractory_period, keep):
     """Keep ``t - last_t[pixel] > refractory_period``; see the module docstring."""
     n = words.shape[0] // 2
     for i in range(n):
-        w = words[2 * i]
-        x = np.int64(w & np.uint64(0xFFFF))
-        y = np.int64((w >> np.uint64(16)) & np.uint64(0xFFFF))
+        xw, yw, _ = xyp(words[2 * i])
+        x, y = np.int64(xw), np.int64(yw)
         if x >= width or y >= height:
             return i
         t = np.int64(words[2 * i + 1])

@@ -17,16 +17,18 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .words import xyp
+
 NEVER = np.iinfo(np.int64).min  # "this pixel has not fired"
 NONE_YET = np.iinfo(np.int64).max  # hybrid ``first_t`` of a pixel with no event in the open window
 
 
 @njit(cache=True, nogil=True)
 def _decode(word, width, height):
-    x = np.int64(word & np.uint64(0xFFFF))
-    y = np.int64((word >> np.uint64(16)) & np.uint64(0xFFFF))
-    p = np.int64(((word >> np.uint64(32)) & np.uint64(0xFFFF)) != 0)
-    return x, y, p, x < width and y < height
+    """(x, y, polarity channel (p != 0), inside the geometry) as int64 / bool."""
+    xw, yw, pw = xyp(word)
+    x, y = np.int64(xw), np.int64(yw)
+    return x, y, np.int64(pw != 0), x < width and y < height
 
 
 # -- time surface ---------------------------------------------------------------------------

@@ -23,6 +23,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .words import xyp
+
 A_T0, A_K, A_T_END, A_T_LAST, A_N_OPEN, A_OOB, A_POL, A_BACK, A_BEFORE, A_DONE = range(10)
 ACC_SIZE = 10
 NO_TIME = np.iinfo(np.int64).min
@@ -40,9 +42,8 @@ def new_acc(t0: int, window_us: int) -> np.ndarray:
 @njit(cache=True, nogil=True, inline="always")
 def _unpack(words, i):
     """(x, y, p, t) of event ``i`` of the flat uint64 view, as int64 (inlined where it is called)."""
-    lo = words[2 * i]
-    return (np.int64(lo & np.uint64(0xFFFF)), np.int64((lo >> np.uint64(16)) & np.uint64(0xFFFF)),
-            np.int64((lo >> np.uint64(32)) & np.uint64(0xFFFF)), np.int64(words[2 * i + 1]))
+    x, y, p = xyp(words[2 * i])
+    return np.int64(x), np.int64(y), np.int64(p), np.int64(words[2 * i + 1])
 
 
 @njit(cache=True, nogil=True)

@@ -239,11 +239,8 @@ def _assert_exact(net):
         steps += 1
     assert steps == 20
     x = (torch.rand(20, 2, 2, 16, 16, generator=torch.Generator().manual_seed(1)) < 0.2).float()
-    state, fired = fast.init_state(2), {}
-    for t in range(20):
-        _, state, spikes = fast.step(x[t], state, trace=True)
-        fired = {k: fired.get(k, 0) + s.sum() for k, s in spikes.items()}
-    assert all(v > 0 for v in fired.values()), fired
+    _, _, spikes = fast.run(x, fast.init_state(2), trace=True)
+    assert all(s.sum() > 0 for s in spikes.values()), {k: s.sum() for k, s in spikes.items()}
     return fast
 
 
@@ -279,6 +276,18 @@ def test_fast_step_is_pure_and_equals_run_and_split():
     np.testing.assert_array_equal(np.concatenate([y_a, y_b]), y_all)
     for a, b in zip(s_all.v, s_end.v):
         np.testing.assert_array_equal(a, b)
+    # traced: the same outputs and state, and each step's spikes as step(trace=True) gives them
+    y_tr, s_tr, traced = fast.run(x, s0, trace=True)
+    np.testing.assert_array_equal(y_tr, y_all)
+    state = s0
+    for t in range(len(x)):
+        _, state, spikes = fast.step(x[t], state, trace=True)
+        assert spikes.keys() == traced.keys()
+        for name, sp in spikes.items():
+            np.testing.assert_array_equal(traced[name][t], sp)
+    for a, b in zip(s_tr.v, state.v):
+        np.testing.assert_array_equal(a, b)
+    assert not any(v.any() for v in s0.v) and sum(sp.sum() for sp in traced.values()) > 0
     with pytest.raises(ValueError):
         fast.step(x[0, :1], s_all)
     with pytest.raises(ValueError):

@@ -343,13 +343,9 @@ def test_efficiency_counted_from_the_kernels_trace_equals_the_torch_count():
     by_torch = EfficiencyCounter(net)
     by_torch.add(x)
     fast = FastNetwork.from_network(net)
-    state, traced = fast.init_state(3), {}
-    for t in range(len(x)):
-        _, state, spikes = fast.step(x[t], state, trace=True)
-        for name, s in spikes.items():
-            traced.setdefault(name, []).append(torch.from_numpy(s))
+    _, _, traced = fast.run(x, fast.init_state(3), trace=True)
     by_trace = EfficiencyCounter(net)
-    by_trace.add(x, {name: torch.stack(s) for name, s in traced.items()})
+    by_trace.add(x, {name: torch.from_numpy(s) for name, s in traced.items()})
     assert by_trace.result() == by_torch.result()
     assert 0 < by_torch.result()["activation_sparsity"] < 1 and by_torch.result()["synaptic_ops"]["effective_macs"] > 0
 

@@ -401,10 +401,20 @@ class FastNetwork:
         out = (y.reshape(batch, *self.out_shape), FastState(tuple(vs)))
         return (*out, spikes) if trace else out
 
-    def run(self, x_seq, state: FastState):
-        """``step`` over ``x_seq``'s leading time axis: ``(y [T, B, ...], final state)``."""
-        ys = []
+    def run(self, x_seq, state: FastState, trace: bool = False):
+        """``step`` over ``x_seq``'s leading time axis: ``(y [T, B, ...], final state)``; ``state``
+        itself is left as it was. ``trace`` adds a third result: each LIF layer's spikes by name,
+        ``[T, B, ...]`` (``step``'s traced spikes, stacked)."""
+        ys, traced = [], {}
+        state = FastState(tuple(v.copy() for v in state.v))
         for x in x_seq:
-            y, state = self.step(x, state)
+            if trace:
+                y, state, spikes = self.step(x, state, inplace=True, trace=True)
+                for name, s in spikes.items():
+                    traced.setdefault(name, []).append(s)
+            else:
+                y, state = self.step(x, state, inplace=True)
             ys.append(y)
+        if trace:
+            return np.stack(ys), state, {name: np.stack(s) for name, s in traced.items()}
         return np.stack(ys), state

@@ -73,14 +73,8 @@ def run_outputs(model: Model, data: EncodedSet, fast: bool = True, batch_size: i
     for b in range(0, len(data), batch_size):
         x = data.x[b:b + batch_size].float().transpose(0, 1).contiguous()   # [T, B, ...]
         if fast and counter is not None:
-            state, ys, traced = net.init_state(x.shape[1]), [], {}
-            for xt in x.numpy():
-                yt, state, spikes = net.step(xt, state, inplace=True, trace=True)
-                ys.append(yt)
-                for name, sp in spikes.items():
-                    traced.setdefault(name, []).append(sp)
-            counter.add(x, {name: torch.from_numpy(np.stack(sp)) for name, sp in traced.items()})
-            y = np.stack(ys)
+            y, _, traced = net.run(x.numpy(), net.init_state(x.shape[1]), trace=True)
+            counter.add(x, {name: torch.from_numpy(sp) for name, sp in traced.items()})
         elif fast:
             y, _ = net.run(x.numpy(), net.init_state(x.shape[1]))
         else:
