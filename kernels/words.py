@@ -5,8 +5,9 @@ then two bytes of padding, then t i64 at byte 8. Kernels read a batch of events 
 ``uint64`` view (word ``2 i``: x | y << 16 | p << 32 | padding << 48; word ``2 i + 1``: t) or as
 the strided column of first words, and take the fields apart with ``xyp``. The padding bytes
 are not guaranteed to be zero (a file or a packet may carry anything there), so p is masked
-to its 16 bits: a negative p reads as a large unsigned number, which every range check
-rejects. ``xyp_reference`` is the plain numpy definition ``xyp`` must equal.
+to its 16 bits: a negative p reads as a large unsigned number, which a ``p <= 1`` check
+rejects (kernels that read the polarity as ``p != 0`` count it as ON). ``xyp_reference`` is the
+plain numpy definition ``xyp`` must equal.
 """
 from __future__ import annotations
 

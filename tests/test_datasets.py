@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -187,6 +188,38 @@ def test_sensor_fields_set_on_the_command_line_are_used_and_recorded(tmp_path):
     assert all(same_events(SimDigits(out).events(i), SimDigits(tmp_path / "api").events(i)) for i in range(made.n))
 
 
+def test_vary_sensor_draws_each_field_from_its_own_stream_and_whole_numbers_uniformly():
+    from eventflow.sim import scene_sensor
+    from eventflow.sim.sensor import vary_sensor
+
+    base = scene_sensor("digits")
+    drawn = [vary_sensor(base, {"refractory_us": (0, 2), "contrast_on": (0.2, 0.2)}, seed) for seed in range(3000)]
+    counts = np.bincount([d.refractory_us for d in drawn], minlength=3)
+    assert len(counts) == 3 and counts.min() > 900                  # 0, 1 and 2 alike (ends included)
+    assert {d.contrast_on for d in drawn} == {0.2}                  # lo == hi gives lo
+    alone = [vary_sensor(base, {"contrast_off": (0.1, 0.3)}, seed).contrast_off for seed in range(20)]
+    more = [vary_sensor(base, {"contrast_off": (0.1, 0.3), "background_rate_hz": (0, 3)}, seed).contrast_off
+            for seed in range(20)]
+    assert alone == more and len(set(alone)) == 20                  # adding a range leaves the others' draws
+
+
+def test_manifest_with_a_bad_vary_is_refused_naming_the_key(tmp_path):
+    make_dataset("digits", tmp_path, n=2, seed=5, seconds=0.05, vary={"contrast_on": (0.15, 0.35)})
+    path = tmp_path / "manifest.json"
+    good = json.loads(path.read_text())
+    from eventflow.datasets.manifest import read_manifest
+
+    for edit, message in ((lambda d: d["vary"].update(contrast_on=[0.1, "x"]), r"manifest\.vary: sensor range contrast_on"),
+                          (lambda d: d["vary"].update(width=[1, 2]), r"manifest\.vary: sensor field 'width'"),
+                          (lambda d: d["samples"][1].pop("sensor"), r"samples\[1\]\.sensor should hold"),
+                          (lambda d: d["samples"][0].update(sensor=3), r"samples\[0\]\.sensor should be dict")):
+        doc = json.loads(json.dumps(good))
+        edit(doc)
+        path.write_text(json.dumps(doc))
+        with pytest.raises(ValueError, match=rf"^{re.escape(str(path))}: {message}"):
+            read_manifest(tmp_path)
+
+
 def test_varied_sensor_fields_are_drawn_per_sample_and_recorded(tmp_path):
     out = tmp_path / "dr"
     argv = ["dataset", "make", "digits", "--out", str(out), "--n", "4", "--seed", "5", "--seconds", "0.05",
@@ -208,6 +241,9 @@ def test_varied_sensor_fields_are_drawn_per_sample_and_recorded(tmp_path):
     # the recorded sensor reproduces sample 2 exactly, one recording at a time
     one = make_dataset("digits", tmp_path / "one", n=3, seed=5, seconds=0.05, sensor=base.replace(**drawn[2]))
     assert same_events(SimDigits(out).events(2), SimDigits(tmp_path / "one").events(2)) and one.samples[2].sensor == {}
+    # worker processes draw the same sensors
+    two = make_dataset("digits", tmp_path / "jobs", n=4, seed=5, seconds=0.05, jobs=2, vary=m.vary)
+    assert [s.sensor for s in two.samples] == drawn and [s.events for s in two.samples] == [s.events for s in m.samples]
     # and the other samples differ from a fixed-sensor split of the same seed
     plain = make_dataset("digits", tmp_path / "plain", n=4, seed=5, seconds=0.05)
     assert plain.vary == {} and "vary" not in json.loads((tmp_path / "plain" / "manifest.json").read_text())
@@ -219,7 +255,13 @@ def test_varied_sensor_fields_are_drawn_per_sample_and_recorded(tmp_path):
     (["--n", "2", "--seed", "1", "--vary", "width=1:3"], "sensor field 'width' cannot be varied"),
     (["--n", "2", "--seed", "1", "--vary", "contrast_on=0.3"], "--vary contrast_on=0.3: expected LO:HI"),
     (["--n", "2", "--seed", "1", "--vary", "contrast_on=0.3:0.1"], "expected finite lo <= hi"),
-    (["--n", "2", "--seed", "1", "--vary", "contrast_on=-1:0.3"], "contrast_on=-1.0 must be > 0"),
+    (["--n", "2", "--seed", "1", "--vary", "contrast_on=-1:0.3"], "vary contrast_on [-1, 0.3]: sensor 'nmnist': "
+                                                                  "contrast_on=-1.0 must be > 0"),
+    (["--n", "2", "--seed", "1", "--vary", "refractory_us=10.5:20"], "refractory_us: expected whole numbers"),
+    (["--n", "2", "--seed", "1", "--vary", "contrast_on=0.1:0.2", "--vary", "contrast_on=0.2:0.3"],
+     "--vary contrast_on given more than once"),
+    (["--n", "2", "--seed", "1", "--set", "contrast_on=0.2", "--vary", "contrast_on=0.1:0.3"],
+     "--set and --vary both give contrast_on"),
     (["--n", "2", "--seed", "1", "--set", "contrast_on=high"], "--set contrast_on=high: contrast_on must be a number"),
     (["--n", "2", "--seed", "1", "--set", "nosuch=1"], "nosuch"),
     (["--n", "2", "--seed", "-3"], "split seed"),

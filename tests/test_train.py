@@ -248,6 +248,10 @@ _INPUT = "input: {sensor_size: [34, 34], input_size: [34, 34], window_us: 1000}\
     (_DATA.replace("root: a", "root: a, make: {n: 4, sed: 1}") + _INPUT, r"data\.train\.make: unknown key\(s\) sed"),
     (_DATA.replace("root: b", "root: b, make: {n: 4, seed: 1, vary: {contrast_on: [0.3, 0.1]}}") + _INPUT,
      r"data\.val\.make\.vary: sensor range contrast_on: expected finite lo <= hi"),
+    (_DATA.replace("root: b", "root: b, make: {n: 4, seed: 1, vary: [0.1, 0.3]}") + _INPUT,
+     r"data\.val\.make\.vary: sensor ranges: expected a mapping of field to \[lo, hi\]"),
+    (_DATA.replace("root: b", "root: b, make: {n: 4, seed: 1, vary: {contrast_on: '05'}}") + _INPUT,
+     r"data\.val\.make\.vary: sensor range contrast_on: expected two numbers"),
 ])
 def test_config_errors_name_the_file_and_the_key(tmp_path, body, message):
     p = tmp_path / "c.yaml"

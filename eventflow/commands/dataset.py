@@ -49,7 +49,8 @@ def register(subparsers) -> None:
                     help="override a sensor field, e.g. --set contrast_on=0.3 --set background_rate_hz=2 "
                          "(repeatable; see eventflow.sim.SensorConfig; manifest.json records the sensor used)")
     mk.add_argument("--vary", action="append", default=[], metavar="FIELD=LO:HI",
-                    help="draw a sensor field per recording, uniformly in [LO, HI], from the recording's seed, "
+                    help="draw a sensor field per recording, uniformly in [LO, HI] (refractory_us: whole numbers), "
+                         "from the recording's seed, "
                          "e.g. --vary contrast_on=0.15:0.35 --vary background_rate_hz=0.1:3 (repeatable; fields: "
                          "contrast_on, contrast_off, contrast_sigma, refractory_us, background_rate_hz, "
                          "hot_pixel_fraction, hot_pixel_rate_hz, shot_noise_rate_hz, log_eps)")
@@ -69,6 +70,9 @@ def cmd_make(a) -> int:
 
     sensor = sensor_with_overrides(a.name, a.sensor, a.set)
     vary = parse_ranges(a.vary)
+    both = sorted(set(vary) & {item.partition("=")[0].strip() for item in a.set})
+    if both:
+        raise ValueError(f"--set and --vary both give {both[0]}: fix it with --set or draw it with --vary")
     start = time.perf_counter()
     with progress(a.n, f"{a.name} -> {a.out}", "rec", unit_scale=False) as bar:
         m = make_dataset(a.name, a.out, a.n, a.seed, sensor=sensor, seconds=a.seconds, jobs=a.jobs,

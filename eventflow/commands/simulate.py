@@ -90,6 +90,10 @@ def _sensor_overrides(base, texts: dict) -> dict:
 def parse_ranges(items: list[str]) -> dict:
     """``--vary FIELD=LO:HI`` items as ``{field: (lo, hi)}`` (the sensor checks the fields)."""
     out = {}
+    keys = [item.partition("=")[0].strip() for item in items]
+    twice = sorted({k for k in keys if keys.count(k) > 1})
+    if twice:
+        raise ValueError(f"--vary {twice[0]} given more than once")
     for key, text in _pairs(items, "--vary").items():
         lo, sep, hi = text.partition(":")
         try:

@@ -113,7 +113,7 @@ def make_dataset(name: str, out, n: int, seed: int, *, sensor=None, seconds: flo
         from its own seed (``eventflow.sim.sensor.vary_sensor``); its manifest entry records them.
     progress: called with 1 after each sample is written.
     """
-    from ..sim.sensor import check_ranges, vary_sensor
+    from ..sim.sensor import INTEGER_FIELDS, check_ranges, vary_sensor
     from ..sim.simulator import scene_sensor
 
     sample_plan(name, 0)  # unknown names fail here, before any file is touched
@@ -130,8 +130,11 @@ def make_dataset(name: str, out, n: int, seed: int, *, sensor=None, seconds: flo
     cfg = scene_sensor(name, sensor)
     vary = check_ranges(vary or {})
     for f, (lo, hi) in vary.items():   # both ends must make a valid sensor, before any file is touched
-        cfg.replace(**{f: int(round(lo)) if f == "refractory_us" else lo})
-        cfg.replace(**{f: int(round(hi)) if f == "refractory_us" else hi})
+        try:
+            for end in (lo, hi):
+                cfg.replace(**{f: int(end) if f in INTEGER_FIELDS else end})
+        except ValueError as e:
+            raise ValueError(f"vary {f} [{lo:g}, {hi:g}]: {e}") from None
     out = os.fspath(out)
     _prepare_folder(out, overwrite)
     digits = max(5, len(str(n - 1)))

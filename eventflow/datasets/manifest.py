@@ -48,6 +48,8 @@ import json
 import os
 from dataclasses import dataclass, field
 
+from ..sim.sensor import check_ranges
+
 MANIFEST = "manifest.json"
 FORMAT = "eventflow-sim-dataset"
 VERSION = 1
@@ -191,15 +193,20 @@ def read_manifest(root) -> Manifest:
         samples.append(SampleEntry(file=_need(s, "file", str, where, path), target=target,
                                    seed=_need(s, "seed", int, where, path), params=dict(s.get("params") or {}),
                                    ground_truth=tuple(str(g) for g in gt), events=int(s.get("events", 0)),
-                                   sensor=dict(s["sensor"]) if isinstance(s.get("sensor"), dict) else {}))
+                                   sensor=dict(_need(s, "sensor", dict, where, path)) if "sensor" in s else {}))
     n = _need(doc, "n", int, "manifest", path)
     if n != len(samples):
         raise ValueError(f"{path}: n is {n} but {len(samples)} samples are listed")
     seconds = doc.get("seconds")
-    vary = doc.get("vary") or {}
-    if not isinstance(vary, dict) or not all(isinstance(v, list) and len(v) == 2 for v in vary.values()):
-        raise ValueError(f"{path}: manifest.vary should map sensor fields to [lo, hi], got {vary!r}")
+    try:
+        vary = check_ranges(doc.get("vary") or {})
+    except ValueError as e:
+        raise ValueError(f"{path}: manifest.vary: {e}") from None
+    for i, s in enumerate(samples):
+        if set(s.sensor) != set(vary):
+            raise ValueError(f"{path}: samples[{i}].sensor should hold the varied fields "
+                             f"{sorted(vary) or 'none'}, got {sorted(s.sensor) or 'none'}")
     return Manifest(name=name, seed=_need(doc, "seed", int, "manifest", path), n=n, sensor=sensor,
                     classes=tuple(_need(doc, "classes", list, "manifest", path)), samples=tuple(samples),
                     seconds=None if seconds is None else float(seconds),
-                    vary={k: (float(v[0]), float(v[1])) for k, v in vary.items()})
+                    vary=vary)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["PRESETS", "SensorConfig", "VARIABLE_FIELDS", "check_ranges", "sensor_preset", "vary_sensor"]
+__all__ = ["INTEGER_FIELDS", "PRESETS", "SensorConfig", "VARIABLE_FIELDS", "check_ranges", "sensor_preset", "vary_sensor"]
 
 
 @dataclass(frozen=True)
@@ -124,49 +124,64 @@ def sensor_preset(name: str, **overrides) -> SensorConfig:
     return PRESETS[name].replace(**overrides)
 
 
-#: The fields ``vary_sensor`` may draw (not the geometry, the name or the render grid).
+#: The fields ``vary_sensor`` may draw (not the geometry, the name or the render grid). A field's
+#: position here keys its own random stream: adding or removing another field's range leaves its
+#: draws as they were. Append new fields at the end.
 VARIABLE_FIELDS = ("contrast_on", "contrast_off", "contrast_sigma", "refractory_us", "background_rate_hz",
                    "hot_pixel_fraction", "hot_pixel_rate_hz", "shot_noise_rate_hz", "log_eps")
-#: Mixed into a seed for the sensor's draws, so they are independent of the scene's and the simulator's.
+#: Fields drawn as whole numbers (every integer in [lo, hi] equally likely; lo and hi whole).
+INTEGER_FIELDS = ("refractory_us",)
+#: Mixed into a seed for the sensor's draws (non-zero: numpy pads a seed list with zeros, so
+#: ``[seed, 0]`` would repeat the stream of ``seed`` itself, which the scenes draw from).
 _VARY_STREAM = 0x5E2507
 
 
-def check_ranges(ranges: dict) -> dict:
-    """``{field: (lo, hi)}`` with floats, checked: known variable fields (``VARIABLE_FIELDS``), two
-    finite numbers each, ``lo <= hi``. Errors name the field."""
+def check_ranges(ranges) -> dict:
+    """``{field: (lo, hi)}`` with floats, in name order, checked: a mapping of known variable
+    fields (``VARIABLE_FIELDS``) to two finite numbers each (not strings or booleans),
+    ``lo <= hi``, whole non-negative ends for ``INTEGER_FIELDS``. Errors name the field."""
+    if not isinstance(ranges, dict):
+        raise ValueError(f"sensor ranges: expected a mapping of field to [lo, hi], got {ranges!r}")
     out = {}
     for name in sorted(ranges):
         if name not in VARIABLE_FIELDS:
             raise ValueError(f"sensor field {name!r} cannot be varied; variable fields: {', '.join(VARIABLE_FIELDS)}")
         pair = ranges[name]
-        try:
-            lo, hi = (float(v) for v in pair)
-        except (TypeError, ValueError):
-            raise ValueError(f"sensor range {name}: expected two numbers [lo, hi], got {pair!r}") from None
+        numbers = isinstance(pair, (list, tuple)) and len(pair) == 2 and all(
+            isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_)) for v in pair)
+        if not numbers:
+            raise ValueError(f"sensor range {name}: expected two numbers [lo, hi], got {pair!r}")
+        lo, hi = float(pair[0]), float(pair[1])
         if not (np.isfinite(lo) and np.isfinite(hi) and lo <= hi):
             raise ValueError(f"sensor range {name}: expected finite lo <= hi, got [{lo:g}, {hi:g}]")
+        if name in INTEGER_FIELDS and not (lo >= 0 and lo.is_integer() and hi.is_integer()):
+            raise ValueError(f"sensor range {name}: expected whole numbers 0 <= lo <= hi, got [{lo:g}, {hi:g}]")
         out[name] = (lo, hi)
     return out
 
 
 def vary_sensor(sensor: SensorConfig, ranges: dict, seed: int) -> SensorConfig:
     """``sensor`` with each field of ``ranges`` (``{field: (lo, hi)}``) drawn uniformly from its
-    range, from ``seed`` alone (fields in name order; ``refractory_us`` rounded to whole
-    microseconds). The same seed gives the same sensor on any machine; an empty ``ranges`` gives
-    ``sensor`` itself. A draw the sensor refuses (e.g. a threshold <= 0) raises its error.
+    range, from ``seed`` and the field alone (each field has its own stream, keyed by its place
+    in ``VARIABLE_FIELDS``; ``INTEGER_FIELDS`` are drawn as whole numbers, ends included). The
+    same seed gives the same sensor on any machine; an empty ``ranges`` gives ``sensor`` itself.
+    A draw the sensor refuses (e.g. a threshold <= 0) raises its error.
 
     >>> s = vary_sensor(sensor_preset("nmnist"), {"contrast_on": (0.1, 0.3)}, seed=7)
     >>> 0.1 <= s.contrast_on <= 0.3, s.contrast_off == sensor_preset("nmnist").contrast_off
     (True, True)
-    >>> vary_sensor(sensor_preset("nmnist"), {"contrast_on": (0.1, 0.3)}, seed=7) == s
-    True
+    >>> both = vary_sensor(sensor_preset("nmnist"), {"contrast_on": (0.1, 0.3), "refractory_us": (5, 9)}, 7)
+    >>> both.contrast_on == s.contrast_on, 5 <= both.refractory_us <= 9   # its own stream per field
+    (True, True)
     """
     ranges = check_ranges(ranges)
     if not ranges:
         return sensor
-    rng = np.random.default_rng([int(seed) & ((1 << 64) - 1), _VARY_STREAM])
     drawn = {}
     for name, (lo, hi) in ranges.items():
-        v = float(rng.uniform(lo, hi))
-        drawn[name] = int(round(v)) if name == "refractory_us" else v
+        rng = np.random.default_rng([int(seed) & ((1 << 64) - 1), _VARY_STREAM, 1 + VARIABLE_FIELDS.index(name)])
+        if name in INTEGER_FIELDS:
+            drawn[name] = int(rng.integers(int(lo), int(hi), endpoint=True))
+        else:
+            drawn[name] = float(rng.uniform(lo, hi))
     return sensor.replace(**drawn)

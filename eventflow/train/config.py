@@ -41,7 +41,7 @@ MAKE_KEYS = ("n", "seed", "seconds", "jobs", "vary", "sensor", "ext")
 class SplitConfig:
     kind: str
     root: str
-    make: dict | None = None      # {n, seed[, seconds, jobs, vary]}: simulate the split when root is missing
+    make: dict | None = None      # MAKE_KEYS (n, seed[, ...]): simulate the split when root is missing
     limit: int | None = None      # use only the first `limit` recordings
 
 
@@ -112,7 +112,7 @@ def load_config(path: str) -> TrainConfig:
             from ..sim.sensor import check_ranges
 
             try:
-                check_ranges(s.make["vary"] if isinstance(s.make["vary"], dict) else {"?": s.make["vary"]})
+                check_ranges(s.make["vary"])
             except ValueError as e:
                 raise ValueError(f"{path}: data.{split}.make.vary: {e}") from None
     spec, o = cfg.input, cfg.optim
