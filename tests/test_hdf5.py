@@ -233,8 +233,38 @@ def test_inconsistent_short_chunk_and_missing_chunk_raise(tmp_path):
     path = write(tmp_path / "m.hdf5", ev[:256], chunk_length=128)
     with h5py.File(path, "r+") as f:
         f["CD/events"].id.set_extent((1000,))
-    with pytest.raises(EventFormatError, match="chunk 2 .* never written"):
+    with pytest.raises(EventFormatError, match="claims 1000 events, 8 chunks of 128, but the file stores 2 chunks"):
         Hdf5Reader(path).read_all()
+
+
+@pytest.mark.parametrize("compression", ["ecf", None, "gzip", "contiguous"])
+def test_an_extent_the_file_does_not_store_is_refused_before_any_allocation(tmp_path, compression):
+    """A small file whose dataset claims 2**42 events (64 TiB) must not size an array by it, nor
+    read its unwritten chunks as zero events."""
+    path = tmp_path / "huge.h5"
+    if compression == "contiguous":
+        with h5py.File(path, "w") as f:
+            f.create_dataset("CD/events", shape=(1 << 42,), dtype=EVENT_DTYPE)   # allocated late: no bytes stored
+    else:
+        write(path, random_events(5), compression=compression)
+        with h5py.File(path, "r+") as f:
+            f["CD/events"].id.set_extent((1 << 42,))
+    assert os.path.getsize(path) < 1 << 20
+    with pytest.raises(EventFormatError, match=r"/CD/events claims 4398046511104 events") as e:
+        Hdf5Reader(path).read_all()
+    assert e.value.path == str(path)
+
+
+def test_events_past_the_extent_in_the_last_ecf_chunk_are_counted_unless_fill(tmp_path):
+    ev = random_events(128, seed=13)
+    ev["x"] = np.maximum(ev["x"], 1)   # no record looks like fill
+    path = write(tmp_path / "s.hdf5", ev[:100], chunk_length=64)
+    r = Hdf5Reader(path)
+    assert same(r.read_all(), ev[:100]) and r.violations.counts == {}   # the writer's fill is not counted
+    with h5py.File(path, "r+") as f:
+        f["CD/events"].id.write_direct_chunk((64,), ecf.encode_chunk(ev[64:128]), 0)
+    r = Hdf5Reader(path)
+    assert same(r.read_all(), ev[:100]) and r.violations.counts == {"ecf_surplus_events": 28}
 
 
 def test_trailing_bytes_are_counted(tmp_path):

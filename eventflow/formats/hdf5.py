@@ -35,6 +35,7 @@ TRIGGER_DTYPE = np.dtype({"names": ["p", "t", "id"], "formats": ["<i2", "<i8", "
                           "offsets": [0, 8, 16], "itemsize": 24})
 ASCII = h5py.string_dtype("ascii")  # variable-length ASCII, as Metavision writes attributes
 ECF_TRAILING_BYTES = "ecf_trailing_bytes"  # violation: bytes after a chunk's last stream
+ECF_SURPLUS_EVENTS = "ecf_surplus_events"  # violation: events past the extent in the last chunk (not fill)
 COMPRESSIONS = ("ecf", None, "gzip", "lzf")
 _PLAIN_BLOCK = 1 << 18  # events per read of a dataset that is not ECF
 
@@ -68,7 +69,10 @@ class Hdf5Reader(EventReader):
     Chunk by chunk: an ECF chunk keeps ``min(n, extent - chunk start)`` events; one
     holding fewer than the extent needs is an error. A chunk stored raw (filter
     mask bit 0) is read as raw records. Bytes left after a chunk's last stream are
-    counted as the violation ``ecf_trailing_bytes``.
+    counted as the violation ``ecf_trailing_bytes``; events past the extent in the last chunk
+    that are not fill records (x = y = p = 0) as ``ecf_surplus_events``. The extent must be
+    backed by stored data (chunks, or bytes of a contiguous dataset), and a chunk never written
+    is an error, never zeros.
     """
 
     format = "hdf5"
@@ -79,6 +83,7 @@ class Hdf5Reader(EventReader):
             dset = self._events(f)
             self.event_count = int(dset.shape[0])
             self.chunk_length = int(dset.chunks[0]) if dset.chunks else None
+            self._check_stored(dset)
             self.metadata = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
             geometry = _geometry(f.attrs)
         self._set_geometry(*geometry, "file's root attributes")
@@ -106,6 +111,23 @@ class Hdf5Reader(EventReader):
             raise EventFormatError(f"ECF needs the 16-byte EventCD type as the only filter; /CD/events has "
                                    f"filters {filters} and type {dset.dtype}", self.path)
         return dset
+
+    def _check_stored(self, dset):
+        """The extent must be backed by stored data (it sizes ``read_all``'s array): a contiguous
+        dataset by its bytes, a chunked one by as many stored chunks as the extent spans (a chunk
+        HDF5 never wrote would read as zeros: invented events)."""
+        n = self.event_count
+        if self.chunk_length is None:
+            stored = dset.id.get_storage_size()
+            if stored < n * dset.dtype.itemsize:
+                raise EventFormatError(f"/CD/events claims {n} events ({n * dset.dtype.itemsize} bytes) but the file "
+                                       f"stores {stored} bytes of it", self.path)
+            return
+        needed = -(-n // self.chunk_length)
+        stored = dset.id.get_num_chunks()
+        if stored < needed:
+            raise EventFormatError(f"/CD/events claims {n} events, {needed} chunks of {self.chunk_length}, but the "
+                                   f"file stores {stored} chunks", self.path)
 
     def _event_offset(self, index):
         first, locate = self._where
@@ -174,6 +196,10 @@ class Hdf5Reader(EventReader):
                 raise self._chunk_error(dset, k, f"holds {len(ev)} events, the dataset extent needs {want}")
             if end < len(data):
                 self.violations.add(ECF_TRAILING_BYTES, 1, address(0) + end)
+            if len(ev) > want:   # the last chunk: HDF5 encodes it whole, fill records (x = y = p = 0) after the extent
+                surplus = int(np.count_nonzero(ev.view(np.uint64)[2 * want::2] & np.uint64(0xFFFFFFFFFFFF)))
+                if surplus:
+                    self.violations.add(ECF_SURPLUS_EVENTS, surplus, address(0))
             yield ev[:want], address
 
     def _plain_blocks(self, dset, start):
