@@ -1,9 +1,11 @@
 """The command line as users run it: a separate process, JSON out, clean one-line errors."""
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
+import zipfile
 
 import numpy as np
 import pytest
@@ -34,8 +36,46 @@ def test_info_text_names_rate_and_duration():
     assert rc == 0 and "521,252" in out and "duration" in out and "Mev/s" in out
 
 
+def _npz(**members) -> bytes:
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **members)
+    return buf.getvalue()
+
+
+def _npz_claiming(n: int) -> bytes:
+    """An .npz whose member x's header claims n uint16 values, with no data behind it."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<u2", "fortran_order": False, "shape": (n,)})
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("x.npy", header.getvalue())
+        for k in "ypt":
+            z.writestr(f"{k}.npy", _npy(np.zeros(1, np.int64)))
+    return buf.getvalue()
+
+
+def _npy(a) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, a)
+    return buf.getvalue()
+
+
+def _corrupt_npz() -> bytes:
+    ev = {k: np.arange(5000, dtype=np.int64) * 7919 % 1000 for k in "xypt"}
+    raw = bytearray(_npz(**ev))
+    at = raw.index(b"t.npy") + 200      # inside t's deflate stream
+    raw[at:at + 64] = bytes(64)
+    return bytes(raw)
+
+
+_FIELDS = {k: np.zeros(3, np.int64) for k in "xypt"}
+
+
 @pytest.mark.parametrize("content,name,needle", [
     (b"", "empty.raw", "RAW header gives no EVT version"),
+    (_npz_claiming(1 << 40), "huge.npz", "member 'x' claims (1099511627776,)"),
+    (_npz(**_FIELDS, width=np.array([3, 4])), "w.npz", "member 'width' should be one integer"),
+    (_corrupt_npz(), "bad.npz", "member 't'"),
     (b"\x00\x01garbage", "x.hdf5", "not a valid .hdf5 file"),
     (b"hello", "x.txt", "unknown extension"),
 ])

@@ -5,7 +5,9 @@ An .npz written here also holds ``width`` and ``height`` where known. Reading an
 """
 from __future__ import annotations
 
+import os
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -46,14 +48,49 @@ class NpyReader(EventReader):
             yield as_events(np.asarray(self._arr[i:i + step])).copy()
 
 
+#: Deflate's largest expansion (about 1032 to 1): a member cannot hold more data than this many
+#: times its compressed bytes.
+_DEFLATE_RATIO = 1032
+_MEMBER_ERRORS = (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error)
+
+
+def _member_header(zf: zipfile.ZipFile, name: str, path, archive_size: int):
+    """``(shape, dtype)`` of the .npy member ``name`` from its header alone, checked against the
+    bytes the archive holds for it, so that loading it cannot allocate more than the file backs."""
+    info = zf.getinfo(name + ".npy")
+    try:
+        with zf.open(info) as f:
+            version = np.lib.format.read_magic(f)
+            read = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+            if version not in read:
+                raise ValueError(f".npy format version {version} (this reader: 1.0, 2.0)")
+            shape, _, dtype = read[version](f)
+            header = f.tell()
+    except _MEMBER_ERRORS as e:
+        raise EventFormatError(f"member {name!r}: not a readable .npy header ({e})", path, info.header_offset) from None
+    if dtype.hasobject:
+        raise EventFormatError(f"member {name!r}: object arrays are not events", path, info.header_offset)
+    data = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+    backed = info.compress_size * (_DEFLATE_RATIO if info.compress_type != zipfile.ZIP_STORED else 1)
+    if info.header_offset + info.compress_size > archive_size or data > backed + 4096 or data != info.file_size - header:
+        raise EventFormatError(f"member {name!r} claims {shape} of {dtype} ({data} bytes), more than its "
+                               f"{info.compress_size} stored bytes can hold", path, info.header_offset)
+    return shape, dtype
+
+
 class NpzReader(EventReader):
+    """Reads an .npz of arrays x, y, p, t (or one structured array ``events``), with optional
+    scalars ``width`` and ``height``. Each member's .npy header is checked against the bytes the
+    archive stores for it before anything is loaded."""
+
     format = "npz"
 
     def __init__(self, path, **options):
         super().__init__(path, **options)
         try:
             self._z = np.load(self.path, allow_pickle=False)
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+            zf = self._z.zip
+        except _MEMBER_ERRORS as e:
             raise EventFormatError(f"not a readable .npz file ({e})", self.path, 0) from None
         files = set(self._z.files)
         if "events" in files:
@@ -61,18 +98,32 @@ class NpzReader(EventReader):
         else:
             _check_fields(sorted(files), self.path)
             self._mode = "fields"
-        w = int(self._z["width"]) if "width" in files else None
-        h = int(self._z["height"]) if "height" in files else None
-        self._set_geometry(w, h, "npz file")
+        size = os.path.getsize(self.path)
+        self._shapes = {k: _member_header(zf, k, self.path, size) for k in sorted(files)}
+        self._set_geometry(self._scalar("width"), self._scalar("height"), "npz file")
+
+    def _scalar(self, name):
+        if name not in self._shapes:
+            return None
+        shape, dtype = self._shapes[name]
+        if int(np.prod(shape)) != 1 or dtype.kind not in "iu":
+            raise EventFormatError(f"member {name!r} should be one integer, got {shape} of {dtype}", self.path)
+        return int(self._load(name).reshape(-1)[0])
+
+    def _load(self, name):
+        try:
+            return self._z[name]
+        except _MEMBER_ERRORS as e:
+            raise EventFormatError(f"member {name!r} cannot be read ({e})", self.path) from None
 
     def _decode(self):
         if self._mode == "struct":
-            arr = self._z["events"]
+            arr = self._load("events")
             _check_fields(arr.dtype.names, self.path)
             yield as_events(arr).copy()
             return
-        cols = {k: self._z[k] for k in ("x", "y", "t")}
-        cols["p"] = self._z[next(k for k in ("p", "polarity", "on") if k in self._z.files)]
+        cols = {k: self._load(k) for k in ("x", "y", "t")}
+        cols["p"] = self._load(next(k for k in ("p", "polarity", "on") if k in self._z.files))
         n = len(cols["x"])
         if any(len(v) != n for v in cols.values()):
             raise EventFormatError(f"fields differ in length: { {k: len(v) for k, v in cols.items()} }", self.path)
