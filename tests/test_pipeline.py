@@ -352,3 +352,23 @@ def test_prometheus_endpoint_serves_the_runs_counters_over_http():
             urllib.request.urlopen(url + "/other", timeout=10)
     finally:
         server.shutdown()
+
+
+def test_paced_file_replay_cuts_batches_by_time_and_shortens_a_clock_jump(tmp_path, monkeypatch):
+    """Paced replay cuts a chunk where its batch_us slot changes (so a file whose clock jumps by
+    10**17 us allocates nothing by that span) and does not sleep out the jump."""
+    from eventflow.pipeline.sources import FileSource, _Pacer
+
+    monkeypatch.setattr(_Pacer, "MAX_WAIT_S", 0.05)
+    t = np.array([0, 10, 999, 1000, 2500, 10**17, 10**17 + 5])
+    path = tmp_path / "jump.npz"
+    eventflow.write(path, eventflow.from_fields(np.zeros(7), np.zeros(7), np.ones(7), t), width=4, height=4)
+    src = FileSource(str(path), realtime=1.0, batch_us=1000)
+    start, batches = time.monotonic(), []
+    while True:
+        try:
+            batches.append(src.next().events["t"].tolist())
+        except EndOfStream:
+            break
+    assert batches == [[0, 10, 999], [1000], [2500], [10**17, 10**17 + 5]]
+    assert src._pacer.gaps_shortened == 1 and time.monotonic() - start < 5

@@ -46,12 +46,19 @@ def _counters(received, rejected=None, dropped=None):
 
 
 class _Pacer:
-    """Releases sensor time ``t`` no earlier than host time ``start + (t - t0) / factor``."""
+    """Releases sensor time ``t`` no earlier than host time ``start + (t - t0) / factor``.
+
+    A wait longer than ``MAX_WAIT_S`` (a jump in a file's clock, e.g. a corrupt timestamp
+    years ahead) is not slept through: the pacer waits ``MAX_WAIT_S`` and re-anchors its clock
+    at that event, counting the jump in ``gaps_shortened``."""
+
+    MAX_WAIT_S = 10.0
 
     def __init__(self, factor):
         self.factor = factor
         self.t0 = None
         self.host0 = None
+        self.gaps_shortened = 0
 
     def wait(self, t_us):
         if self.factor is None:
@@ -60,7 +67,11 @@ class _Pacer:
             self.t0, self.host0 = t_us, time.monotonic()
             return
         delay = self.host0 + (t_us - self.t0) / 1e6 / self.factor - time.monotonic()
-        if delay > 0:
+        if delay > self.MAX_WAIT_S:
+            self.gaps_shortened += 1
+            time.sleep(self.MAX_WAIT_S)
+            self.t0, self.host0 = t_us, time.monotonic()
+        elif delay > 0:
             time.sleep(delay)
 
 
@@ -123,17 +134,12 @@ class FileSource:
             if self.realtime is None or len(chunk) == 0:
                 yield chunk
                 continue
-            t = chunk["t"]
-            edges = np.arange(int(t[0]) - int(t[0]) % self.batch_us + self.batch_us, int(t[-1]) + self.batch_us,
-                              self.batch_us)
-            cuts = np.searchsorted(t, edges)
+            slot = chunk["t"] // self.batch_us   # cut where the batch_us slot changes: at most one cut per event
             lo = 0
-            for hi in cuts:
-                if hi > lo:
-                    yield chunk[lo:hi]
+            for hi in (np.flatnonzero(slot[1:] != slot[:-1]) + 1).tolist():
+                yield chunk[lo:hi]
                 lo = hi
-            if lo < len(chunk):
-                yield chunk[lo:]
+            yield chunk[lo:]
 
     def next(self, timeout_s=None):
         while True:
