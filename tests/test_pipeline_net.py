@@ -108,7 +108,8 @@ def test_wire_roundtrip_and_each_rejection_reason():
 
     assert reason([b"nope", frames[1]]) == ("bad_header", 50)
     assert reason([json.dumps({**hdr, "width": "64"}).encode(), frames[1]]) == ("bad_header", 50)
-    assert reason([frames[0], frames[1][:-16]]) == ("length_mismatch", 50)
+    assert reason([frames[0], frames[1][:-16]]) == ("length_mismatch", 49)   # the events that arrived
+    assert reason([json.dumps({**hdr, "count": 10**15}).encode(), frames[1]]) == ("length_mismatch", 50)
     assert reason(frames + [b""]) == ("frame_count", 50)
     assert reason(frames, (W + 1, H)) == ("geometry_mismatch", 50)
     bad = ev.copy()
@@ -183,9 +184,42 @@ def test_zmq_sub_malformed_messages_are_counted_and_the_stream_goes_on(tmp_path,
     assert ended and same(got, ev)  # every good message, in order, around the bad ones
     assert c["rejected_messages"] == {"bad_header": 2, "length_mismatch": 1, "out_of_bounds": 1, "time_order": 1,
                                       "time_window": 1, "frame_count": 1}
-    assert c["rejected"] == {k: 100 * v for k, v in c["rejected_messages"].items()}
-    assert c["received"] == len(ev) + 700  # received = accepted + rejected
+    # each rejected message counts the events whose bytes arrived (the truncated one: 99)
+    assert c["rejected"] == {k: 100 * v - (k == "length_mismatch") for k, v in c["rejected_messages"].items()}
+    assert c["received"] == len(ev) + 699  # received = accepted + rejected
     assert c["lost_messages"] == 0 and c["heartbeats"] >= 1
+
+
+def test_zmq_frame_larger_than_max_message_bytes_disconnects_and_the_source_connects_again():
+    """A frame's length prefix never sizes an allocation past ``max_message_bytes``: libzmq drops
+    the connection (counted) and, after such a protocol error, would not reconnect by itself; the
+    source connects again and later messages arrive."""
+    port = free_port()
+    ctx = zmq.Context()
+    push = ctx.socket(zmq.PUSH)
+    push.linger = 0
+    push.bind(f"tcp://127.0.0.1:{port}")
+    src = open_net_source(f"zmq+tcp://127.0.0.1:{port}?mode=pull&max_message_bytes=4096", geometry=(W, H))
+    try:
+        big, small = make_events(1000, seed=6), make_events(50, seed=7, t0=10**6)
+        push.send_multipart(encode_message(big, seq=0, t0_us=int(big["t"][0]), t1_us=int(big["t"][-1]), width=W,
+                                           height=H))   # 16 KB: over the limit (blocks until the source connects)
+        got, deadline = [], time.monotonic() + 30
+        while not got and time.monotonic() < deadline:
+            try:
+                push.send_multipart(encode_message(small, seq=1, t0_us=int(small["t"][0]), t1_us=int(small["t"][-1]),
+                                                   width=W, height=H), flags=zmq.NOBLOCK)
+            except zmq.Again:   # no connection yet
+                pass
+            b = src.next(0.5)
+            got += [] if b is None else [b.events]
+        c = src.counters()
+    finally:
+        push.close()
+        ctx.term()
+        src.shutdown()
+    assert got and same(got[0], small) and c["received"] == 50
+    assert c["disconnects"] == 1 and c["connects"] == 2
 
 
 def test_zmq_slow_consumer_drops_are_detected_by_sequence_gaps(tmp_path, procs):

@@ -87,7 +87,8 @@ def decode_message(frames, geometry: tuple[int, int] | None = None):
     ``geometry``: (width, height) the receiver expects; a header declaring another is
     rejected ("geometry_mismatch"). Checks: header JSON and key types, two frames,
     ``count * 16 == len(payload)``, coordinates inside the declared geometry, ``t``
-    non-decreasing and within ``[t0_us, t1_us]``. The events are a copy.
+    non-decreasing and within ``[t0_us, t1_us]``. The events are a copy. A rejection counts
+    the events whose bytes arrived (``len(payload) // 16``), never a count the header claims.
     """
     payload_len = len(frames[1]) if len(frames) >= 2 else 0
     hint = payload_len // EVENT_DTYPE.itemsize
@@ -106,16 +107,15 @@ def decode_message(frames, geometry: tuple[int, int] | None = None):
         raise Rejected("bad_header", hint, f"unknown message type {kind!r}")
     if len(frames) != 2:
         raise Rejected("frame_count", hint, f"an event message has {len(frames)} frames, expected 2")
-    hint = header["count"] if isinstance(header.get("count"), int) and header["count"] >= 0 else hint
     seq, t0, t1, w, h, count = (_int_field(header, k, hint) for k in HEADER_KEYS)
     if seq < 0 or count < 0 or w <= 0 or h <= 0 or w > 65536 or h > 65536:
         raise Rejected("bad_header", hint, f"seq {seq}, count {count}, geometry {w}x{h} out of range")
     try:
         if geometry is not None and (w, h) != tuple(geometry):
-            raise Rejected("geometry_mismatch", count, f"message declares {w}x{h}, expected "
+            raise Rejected("geometry_mismatch", hint, f"message declares {w}x{h}, expected "
                                                        f"{geometry[0]}x{geometry[1]}")
         if count * EVENT_DTYPE.itemsize != payload_len:
-            raise Rejected("length_mismatch", count, f"count {count} * 16 != payload {payload_len} bytes")
+            raise Rejected("length_mismatch", hint, f"count {count} * 16 != payload {payload_len} bytes")
         ev = _zero_padding(np.frombuffer(frames[1], EVENT_DTYPE))
         check_events(ev, w, h, t0, t1)
     except Rejected as e:

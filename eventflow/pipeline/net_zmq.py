@@ -31,7 +31,12 @@ __all__ = ["ZmqEventSender", "ZmqResultSink", "ZmqSource", "zmq_socket"]
 SOURCE_TOTALS = ("lost_messages", "lost_events", "joined_late_messages", "sender_restarts", "heartbeats",
                  "connects", "disconnects", "handshake_failures")
 SOCKET_OPTIONS = ("hwm", "heartbeat_ms", "curve", "curve_server_key", "curve_public_key", "curve_secret_key",
-                  "curve_clients")
+                  "curve_clients", "max_message_bytes")
+#: A connecting source with no session this long after a disconnect connects again (libzmq does
+#: not, after a protocol error such as a frame over max_message_bytes).
+RECONNECT_AFTER_S = 2.0
+#: Default limit of one inbound frame (ZMQ_MAXMSGSIZE): four million events and a header.
+MAX_MESSAGE_BYTES = (64 << 20) + (64 << 10)
 _HANDSHAKE_FAILED = (zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
                      | zmq.EVENT_HANDSHAKE_FAILED_AUTH)
 _MONITORED = zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED | _HANDSHAKE_FAILED
@@ -58,7 +63,8 @@ def zmq_socket(ctx, kind: int, host: str, port: int, *, bind: bool, options: dic
     ``curve_public_key`` (connecting side: the server's public certificate file),
     ``curve_secret_key`` (connecting side: its own secret certificate file; an ephemeral
     key pair when absent), ``curve_clients`` (binding side: a folder of allowed client
-    public certificates).
+    public certificates), ``max_message_bytes`` (largest inbound frame, default
+    ``MAX_MESSAGE_BYTES``; a peer sending a larger one is disconnected by libzmq).
     """
     unknown = sorted(set(options) - set(SOCKET_OPTIONS))
     if unknown:
@@ -73,6 +79,8 @@ def zmq_socket(ctx, kind: int, host: str, port: int, *, bind: bool, options: dic
         sock.setsockopt(zmq.HEARTBEAT_IVL, hb)
         sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3 * hb)
         sock.setsockopt(zmq.HEARTBEAT_TTL, 3 * hb)
+    # a frame's length prefix must not size an allocation: libzmq disconnects a peer that exceeds this
+    sock.setsockopt(zmq.MAXMSGSIZE, as_int(options.get("max_message_bytes", MAX_MESSAGE_BYTES), "max_message_bytes", 1))
     sock.setsockopt(zmq.RECONNECT_IVL, 100)
     sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
     auth = None
@@ -172,6 +180,10 @@ class ZmqSource(LiveSource):
         self._lock = threading.Lock()
         self._closed = self._ended = False
         self._sessions = 0  # connections that completed the handshake and are still up
+        # libzmq ends a connecting socket's session for good after a protocol error (e.g. a frame over
+        # max_message_bytes): after a disconnect with no new handshake for a while, connect again
+        self._endpoint = None if as_flag(bind, "bind") else self._sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        self._reconnect_at = None
         self._counters = Counters(SOURCE_TOTALS)
         self._track = {"sender": None, "seq": None, "offset": None}
 
@@ -195,6 +207,10 @@ class ZmqSource(LiveSource):
         ready = dict(self._poller.poll(max(0, int(left_s * 1000))))
         if self._monitor in ready:
             self._drain_monitor()
+        if self._reconnect_at is not None and time.monotonic() >= self._reconnect_at:
+            self._sock.disconnect(self._endpoint)
+            self._sock.connect(self._endpoint)
+            self._reconnect_at = time.monotonic() + RECONNECT_AFTER_S
         if self._sock not in ready:
             return None
         batch = self._accept(self._sock.recv_multipart(zmq.NOBLOCK, copy=True), time.monotonic_ns())
@@ -211,11 +227,14 @@ class ZmqSource(LiveSource):
             if ev["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED:
                 self._counters.add("connects")
                 self._sessions += 1
+                self._reconnect_at = None
             elif ev["event"] & _HANDSHAKE_FAILED:
                 self._counters.add("handshake_failures")
             elif ev["event"] == zmq.EVENT_DISCONNECTED and self._sessions > 0:
                 self._sessions -= 1
                 self._counters.add("disconnects")
+                if self._endpoint is not None and self._sessions == 0:
+                    self._reconnect_at = time.monotonic() + RECONNECT_AFTER_S
 
     def _sequence(self, header: dict) -> None:
         """Loss detection from ``seq`` (and ``offset``, events sent before this message)."""
