@@ -189,17 +189,12 @@ def decode_evt3(words, out, state, counts, first, byte_offset, width, height):
                     break
                 bits = 12 if typ == U(4) else 8
                 mask = np.int64(w & U(0xFFF if typ == U(4) else 0xFF))
-                if bx < 0:
-                    _flag(counts, first, V_INVALID_VECT_BASE, byte_offset + 2 * i)
-                elif not ready:
-                    if y < 0:
-                        _flag(counts, first, V_MISSING_ADDR_Y, byte_offset + 2 * i)
-                    elif have == 0:
-                        _flag(counts, first, V_MISSING_TIME_HIGH, byte_offset + 2 * i)
-                    else:
-                        while mask:
-                            mask &= mask - 1
-                            _flag(counts, first, V_OUT_OF_BOUNDS, byte_offset + 2 * i)
+                if bx < 0 or not ready:   # every event of the word is dropped, and counted
+                    kind = V_INVALID_VECT_BASE if bx < 0 else V_MISSING_ADDR_Y if y < 0 else \
+                        V_MISSING_TIME_HIGH if have == 0 else V_OUT_OF_BOUNDS
+                    while mask:
+                        mask &= mask - 1
+                        _flag(counts, first, kind, byte_offset + 2 * i)
                 elif bx + bits <= width:
                     lo = ylo | (U(pol) << U(32)) | U(bx)
                     dst = out[2 * k:2 * k + 24]
@@ -296,15 +291,16 @@ def decode_evt3_reference(words, width=2048, height=2048, st=None):
     st = st or _ref_state()
     events, viol = [], {}
 
-    def bump(kind):
-        viol[kind] = viol.get(kind, 0) + 1
+    def bump(kind, n=1):
+        if n:
+            viol[kind] = viol.get(kind, 0) + n
 
-    def emit(xs, p):
+    def emit(xs, p):   # a dropped event counts once (a vector word's events each)
         if st["y"] is None:
-            bump("missing_addr_y")
+            bump("missing_addr_y", len(xs))
             return
         if not st["have_time_high"]:
-            bump("missing_time_high")
+            bump("missing_time_high", len(xs))
             return
         t = (st["overflows"] << 24) + (st["time_high"] << 12) + st["time_low"]
         for x in xs:
@@ -322,10 +318,10 @@ def decode_evt3_reference(words, width=2048, height=2048, st=None):
         elif typ == 0x3:
             st["base_x"], st["pol"] = payload & 0x7FF, payload >> 11
         elif typ in (0x4, 0x5):
-            if st["base_x"] is None:
-                bump("invalid_vect_base")
-                continue
             n = 12 if typ == 0x4 else 8
+            if st["base_x"] is None:
+                bump("invalid_vect_base", bin(payload & ((1 << n) - 1)).count("1"))
+                continue
             base = st["base_x"]
             st["base_x"] = base + n
             emit([base + b for b in range(n) if (payload >> b) & 1], st["pol"])

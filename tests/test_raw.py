@@ -265,6 +265,21 @@ def test_out_of_bounds_events_are_dropped_and_counted_with_offset(tmp_path):
         eventflow.open(p, strict=True).read_all()
 
 
+@pytest.mark.parametrize("words, kind, dropped", [
+    ([0x8000, 0x3000, 0x4FFF], "missing_addr_y", 12),          # TIME_HIGH, VECT_BASE_X, VECT_12 (12 bits), no ADDR_Y
+    ([0x0005, 0x3000, 0x500F], "missing_time_high", 4),        # ADDR_Y, base, VECT_8 with 4 bits, no TIME_HIGH
+    ([0x8000, 0x0005, 0x4A05], "invalid_vect_base", 4),        # a VECT_12 with 4 bits before any VECT_BASE_X
+    ([0x8000, 0x3000, 0x4000, 0x0005, 0x2001], None, 0),      # an empty vector drops nothing
+])
+def test_a_dropped_vector_word_counts_each_of_its_events(tmp_path, words, kind, dropped):
+    p, _ = _raw_file(tmp_path, words)
+    r = eventflow.open(p)
+    r.read_all()
+    assert r.violations.counts == ({kind: dropped} if kind else {})
+    _, ref_counts, _ = K.decode_evt3_reference(np.array(words, np.uint16), 64, 48)
+    assert ref_counts == r.violations.counts
+
+
 def test_time_going_back_is_kept_by_default_and_clamped_or_sorted_on_request(tmp_path):
     # TIME_HIGH 1, TIME_LOW 100, y 1, x 1; TIME_LOW 50, x 2; TIME_LOW 200, x 3
     words = [0x8001, 0x6064, 0x0001, 0x2001, 0x6032, 0x2002, 0x60C8, 0x2003]
