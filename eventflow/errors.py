@@ -80,3 +80,9 @@ PARTIAL_VECT = "partial_vect"
 UNKNOWN_TYPE = "unknown_type"  # a reserved word type: word skipped
 TRUNCATED = "truncated"  # trailing bytes that do not form a whole record
 NON_MONOTONIC_TIME = "non_monotonic_time"  # t smaller than the event before (record formats)
+INVALID_EVENT = "invalid_event"  # AEDAT 3.1 event whose valid bit is 0: dropped
+ECF_SURPLUS_EVENTS = "ecf_surplus_events"  # events past the extent in an ECF file's last chunk (not fill): not read
+#: The kinds whose count is events a reader dropped (the others count words, bytes or events kept,
+#: e.g. a time going back): a pipeline source reports these as rejected events.
+DROPS_EVENTS = frozenset({OUT_OF_BOUNDS, MISSING_ADDR_Y, MISSING_TIME_HIGH, INVALID_VECT_BASE, INVALID_EVENT,
+                          ECF_SURPLUS_EVENTS})

@@ -372,3 +372,25 @@ def test_paced_file_replay_cuts_batches_by_time_and_shortens_a_clock_jump(tmp_pa
             break
     assert batches == [[0, 10, 999], [1000], [2500], [10**17, 10**17 + 5]]
     assert src._pacer.gaps_shortened == 1 and time.monotonic() - start < 5
+
+
+def test_file_source_counts_events_the_reader_dropped_as_rejected_and_reports_every_violation(tmp_path):
+    """received = delivered + dropped by the reader; kinds that keep the event (a TIME_LOW going
+    back) or count words are reported under violations, not as rejected events."""
+    from eventflow.pipeline.sources import FileSource
+
+    words = [0x8000, 0x3000, 0x4FFF,   # TIME_HIGH, VECT_BASE_X, VECT_12 of 12 events before any ADDR_Y: dropped
+             0x0005, 0x6002, 0x2001,   # ADDR_Y 5, TIME_LOW 2, ADDR_X 1: kept
+             0x6001, 0x2002]           # TIME_LOW 1 (goes back: counted, kept), ADDR_X 2: kept
+    path = tmp_path / "v.raw"
+    path.write_bytes(b"% evt 3.0\n% geometry 64x48\n% end\n" + np.array(words, "<u2").tobytes())
+    src = FileSource(str(path))
+    delivered = 0
+    while True:
+        try:
+            delivered += len(src.next().events)
+        except EndOfStream:
+            break
+    c = src.counters()
+    assert delivered == 2 and c["received"] == 14 and c["rejected"] == {"missing_addr_y": 12}
+    assert c["violations"] == {"missing_addr_y": 12, "time_low_decrease": 1}

@@ -31,14 +31,13 @@ from collections import Counter
 
 import numpy as np
 
-from ..errors import NON_MONOTONIC_TIME, OUT_OF_BOUNDS, TRUNCATED, EventFormatError
+from ..errors import INVALID_EVENT, NON_MONOTONIC_TIME, OUT_OF_BOUNDS, TRUNCATED, EventFormatError
 from ..events import empty
 from .reader import EventReader
 
 MAX_HEADER_BYTES = 16 << 20
 MAX_PACKET_BYTES = 64 << 20
 POLARITY_EVENT = 1
-INVALID_EVENT = "invalid_event"  # AEDAT 3.1 event whose valid bit is 0: dropped
 GESTURE_LABEL_DTYPE = np.dtype([("class", "<i4"), ("t_start", "<i8"), ("t_end", "<i8")])
 
 #: AEDAT 3.1 source description (prefix, upper case) -> sensor size

@@ -22,7 +22,7 @@ import h5py
 import numpy as np
 from h5py import h5d, h5p, h5s, h5t, h5z
 
-from ..errors import EventFormatError
+from ..errors import ECF_SURPLUS_EVENTS, EventFormatError
 from ..events import EVENT_DTYPE, as_events, empty
 from ..kernels import ecf
 from .reader import EventReader
@@ -35,7 +35,6 @@ TRIGGER_DTYPE = np.dtype({"names": ["p", "t", "id"], "formats": ["<i2", "<i8", "
                           "offsets": [0, 8, 16], "itemsize": 24})
 ASCII = h5py.string_dtype("ascii")  # variable-length ASCII, as Metavision writes attributes
 ECF_TRAILING_BYTES = "ecf_trailing_bytes"  # violation: bytes after a chunk's last stream
-ECF_SURPLUS_EVENTS = "ecf_surplus_events"  # violation: events past the extent in the last chunk (not fill)
 COMPRESSIONS = ("ecf", None, "gzip", "lzf")
 _PLAIN_BLOCK = 1 << 18  # events per read of a dataset that is not ECF
 

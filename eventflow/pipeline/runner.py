@@ -218,6 +218,8 @@ class _Core:
                "dropped": dropped, "rejected": rejected}
         if "lost_messages" in src:
             out["lost_messages"] = src["lost_messages"]
+        if src.get("violations"):
+            out["violations"] = dict(src["violations"])   # what the file reader counted, by kind
         return out
 
     def metrics(self) -> dict:

@@ -28,6 +28,7 @@ from urllib.parse import parse_qs
 
 import numpy as np
 
+from ..errors import DROPS_EVENTS
 from ..events import EVENT_DTYPE, empty
 from .stage import Batch, EndOfStream
 
@@ -161,8 +162,12 @@ class FileSource:
         return (self.reader.width, self.reader.height)
 
     def counters(self):
+        """``received`` counts the events delivered and those the reader dropped (``rejected``, by
+        kind); ``violations`` holds every kind the reader counted, including those that keep the
+        event (a time going back) or count bytes (a truncated record)."""
         v = dict(self.reader.violations.counts) if self.reader.violations else {}
-        return _counters(self._pos + sum(v.values()), rejected=v)
+        dropped_by_reader = {k: n for k, n in v.items() if k in DROPS_EVENTS}
+        return {**_counters(self._pos + sum(dropped_by_reader.values()), rejected=dropped_by_reader), "violations": v}
 
     def progress_total(self):
         """Events in the file, where the reader can tell cheaply (for a progress bar)."""
