@@ -320,6 +320,26 @@ def test_raw_without_version_or_with_wrong_extension_gives_clear_errors(tmp_path
         eventflow.open(tmp_path / "missing.raw")
 
 
+@pytest.mark.parametrize("lines, message", [
+    (b"% format EVT3;height=7x;width=64\n", r"byte 10: header line 'format': expected a width or height of 1\.\.65536, got '7x'"),
+    (b"% Width 64\n% Height -5\n", r"byte 21: header line 'Height': .* got '-5'"),
+    (b"% format EVT3;height=0;width=64\n", r"byte 10: header line 'format': .* got '0'"),
+])
+def test_a_bad_geometry_in_the_header_names_its_line(tmp_path, lines, message):
+    p = tmp_path / "g.raw"
+    p.write_bytes(b"% evt 3.0\n" + lines + b"% end\n" + bytes(4))
+    with pytest.raises(EventFormatError, match=rf"g.raw: {message}"):
+        eventflow.open(p)
+
+
+def test_a_header_longer_than_4_kib_is_detected_and_read(tmp_path):
+    p = tmp_path / "long.raw"
+    comments = b"".join(b"% comment " + b"x" * 100 + b"\n" for _ in range(70))     # 7.7 KB of header
+    p.write_bytes(b"% evt 3.0\n" + comments + b"% geometry 64x48\n% end\n" + np.array([0x8000, 0x0005, 0x2001], "<u2").tobytes())
+    r = eventflow.open(p)
+    assert r.format == "evt3" and (r.width, r.height) == (64, 48) and r.read_all()[["x", "y"]].tolist() == [(1, 5)]
+
+
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.binary(max_size=3000), st.sampled_from([b"% evt 3.0\n", b"% evt 2.0\n% geometry 640x480\n% end\n"]))
 def test_garbage_after_a_header_never_crashes(tmp_path, data, header):

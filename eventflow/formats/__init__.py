@@ -63,9 +63,10 @@ def detect_format(path) -> str:
         if head.startswith(magic):
             return fmt
     if ext == ".raw" or (head.startswith(b"% ") and ext not in (".dat",)):
-        from .raw_header import parse_header
+        from .raw_header import read_header
 
-        evt = parse_header(head, path, full_size=os.path.getsize(path)).evt
+        with open(path, "rb") as f:   # the whole header (up to its 1 MiB limit), not just the first bytes
+            evt = read_header(f, path).evt
         if evt not in ("evt2", "evt3"):
             said = "no EVT version" if evt is None else f"EVT version {evt!r}"
             raise EventFormatError(f"RAW header gives {said}; readable: EVT 2.0, EVT 3.0 "

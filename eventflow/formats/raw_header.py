@@ -38,19 +38,35 @@ class RawHeader:
     file_size: int | None = None
 
 
+class _BadField(ValueError):
+    """A header line whose value is not what its key needs (``key`` names the line)."""
+
+    def __init__(self, key, message):
+        super().__init__(message)
+        self.key = key
+
+
+def _size(key, text) -> int:
+    text = text.strip()
+    if not text.isdigit() or not 0 < int(text) <= 65536:
+        raise _BadField(key, f"header line '{key}': expected a width or height of 1..65536, got {text!r}")
+    return int(text)
+
+
 def _geometry(fields: dict):
     fmt = fields.get("format", "")
     kv = dict(p.split("=", 1) for p in fmt.split(";")[1:] if "=" in p)
     if "width" in kv and "height" in kv:
-        return int(kv["width"]), int(kv["height"]), "header format line"
+        return _size("format", kv["width"]), _size("format", kv["height"]), "header format line"
     geo = fields.get("geometry")
     if geo:
         m = re.fullmatch(r"\s*(\d+)\s*x\s*(\d+)\s*", geo)
         if m:
             return int(m.group(1)), int(m.group(2)), "header geometry line"
     w, h = fields.get("Width") or fields.get("width"), fields.get("Height") or fields.get("height")
-    if w and h and w.strip().isdigit() and h.strip().isdigit():
-        return int(w), int(h), "header Width/Height lines"
+    if w and h:
+        return (_size("Width" if "Width" in fields else "width", w), _size("Height" if "Height" in fields else "height", h),
+                "header Width/Height lines")
     plugin = (fields.get("plugin_name", "") + " " + fields.get("sensor_generation", "")).lower()
     for frag, (pw, ph) in _PLUGIN_GEOMETRY:
         if frag in plugin:
@@ -71,6 +87,7 @@ def _evt_version(fields: dict):
 def parse_header(head: bytes, path, full_size: int | None = None) -> RawHeader:
     """Parse the ``%`` header at the start of ``head`` (the file's first bytes)."""
     fields: dict = {}
+    line_at: dict = {}   # byte offset of each key's line
     pos = 0
     n = len(head)
     while pos < n and (head.startswith(b"% ", pos) or head.startswith(b"%\n", pos)):
@@ -80,13 +97,16 @@ def parse_header(head: bytes, path, full_size: int | None = None) -> RawHeader:
                 raise EventFormatError(f"header line longer than {n} bytes", path, pos)
             raise EventFormatError("header line without a newline (truncated file?)", path, pos)
         line = head[pos + 2:end].rstrip(b"\r").decode("latin-1")
-        pos = end + 1
+        start, pos = pos, end + 1
         if line.strip().lower() == "end":
             break
         key, _, value = line.partition(" ")
-        if key:
-            fields.setdefault(key, value.strip())
-    w, h, src = _geometry(fields)
+        if key and key not in fields:
+            fields[key], line_at[key] = value.strip(), start
+    try:
+        w, h, src = _geometry(fields)
+    except _BadField as e:
+        raise EventFormatError(str(e), path, line_at.get(e.key)) from None
     return RawHeader(fields=fields, data_offset=pos, evt=_evt_version(fields), width=w, height=h,
                      geometry_source=src)
 
