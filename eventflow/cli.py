@@ -198,6 +198,8 @@ def main(argv=None) -> int:
         return a.func(a)
     except (OSError, ValueError) as e:  # EventFormatError is a ValueError
         print(f"eventflow: error: {e}", file=sys.stderr)
+    except MemoryError as e:   # (inputs are checked before they size an allocation; this is the machine's limit)
+        print(f"eventflow: error: not enough memory{f' ({e})' if str(e) else ''}", file=sys.stderr)
     except KeyboardInterrupt:
         print("eventflow: interrupted", file=sys.stderr)
         return 130

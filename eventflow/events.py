@@ -41,18 +41,34 @@ def as_words(events: np.ndarray) -> np.ndarray:
     return events.view(np.uint64)
 
 
+def check_field(name: str, values) -> np.ndarray:
+    """``values`` as an array, checked to fit EVENT_DTYPE's field ``name`` (x, y: 0..65535;
+    p: -32768..32767; t: int64) so that storing them casts nothing away; ValueError naming the
+    field and the values' range otherwise (NaN included). Types that always fit are not scanned."""
+    v = np.asarray(values)
+    target = EVENT_DTYPE[name]
+    if v.size and not np.can_cast(v.dtype, target, "safe"):
+        if v.dtype.kind not in "iufb":
+            raise ValueError(f"field {name!r}: values of type {v.dtype} are not numbers")
+        info = np.iinfo(target)
+        lo, hi = v.min(), v.max()
+        # (float compares: int64's max is not exact in float64, so t must stay below 2**63)
+        if not (lo >= info.min and (hi <= info.max if v.dtype.kind != "f" else hi < 2.0 ** 63)):
+            raise ValueError(f"field {name!r}: values {lo}..{hi} do not fit {target} ({info.min}..{info.max})")
+    return v
+
+
 def from_fields(x, y, p, t) -> np.ndarray:
-    """Events from four equal-length sequences (copied, never aliased)."""
+    """Events from four equal-length sequences (copied, never aliased); values that do not fit
+    their field (``check_field``) are a ValueError, never wrapped around."""
     x = np.asarray(x)
     n = x.shape[0]
     for name, v in (("y", y), ("p", p), ("t", t)):
         if np.shape(v)[0] != n:
             raise ValueError(f"field {name!r} has {np.shape(v)[0]} values, x has {n}")
     ev = empty(n)
-    ev["x"] = x
-    ev["y"] = y
-    ev["p"] = p
-    ev["t"] = t
+    for name, v in (("x", x), ("y", y), ("p", p), ("t", t)):
+        ev[name] = check_field(name, v)
     return ev
 
 
@@ -73,7 +89,7 @@ def as_events(arr: np.ndarray) -> np.ndarray:
             f"cannot convert dtype {arr.dtype} to events: needs fields x, y, t and p "
             f"(or polarity/on); missing {missing + ([] if pol else ['p'])}"
         )
-    return from_fields(arr["x"], arr["y"], arr[pol].astype(np.int16), arr["t"])
+    return from_fields(arr["x"], arr["y"], arr[pol], arr["t"])
 
 
 def to_tonic(events: np.ndarray) -> np.ndarray:

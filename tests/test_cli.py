@@ -76,6 +76,12 @@ _FIELDS = {k: np.zeros(3, np.int64) for k in "xypt"}
     (_npz_claiming(1 << 40), "huge.npz", "member 'x' claims (1099511627776,)"),
     (_npz(**_FIELDS, width=np.array([3, 4])), "w.npz", "member 'width' should be one integer"),
     (_corrupt_npz(), "bad.npz", "member 't'"),
+    (_npz(x=np.array([1, 2]), y=np.array([1, 2]), p=np.array([70000, 1]), t=np.array([0, 5])), "p.npz",
+     "field 'p': values 1..70000 do not fit int16"),
+    (_npz(x=np.array([1, 2]), y=np.array([1, 2]), p=np.array([0, 1]), t=np.array([0, 1.7e19])), "t.npz",
+     "field 't': values 0.0..1.7e+19 do not fit int64"),
+    (_npy(np.array([(-1, 2, 1, 5)], dtype=[("x", "i2"), ("y", "i2"), ("p", "i1"), ("t", "i8")])), "neg.npy",
+     "events 0..0: field 'x': values -1..-1 do not fit uint16"),
     (b"\x00\x01garbage", "x.hdf5", "not a valid .hdf5 file"),
     (b"hello", "x.txt", "unknown extension"),
 ])

@@ -12,7 +12,7 @@ import zlib
 import numpy as np
 
 from ..errors import EventFormatError
-from ..events import EVENT_DTYPE, as_events, concatenate, empty
+from ..events import EVENT_DTYPE, as_events, concatenate, from_fields
 from .reader import EventReader
 from .writer import EventWriter
 
@@ -45,7 +45,11 @@ class NpyReader(EventReader):
     def _decode(self):
         step = self.chunk_events
         for i in range(0, len(self._arr), step):
-            yield as_events(np.asarray(self._arr[i:i + step])).copy()
+            try:
+                ev = as_events(np.asarray(self._arr[i:i + step]))
+            except ValueError as e:
+                raise EventFormatError(f"events {i}..{min(i + step, len(self._arr)) - 1}: {e}", self.path) from None
+            yield ev.copy()
 
 
 #: Deflate's largest expansion (about 1032 to 1): a member cannot hold more data than this many
@@ -120,17 +124,20 @@ class NpzReader(EventReader):
         if self._mode == "struct":
             arr = self._load("events")
             _check_fields(arr.dtype.names, self.path)
-            yield as_events(arr).copy()
+            try:
+                yield as_events(arr).copy()
+            except ValueError as e:
+                raise EventFormatError(str(e), self.path) from None
             return
         cols = {k: self._load(k) for k in ("x", "y", "t")}
         cols["p"] = self._load(next(k for k in ("p", "polarity", "on") if k in self._z.files))
         n = len(cols["x"])
         if any(len(v) != n for v in cols.values()):
             raise EventFormatError(f"fields differ in length: { {k: len(v) for k, v in cols.items()} }", self.path)
-        ev = empty(n)
-        for k, v in cols.items():
-            ev[k] = v
-        yield ev
+        try:
+            yield from_fields(cols["x"], cols["y"], cols["p"], cols["t"])
+        except ValueError as e:
+            raise EventFormatError(str(e), self.path) from None
 
 
 class NpyWriter(EventWriter):
