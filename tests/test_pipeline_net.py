@@ -345,6 +345,24 @@ def test_udp_end_to_end_with_malformed_datagrams(tmp_path, procs):
     assert c["received"] == len(ev) + sum(c["rejected"].values())
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SO_RXQ_OVFL is Linux's")
+def test_udp_datagrams_the_kernel_drops_are_counted_as_lost(tmp_path, procs):
+    """A full receive buffer drops datagrams in the kernel; the source counts them: datagrams
+    received + lost = datagrams sent (60 events each)."""
+    ev = make_events(12_000, seed=12)
+    np.save(tmp_path / "ev.npy", ev)
+    src = open_net_source("udp://127.0.0.1:0?width=64&height=48&rcvbuf=4096")   # a few datagrams' room
+    try:
+        p, _ = procs(HELPER, "udp", "127.0.0.1", str(src.port), str(tmp_path / "ev.npy"))
+        p.wait(60)   # everything sent before anything is read
+        got, _ = collect(src, first_timeout=2.0, timeout=0.5)
+        c = src.counters()
+    finally:
+        src.shutdown()
+    assert c["lost_datagrams"] > 0 and c["datagrams"] + c["lost_datagrams"] == 200
+    assert len(got) == 60 * c["datagrams"] == c["received"]
+
+
 def test_send_command_to_udp_and_its_errors(tmp_path, capsys):
     from eventflow.cli import main
 

@@ -10,6 +10,7 @@ authentication: binding to a non-loopback address needs ``insecure=1``.
 """
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -26,7 +27,10 @@ _MAX_DATAGRAM = 65536
 class UdpSource(LiveSource):
     """Events from AEStream/SPIF datagrams. ``geometry`` (width, height) is required: the
     format does not carry it. Datagrams that arrive together (up to ``max_batch_events``)
-    make one batch. Malformed datagrams (length, coordinates) are rejected and counted."""
+    make one batch. Malformed datagrams (length, coordinates) are rejected and counted; on Linux,
+    datagrams the kernel dropped because the receive buffer (``rcvbuf``) was full are counted as
+    ``lost_datagrams`` when the counters are read (their events never arrived, so they are not
+    in ``received``)."""
 
     def __init__(self, host: str, port: int, geometry=None, *, insecure=False, rcvbuf: int = 4 << 20,
                  max_batch_events: int = 1 << 16, name: str = "source", **options):
@@ -50,21 +54,48 @@ class UdpSource(LiveSource):
             self._sock.close()
             raise OSError(f"udp://{host}:{port}: cannot bind ({e})") from None
         self._sock.setblocking(False)
+        self._inode = os.fstat(self._sock.fileno()).st_ino
+        self._drops_seen = 0   # the kernel's count when the counters were last reset
         self.port = self._sock.getsockname()[1]
         self.host_clock_origin_ns = time.monotonic_ns()
         self._lock = threading.Lock()
         self._closed = False
-        self._counters = Counters(("datagrams",))
+        self._counters = Counters(("datagrams", "lost_datagrams"))
         self._wrap = {"high": 0, "last": None}
 
     def counters(self) -> dict:
+        self._count_kernel_drops()
         return {**super().counters(), "host_clock_origin_ns": self.host_clock_origin_ns}
+
+    def _count_kernel_drops(self) -> None:
+        drops = self.kernel_drops()
+        if drops is not None:   # datagrams the kernel dropped (receive buffer full): their events never arrived
+            self._counters.totals["lost_datagrams"] = drops - self._drops_seen
+
+    def kernel_drops(self) -> int | None:
+        """The datagrams the kernel dropped for this socket since it opened (Linux: the ``drops``
+        column of /proc/net/udp or udp6 for the socket's inode), or None where unknown."""
+        if self._sock.fileno() < 0:   # closed: the last count stays in the counters
+            return None
+        for table in ("/proc/net/udp", "/proc/net/udp6"):
+            try:
+                with open(table) as f:
+                    next(f)
+                    for line in f:
+                        cols = line.split()
+                        if len(cols) >= 13 and cols[9] == str(self._inode):
+                            return int(cols[12])
+            except (OSError, StopIteration, ValueError):
+                continue
+        return None
 
     def get_state(self) -> dict:
         return {"counters": self._counters.get_state(), "wrap": dict(self._wrap)}
 
     def reset(self, state: dict | None = None) -> None:
         self._counters.set_state(None if state is None else state["counters"])
+        drops = self.kernel_drops() or 0   # lost_datagrams counts on from the restored total
+        self._drops_seen = drops - self._counters.totals.get("lost_datagrams", 0)
         self._wrap = {"high": 0, "last": None} if state is None else dict(state["wrap"])
 
     def _decode(self, data: bytes, t_ns: int):
@@ -111,6 +142,7 @@ class UdpSource(LiveSource):
         return Batch(events=concatenate(chunks), t_host_ns=t_ns, width=w, height=h)
 
     def _release(self) -> None:
+        self._count_kernel_drops()   # the final count, before the socket goes
         self._sock.close()
 
 

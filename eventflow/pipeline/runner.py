@@ -216,8 +216,9 @@ class _Core:
                "events_rejected": n_rej, "events_in_flight": in_flight,
                "balanced": received == self.processed + n_drop + n_rej + in_flight,
                "dropped": dropped, "rejected": rejected}
-        if "lost_messages" in src:
-            out["lost_messages"] = src["lost_messages"]
+        for lost in ("lost_messages", "lost_datagrams"):   # never arrived: outside the balance
+            if lost in src:
+                out[lost] = src[lost]
         if src.get("violations"):
             out["violations"] = dict(src["violations"])   # what the file reader counted, by kind
         return out
