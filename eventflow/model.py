@@ -106,6 +106,21 @@ class DecisionSpec:
     commit_probability: float = 0.8
     background: int | None = None
 
+    MAX_SMOOTHING_STEPS = 10_000   # (a ring of this many steps' outputs is kept per stream)
+
+    def __post_init__(self):
+        def whole(v):
+            return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+        if not (whole(self.smoothing_steps) and 1 <= self.smoothing_steps <= self.MAX_SMOOTHING_STEPS):
+            raise ValueError(f"decision.smoothing_steps: expected an integer in 1..{self.MAX_SMOOTHING_STEPS}, "
+                             f"got {self.smoothing_steps!r}")
+        p = self.commit_probability
+        if isinstance(p, (bool, np.bool_)) or not isinstance(p, (int, float, np.floating)) or not 0 < p <= 1:
+            raise ValueError(f"decision.commit_probability: expected a number in (0, 1], got {p!r}")
+        if self.background is not None and not (whole(self.background) and self.background >= 0):
+            raise ValueError(f"decision.background: expected a class index >= 0 or null, got {self.background!r}")
+
     def init_state(self, n_classes: int, batch: int = 1) -> "DecisionState":
         return DecisionState(np.zeros((batch, self.smoothing_steps, n_classes), np.float32),
                              np.zeros(batch, np.int64), np.full(batch, -1, np.int64))
@@ -228,6 +243,7 @@ def _require(d, key, where, kind):
 
 def load_model(name_or_path: str) -> Model:
     """The model in a folder (``model.json`` + ``model.safetensors``), in eval mode."""
+    from safetensors import SafetensorError, safe_open
     from safetensors.torch import load_file
 
     folder = model_dir(name_or_path)
@@ -235,26 +251,54 @@ def load_model(name_or_path: str) -> Model:
     try:
         with open(jpath, encoding="utf-8") as f:
             d = json.load(f)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{jpath}: not valid JSON ({e})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+        raise ValueError(f"{jpath}: not valid JSON ({type(e).__name__}: {str(e)[:200]})") from None
+    if not isinstance(d, dict):
+        raise ValueError(f"{jpath}: expected a JSON object at the top, got {type(d).__name__}")
     if d.get("format") != FORMAT:
         raise ValueError(f"{jpath}: format {d.get('format')!r} is not {FORMAT!r}")
     ispec = from_mapping(InputSpec, _require(d, "input", jpath, dict), jpath, key="input")
     decision = from_mapping(DecisionSpec, d.get("decision", {}), jpath, key="decision")
-    spec = spec_from_dict(_require(d, "network", jpath, dict), f"{jpath}: network")
-    net = Network(spec, ispec.shape, generator=torch.Generator().manual_seed(0))
+    try:
+        spec = spec_from_dict(_require(d, "network", jpath, dict), f"{jpath}: network")
+    except (TypeError, AttributeError, KeyError) as e:   # (ValueErrors name their place themselves)
+        raise ValueError(f"{jpath}: network: not a valid network description ({type(e).__name__}: {e})") from None
+
+    def build():
+        try:
+            return Network(spec, ispec.shape, generator=torch.Generator().manual_seed(0))
+        except (ValueError, TypeError, AttributeError, ZeroDivisionError, RuntimeError) as e:
+            raise ValueError(f"{jpath}: network cannot be built ({type(e).__name__}: {e})") from None
+
+    # The weights file's header against the network built without memory (torch's meta device):
+    # model.json's sizes never allocate more than the weights file holds
     wpath = os.path.join(folder, "model.safetensors")
-    tensors = load_file(wpath)
-    own = dict(net.weights.named_parameters())
-    if set(tensors) != set(own):
-        missing, extra = sorted(set(own) - set(tensors)), sorted(set(tensors) - set(own))
+    try:
+        with safe_open(wpath, "pt") as f:
+            stored = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except (SafetensorError, OSError) as e:
+        raise ValueError(f"{wpath}: not a readable safetensors file ({e})") from None
+    with torch.device("meta"):
+        needed = {k: tuple(p.shape) for k, p in build().weights.named_parameters()}
+    if set(stored) != set(needed):
+        missing, extra = sorted(set(needed) - set(stored)), sorted(set(stored) - set(needed))
         raise ValueError(f"{wpath}: weights do not match {jpath}'s network (missing {missing[:3]}, unexpected {extra[:3]})")
+    for k, shape in stored.items():
+        if shape != needed[k]:
+            raise ValueError(f"{wpath}: {k} is shaped {shape}, the network needs {needed[k]}")
+    net = build()
+    try:
+        tensors = load_file(wpath)
+    except (SafetensorError, OSError) as e:
+        raise ValueError(f"{wpath}: not a readable safetensors file ({e})") from None
+    own = dict(net.weights.named_parameters())
     with torch.no_grad():
         for k, t in tensors.items():
-            if t.shape != own[k].shape:
-                raise ValueError(f"{wpath}: {k} is shaped {tuple(t.shape)}, the network needs {tuple(own[k].shape)}")
             own[k].copy_(t)
     classes = tuple(_require(d, "classes", jpath, list))
+    if decision.background is not None and decision.background >= len(classes):
+        raise ValueError(f"{jpath}: decision.background: {decision.background} is not a class index "
+                         f"(there are {len(classes)} classes)")
     if tuple(net.out_shape) != (len(classes),):
         raise ValueError(f"{jpath}: the network outputs {tuple(net.out_shape)} but {len(classes)} classes are named")
     return Model(name=d.get("name", os.path.basename(folder)), task=d.get("task", "classification"), classes=classes,

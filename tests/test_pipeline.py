@@ -394,3 +394,14 @@ def test_file_source_counts_events_the_reader_dropped_as_rejected_and_reports_ev
     c = src.counters()
     assert delivered == 2 and c["received"] == 14 and c["rejected"] == {"missing_addr_y": 12}
     assert c["violations"] == {"missing_addr_y": 12, "time_low_decrease": 1}
+
+
+def test_an_origin_far_before_the_first_event_is_refused_not_filled_with_empty_windows():
+    from eventflow.pipeline.stages import WindowStage
+
+    spec = InputSpec(sensor_size=(32, 32), input_size=(16, 16), window_us=5000)
+    ev = eventflow.from_fields([1, 2], [1, 2], [0, 1], [100, 200])
+    with pytest.raises(ValueError, match=r"source\.origin_us: the first event \(t=100 us\) comes 2000000 windows after"):
+        WindowStage(spec, origin_us=-10**10).step(ev, 0)
+    out = WindowStage(spec, origin_us=-10**6).step(ev, 0)   # 200 empty windows first: fine
+    assert len(out) == 200 and out.n_events.sum() == 0

@@ -90,3 +90,54 @@ def test_a_broken_model_json_is_named_with_its_key(tmp_path, capsys):
     (tmp_path / "model.json").write_text(json.dumps(d))
     assert main(["eval", str(tmp_path), "digits:nowhere"]) != 0
     assert "model.json: decision.smoothing: unknown key" in capsys.readouterr().err
+
+
+def _broken_copy(tmp_path, edit=None, weights=None):
+    import eventflow.models
+
+    src = os.path.join(os.path.dirname(eventflow.models.__file__), "nmnist-snn")
+    for name in ("model.json", "model.safetensors"):
+        shutil.copy(os.path.join(src, name), tmp_path / name)
+    if edit is not None:
+        d = json.loads((tmp_path / "model.json").read_text())
+        d = edit(d)
+        (tmp_path / "model.json").write_text(json.dumps(d))
+    if weights is not None:
+        (tmp_path / "model.safetensors").write_bytes(weights)
+    return tmp_path
+
+
+def _layer(d, name):
+    return next(layer for n, layer in d["network"]["layers"] if n == name)
+
+
+@pytest.mark.parametrize("edit, weights, message", [
+    (lambda d: [1, 2], None, "model.json: expected a JSON object at the top, got list"),
+    (None, b"not safetensors at all", "model.safetensors: not a readable safetensors file"),
+    (lambda d: {**d, "decision": {**d["decision"], "smoothing_steps": 10**12}}, None,
+     "decision.smoothing_steps: expected an integer in 1..10000, got 1000000000000"),
+    (lambda d: {**d, "decision": {**d["decision"], "commit_probability": 2}}, None,
+     "decision.commit_probability: expected a number in (0, 1], got 2"),
+    (lambda d: {**d, "decision": {**d["decision"], "background": 99}}, None,
+     "decision.background: 99 is not a class index (there are 10 classes)"),
+    (lambda d: (_layer(d, "conv1").update(stride=0), d)[1], None, "model.json: network cannot be built (ZeroDivisionError"),
+    (lambda d: (_layer(d, "conv1").update(type=["x"]), d)[1], None, "model.json: network: not a valid network description"),
+])
+def test_a_broken_model_is_one_line_naming_the_file(tmp_path, capsys, edit, weights, message):
+    folder = _broken_copy(tmp_path, edit, weights)
+    assert main(["eval", str(folder), "digits:nowhere"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_model_json_sizes_are_checked_against_the_weights_before_any_allocation(tmp_path, capsys):
+    """A model.json asking for a 1e8-wide layer meets the weights file's header first: the
+    network is sized on torch's meta device, so nothing of that size is allocated."""
+    def widen(d):
+        _layer(d, "fc3")["out_features"] = 10**8
+        _layer(d, "out")["in_features"] = 10**8
+        return d
+    folder = _broken_copy(tmp_path, widen)
+    assert main(["eval", str(folder), "digits:nowhere"]) == 2
+    err = capsys.readouterr().err
+    assert "model.safetensors: " in err and "the network needs" in err and "Traceback" not in err

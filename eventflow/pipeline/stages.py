@@ -88,6 +88,9 @@ class WindowStage:
     name = "window"
     CAPACITY = 256   # windows binned per kernel call (the caller drains them between calls)
 
+    #: the empty windows between ``origin_us`` and the first event may take at most this much memory
+    MAX_LEAD_BYTES = 256 << 20
+
     def __init__(self, input_spec, origin_us: int | None = None):
         self.spec = input_spec
         self.origin_us = origin_us
@@ -112,6 +115,12 @@ class WindowStage:
         self.received += len(events)
         if self.acc is None:
             t0 = int(events["t"][0]) if self.origin_us is None else int(self.origin_us)
+            lead = (int(events["t"][0]) - t0) // self.spec.window_us   # empty windows before the first event
+            limit = self.MAX_LEAD_BYTES // (4 * 2 * self.spec.input_size[0] * self.spec.input_size[1])
+            if lead > limit:
+                raise ValueError(f"source.origin_us: the first event (t={int(events['t'][0])} us) comes {lead} windows "
+                                 f"after the origin {t0} us; more than {limit} empty windows would be emitted "
+                                 "(set origin_us near the stream's start, or leave it unset)")
             self.acc = K.new_acc(t0, self.spec.window_us)
         words = np.ascontiguousarray(events).view(np.uint64)
         (W, H) = self.spec.sensor_size
