@@ -161,6 +161,10 @@ def test_config_errors_name_the_key_and_the_file(tmp_path):
         from_dict({"runner": {"drop_policy": "sometimes"}})
     with pytest.raises(ValueError, match=r"source\.realtime: expected a factor > 0"):
         from_dict({"source": {"realtime": 0}})
+    with pytest.raises(ValueError, match=r"sinks\[1\]: expected a sink URI \(a string\), got 1"):
+        from_dict({"sinks": ["jsonl:-", 1]})
+    with pytest.raises(ValueError, match=r"--set source: 'source' is a section; set one of its keys"):
+        with_overrides(from_dict({}), ["source=x"])
     bad = tmp_path / "bad.yaml"
     bad.write_text("model:\n  name: x\n  threads: two\n")
     with pytest.raises(ValueError, match=rf"^{bad}: model\.threads: expected an integer or null"):

@@ -117,6 +117,8 @@ def _check_ranges(c: PipelineConfig):
     def need(ok, key, what, v):
         if not ok:
             raise ValueError(f"{key}: expected {what}, got {v!r}")
+    for i, uri in enumerate(c.sinks):
+        need(isinstance(uri, str), f"sinks[{i}]", "a sink URI (a string)", uri)
     need(c.source.realtime is None or c.source.realtime > 0, "source.realtime", "a factor > 0", c.source.realtime)
     need(c.source.batch_us > 0, "source.batch_us", "> 0", c.source.batch_us)
     need(c.source.chunk_events > 0, "source.chunk_events", "> 0", c.source.chunk_events)
@@ -179,6 +181,9 @@ def with_overrides(cfg: PipelineConfig, assignments) -> PipelineConfig:
             if part not in hints:
                 raise ValueError(f"--set {key}: unknown key {'.'.join(path[:i + 1])!r}")
             if i == len(path) - 1:
+                if dataclasses.is_dataclass(hints[part]):
+                    raise ValueError(f"--set {key}: {key.strip()!r} is a section; set one of its keys, "
+                                     f"e.g. {key.strip()}.{next(iter(typing.get_type_hints(hints[part])))}=...")
                 try:
                     value = yaml.safe_load(text) if text.strip() else None
                 except yaml.YAMLError as e:

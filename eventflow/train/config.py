@@ -33,6 +33,8 @@ from .loop import OptimConfig
 __all__ = ["DataConfig", "NetConfig", "SplitConfig", "TeacherConfig", "TrainConfig", "load_config"]
 
 KINDS = ("gesture", "digits", "nmnist", "dvsgesture")
+#: widest conv (channels) or linear (units) layer a config may ask for
+MAX_WIDTH = 65536
 #: keys of data.<split>.make (arguments of eventflow.datasets.make_dataset)
 MAKE_KEYS = ("n", "seed", "seconds", "jobs", "vary", "sensor", "ext")
 
@@ -99,7 +101,16 @@ def load_config(path: str) -> TrainConfig:
             d = yaml.safe_load(f)
     except yaml.YAMLError as e:
         raise ValueError(f"{path}: not valid YAML ({e})") from None
+    if d is not None and not isinstance(d, dict):
+        raise ValueError(f"{path}: expected a mapping of keys at the top, got {type(d).__name__}")
     cfg = from_mapping(TrainConfig, {**(d or {}), "path": os.path.abspath(path)}, path)
+    for key, values in (("network.channels", cfg.network.channels), ("network.hidden", cfg.network.hidden)):
+        if not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_WIDTH for v in values):
+            raise ValueError(f"{path}: {key}: expected whole numbers in 1..{MAX_WIDTH}, got {list(values)}")
+    for key, v, lo in (("optim.epochs", cfg.optim.epochs, 1), ("optim.batch_size", cfg.optim.batch_size, 1),
+                       ("optim.steps", cfg.optim.steps, 1), ("threads", cfg.threads, 1)):
+        if v < lo:
+            raise ValueError(f"{path}: {key}: expected at least {lo}, got {v}")
     for split in ("train", "val", "test"):
         s = getattr(cfg.data, split)
         if s is not None and s.kind not in KINDS:
