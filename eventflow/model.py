@@ -23,6 +23,7 @@ training, evaluation and the pipeline: events from a ``sensor_size`` camera, map
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import asdict, dataclass, field
 from typing import NamedTuple
@@ -66,6 +67,10 @@ class InputSpec:
             raise ValueError(f"input.encoding: expected 'counts' or 'binary', got {self.encoding!r}")
         if any(i > s for i, s in zip(self.input_size, self.sensor_size)):
             raise ValueError(f"input.input_size {self.input_size} is larger than input.sensor_size {self.sensor_size}")
+        if not (isinstance(self.scale, (int, float)) and math.isfinite(self.scale) and self.scale > 0):
+            raise ValueError(f"input.scale: expected a finite number > 0, got {self.scale!r}")
+        if self.clip is not None and not (isinstance(self.clip, (int, float)) and math.isfinite(self.clip) and self.clip > 0):
+            raise ValueError(f"input.clip: expected a finite number > 0 or null, got {self.clip!r}")
 
     @property
     def shape(self) -> tuple[int, int, int]:

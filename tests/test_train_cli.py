@@ -122,6 +122,9 @@ def _layer(d, name):
      "decision.background: 99 is not a class index (there are 10 classes)"),
     (lambda d: (_layer(d, "conv1").update(stride=0), d)[1], None, "model.json: network cannot be built (ZeroDivisionError"),
     (lambda d: (_layer(d, "conv1").update(type=["x"]), d)[1], None, "model.json: network: not a valid network description"),
+    (lambda d: (_layer(d, "sn1").update(tau=float("nan")), d)[1], None, "model.json: network.layers[sn1]: tau: expected a finite number, got nan"),
+    (lambda d: (d["input"].update(clip=float("nan")), d)[1], None, "input.clip: expected a finite number > 0 or null"),
+    (lambda d: (d["input"].update(scale=-1), d)[1], None, "input.scale: expected a finite number > 0, got -1"),
 ])
 def test_a_broken_model_is_one_line_naming_the_file(tmp_path, capsys, edit, weights, message):
     folder = _broken_copy(tmp_path, edit, weights)

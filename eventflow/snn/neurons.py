@@ -74,6 +74,10 @@ class _Spiking:
     def __post_init__(self):
         if self.reset not in ("hard", "soft"):
             raise ValueError(f"reset must be 'hard' (to v_reset) or 'soft' (subtract threshold), got {self.reset!r}")
+        for name in ("tau", "v_threshold", "v_reset"):
+            v = getattr(self, name, 0.0)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ValueError(f"{name}: expected a finite number, got {v!r}")
         if getattr(self, "tau", 1.0) < 1.0:
             raise ValueError(f"tau must be >= 1 (a decay of at most 1 per step), got {self.tau!r}")
 

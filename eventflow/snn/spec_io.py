@@ -61,5 +61,5 @@ def spec_from_dict(d, where: str = "spec"):
         kwargs[k] = spec_from_dict(v, f"{where}.{k}") if isinstance(v, dict) else v
     try:
         return cls(**kwargs)
-    except TypeError as e:
+    except (TypeError, ValueError) as e:   # the constructor's checks, placed in the file
         raise ValueError(f"{where}: {e}") from None
