@@ -43,8 +43,9 @@ def as_words(events: np.ndarray) -> np.ndarray:
 
 def check_field(name: str, values) -> np.ndarray:
     """``values`` as an array, checked to fit EVENT_DTYPE's field ``name`` (x, y: 0..65535;
-    p: -32768..32767; t: int64) so that storing them casts nothing away; ValueError naming the
-    field and the values' range otherwise (NaN included). Types that always fit are not scanned."""
+    p: -32768..32767; t: int64) so that storing them never wraps around; ValueError naming the
+    field and the values' range otherwise (NaN included). Fractional floats are truncated toward
+    zero, as numpy casts them. Types that always fit are not scanned."""
     v = np.asarray(values)
     target = EVENT_DTYPE[name]
     if v.size and not np.can_cast(v.dtype, target, "safe"):

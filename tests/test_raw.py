@@ -324,6 +324,7 @@ def test_raw_without_version_or_with_wrong_extension_gives_clear_errors(tmp_path
     (b"% format EVT3;height=7x;width=64\n", r"byte 10: header line 'format': expected a width or height of 1\.\.65536, got '7x'"),
     (b"% Width 64\n% Height -5\n", r"byte 21: header line 'Height': .* got '-5'"),
     (b"% format EVT3;height=0;width=64\n", r"byte 10: header line 'format': .* got '0'"),
+    (b"% geometry 99999x48\n", r"byte 10: header line 'geometry': .* got '99999'"),
 ])
 def test_a_bad_geometry_in_the_header_names_its_line(tmp_path, lines, message):
     p = tmp_path / "g.raw"

@@ -46,10 +46,11 @@ class NpyReader(EventReader):
         step = self.chunk_events
         for i in range(0, len(self._arr), step):
             try:
-                ev = as_events(np.asarray(self._arr[i:i + step]))
+                part = np.asarray(self._arr[i:i + step])
+                ev = as_events(part)
             except ValueError as e:
                 raise EventFormatError(f"events {i}..{min(i + step, len(self._arr)) - 1}: {e}", self.path) from None
-            yield ev.copy()
+            yield ev.copy() if ev is part else ev   # (a converted array is already a fresh copy)
 
 
 #: Deflate's largest expansion (about 1032 to 1): a member cannot hold more data than this many
@@ -125,7 +126,8 @@ class NpzReader(EventReader):
             arr = self._load("events")
             _check_fields(arr.dtype.names, self.path)
             try:
-                yield as_events(arr).copy()
+                ev = as_events(arr)
+                yield ev.copy() if ev is arr else ev
             except ValueError as e:
                 raise EventFormatError(str(e), self.path) from None
             return

@@ -62,7 +62,7 @@ def _geometry(fields: dict):
     if geo:
         m = re.fullmatch(r"\s*(\d+)\s*x\s*(\d+)\s*", geo)
         if m:
-            return int(m.group(1)), int(m.group(2)), "header geometry line"
+            return _size("geometry", m.group(1)), _size("geometry", m.group(2)), "header geometry line"
     w, h = fields.get("Width") or fields.get("width"), fields.get("Height") or fields.get("height")
     if w and h:
         return (_size("Width" if "Width" in fields else "width", w), _size("Height" if "Height" in fields else "height", h),

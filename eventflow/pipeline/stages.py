@@ -116,7 +116,7 @@ class WindowStage:
         if self.acc is None:
             t0 = int(events["t"][0]) if self.origin_us is None else int(self.origin_us)
             lead = (int(events["t"][0]) - t0) // self.spec.window_us   # empty windows before the first event
-            limit = self.MAX_LEAD_BYTES // (4 * 2 * self.spec.input_size[0] * self.spec.input_size[1])
+            limit = self.MAX_LEAD_BYTES // self._out[0].nbytes   # bytes of one window's frame
             if lead > limit:
                 raise ValueError(f"source.origin_us: the first event (t={int(events['t'][0])} us) comes {lead} windows "
                                  f"after the origin {t0} us; more than {limit} empty windows would be emitted "
