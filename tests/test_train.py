@@ -90,6 +90,40 @@ def test_rest_steps_are_the_unlabelled_steps_inside_the_recording():
     assert all(torch.equal(a, b) for a, b in zip(with_rest, without))   # same crops either way
 
 
+def test_onset_crops_start_at_or_before_the_onset():
+    data = moving_dot_set(64, 0, steps=40)
+    x = torch.arange(40, dtype=torch.float16).view(1, 40, 1, 1, 1).expand_as(data.x).contiguous()  # x = step index
+    onsets = torch.arange(64) % 20 + 4                          # onsets at steps 4..23
+    data = EncodedSet(x, data.y, onsets, data.end)
+
+    def lags(onset, seed=3):
+        # each crop's start (read from its first input) minus its recording's onset
+        out = []
+        for b, (x, y, mask) in enumerate(batches(data, 16, 6, torch.Generator().manual_seed(seed), lead_in=3,
+                                                  onset=onset)):
+            order = torch.randperm(64, generator=torch.Generator().manual_seed(seed))   # (the batches' order)
+            out.append(x[0, :, 0, 0, 0].long() - onsets[order[b * 16:(b + 1) * 16]])
+        return torch.cat(out)
+
+    # every crop of onset=1 starts 0..3 steps (lead_in) before its recording's onset
+    early = lags(1.0)
+    assert len(early) == 64 and ((early >= -3) & (early <= 0)).all()
+    # with onset=0.5 about half the crops may start anywhere up to 6 steps before the end
+    half = lags(0.5)
+    assert 8 <= int((half > 0).sum()) <= 48 and ((half >= -3) & (half <= 40)).all()
+    # onset=0 draws nothing extra: the crops are those of a call without the argument
+    plain = next(batches(data, 16, 6, torch.Generator().manual_seed(5), lead_in=3))
+    zero = next(batches(data, 16, 6, torch.Generator().manual_seed(5), lead_in=3, onset=0.0))
+    assert all(torch.equal(a, b) for a, b in zip(plain, zero))
+
+
+def test_optim_onset_crops_is_a_share():
+    assert OptimConfig(onset_crops=0.5).onset_crops == 0.5
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValueError, match="onset_crops"):
+            OptimConfig(onset_crops=bad)
+
+
 def test_rest_loss_is_zero_for_undecided_outputs_and_grows_with_confidence():
     out = torch.zeros(3, 2, 5)
     rest = torch.tensor([[True, False], [True, True], [False, False]])

@@ -82,14 +82,17 @@ def encode_dataset(ds, spec: InputSpec, seconds: float | None = None, interval=N
 
 
 def batches(data: EncodedSet, batch_size: int, steps: int, generator: torch.Generator, lead_in: int = 0,
-            shuffle: bool = True, rest: bool = False):
+            shuffle: bool = True, rest: bool = False, onset: float = 0.0):
     """Random crops of ``steps`` steps: yields ``(x [T, B, 2, h, w] float32, y [B], mask [T, B] bool)``,
     and with ``rest`` a fourth item, ``[T, B] bool``: the crop's unlabelled steps inside the
     recording (the subject at rest, before or after the gesture).
 
     A crop starts anywhere from ``lead_in`` steps before a recording's labelled interval to
     ``steps`` before its end (so the network learns to recognise from rest); ``mask`` marks the
-    labelled steps. Without shuffle, crops start at the labelled interval (evaluation).
+    labelled steps. With ``onset`` > 0, that share of the crops (drawn per crop) starts no later
+    than the labelled interval's first step, so that the crop holds the onset seen from rest, as a
+    stream does (the recognition delay after an onset is what these crops train). Without
+    shuffle, crops start at the labelled interval (evaluation).
     """
     n = len(data)
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
@@ -99,6 +102,9 @@ def batches(data: EncodedSet, batch_size: int, steps: int, generator: torch.Gene
         lo = (data.first[idx] - lead_in).clamp(min=0)
         hi = (data.end[idx] - steps).clamp(min=0)
         hi = torch.maximum(hi, lo)
+        if shuffle and onset:   # (no draw without it: the crops of onset=0 stay as they were)
+            early = torch.rand(len(idx), generator=generator) < onset
+            hi = torch.where(early, torch.minimum(hi, torch.maximum(data.first[idx], lo)), hi)
         if shuffle:
             start = lo + (torch.rand(len(idx), generator=generator) * (hi - lo + 1).float()).long().clamp(max=hi - lo)
         else:

@@ -77,10 +77,12 @@ class OptimConfig:
     drop: float = 0.0
     noise: float = 0.0
     rest_weight: float = 0.0  # weight of rest_loss on the crops' unlabelled steps (0: none)
+    onset_crops: float = 0.0  # share of crops that start at or before the labelled onset (data.batches)
 
     def __post_init__(self):
         for name, lo, hi, closed in (("scale", 0.0, 1.0, False), ("rotate", 0.0, 180.0, True), ("drop", 0.0, 1.0, True),
-                                     ("noise", 0.0, 1.0, True), ("shift", 0, math.inf, True)):
+                                     ("noise", 0.0, 1.0, True), ("shift", 0, math.inf, True),
+                                     ("onset_crops", 0.0, 1.0, True), ("rest_weight", 0.0, math.inf, True)):
             v = getattr(self, name)
             if not (lo <= v <= hi if closed else lo <= v < hi):
                 end = "]" if closed else ")"
@@ -98,7 +100,8 @@ def fit_epoch(net, opt, data: EncodedSet, cfg: OptimConfig, generator, epoch: in
         g["lr"] = lr_at(cfg, epoch)
     net.train()
     total, correct, n = 0.0, 0, 0
-    for x, y, mask, rest in batches(data, cfg.batch_size, cfg.steps, generator, cfg.lead_in, rest=True):
+    for x, y, mask, rest in batches(data, cfg.batch_size, cfg.steps, generator, cfg.lead_in, rest=True,
+                                      onset=cfg.onset_crops):
         x = augment(x, generator, cfg.shift, cfg.scale, cfg.rotate, cfg.drop, cfg.noise)
         out, _ = net.run(x, net.init_state(x.shape[1]))
         loss = tet_loss(out, y, mask, cfg.tet_lambda, cfg.tet_phi)
