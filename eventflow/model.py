@@ -39,6 +39,8 @@ from .snn.spec_io import spec_from_dict, spec_to_dict
 __all__ = ["FORMAT", "DecisionSpec", "DecisionState", "InputSpec", "Model", "list_models", "load_model", "model_dir", "save_model"]
 
 FORMAT = "eventflow-model/1"
+#: safetensors dtypes a model's weights may be stored in (cast to the network's float32 on load)
+FLOAT_DTYPES = ("F16", "BF16", "F32", "F64")
 
 
 def _pair(v, key):
@@ -249,7 +251,6 @@ def _require(d, key, where, kind):
 def load_model(name_or_path: str) -> Model:
     """The model in a folder (``model.json`` + ``model.safetensors``), in eval mode."""
     from safetensors import SafetensorError, safe_open
-    from safetensors.torch import load_file
 
     folder = model_dir(name_or_path)
     jpath = os.path.join(folder, "model.json")
@@ -275,32 +276,37 @@ def load_model(name_or_path: str) -> Model:
         except (ValueError, TypeError, AttributeError, ZeroDivisionError, RuntimeError) as e:
             raise ValueError(f"{jpath}: network cannot be built ({type(e).__name__}: {e})") from None
 
-    # The weights file's header against the network built without memory (torch's meta device):
-    # model.json's sizes never allocate more than the weights file holds
+    # The network is built without memory (torch's meta device) and checked against the weights
+    # file's header before any storage is allocated: model.json's sizes never allocate more than
+    # the weights file holds. Then the storage is allocated once and filled from the one open file.
     wpath = os.path.join(folder, "model.safetensors")
+    with torch.device("meta"):
+        net = build()
+    needed = {k: p for k, p in net.weights.named_parameters()}
     try:
         with safe_open(wpath, "pt") as f:
             stored = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+            for k in stored:
+                if f.get_slice(k).get_dtype() not in FLOAT_DTYPES:
+                    raise ValueError(f"{wpath}: {k} is stored as {f.get_slice(k).get_dtype()}; weights are "
+                                     f"floating point ({', '.join(FLOAT_DTYPES)})")
+            if set(stored) != set(needed):
+                missing, extra = sorted(set(needed) - set(stored)), sorted(set(stored) - set(needed))
+                raise ValueError(f"{wpath}: weights do not match {jpath}'s network (missing {missing[:3]}, "
+                                 f"unexpected {extra[:3]})")
+            for k, shape in stored.items():
+                if shape != tuple(needed[k].shape):
+                    raise ValueError(f"{wpath}: {k} is shaped {shape}, the network needs {tuple(needed[k].shape)}")
+            net.weights.to_empty(device="cpu")
+            with torch.no_grad():
+                for k, p in net.weights.named_parameters():
+                    p.copy_(f.get_tensor(k))
     except (SafetensorError, OSError) as e:
         raise ValueError(f"{wpath}: not a readable safetensors file ({e})") from None
-    with torch.device("meta"):
-        needed = {k: tuple(p.shape) for k, p in build().weights.named_parameters()}
-    if set(stored) != set(needed):
-        missing, extra = sorted(set(needed) - set(stored)), sorted(set(stored) - set(needed))
-        raise ValueError(f"{wpath}: weights do not match {jpath}'s network (missing {missing[:3]}, unexpected {extra[:3]})")
-    for k, shape in stored.items():
-        if shape != needed[k]:
-            raise ValueError(f"{wpath}: {k} is shaped {shape}, the network needs {needed[k]}")
-    net = build()
-    try:
-        tensors = load_file(wpath)
-    except (SafetensorError, OSError) as e:
-        raise ValueError(f"{wpath}: not a readable safetensors file ({e})") from None
-    own = dict(net.weights.named_parameters())
-    with torch.no_grad():
-        for k, t in tensors.items():
-            own[k].copy_(t)
     classes = tuple(_require(d, "classes", jpath, list))
+    for i, c in enumerate(classes):
+        if not isinstance(c, str) or not c.strip():
+            raise ValueError(f"{jpath}: classes[{i}]: expected a class name (a non-empty string), got {c!r}")
     if decision.background is not None and decision.background >= len(classes):
         raise ValueError(f"{jpath}: decision.background: {decision.background} is not a class index "
                          f"(there are {len(classes)} classes)")

@@ -4,6 +4,7 @@ import os
 import shutil
 
 import pytest
+import torch
 
 from eventflow.cli import main
 
@@ -125,6 +126,7 @@ def _layer(d, name):
     (lambda d: (_layer(d, "sn1").update(tau=float("nan")), d)[1], None, "model.json: network.layers[sn1]: tau: expected a finite number, got nan"),
     (lambda d: (d["input"].update(clip=float("nan")), d)[1], None, "input.clip: expected a finite number > 0 or null"),
     (lambda d: (d["input"].update(scale=-1), d)[1], None, "input.scale: expected a finite number > 0, got -1"),
+    (lambda d: (d["classes"].__setitem__(3, 3), d)[1], None, "model.json: classes[3]: expected a class name"),
 ])
 def test_a_broken_model_is_one_line_naming_the_file(tmp_path, capsys, edit, weights, message):
     folder = _broken_copy(tmp_path, edit, weights)
@@ -144,3 +146,28 @@ def test_model_json_sizes_are_checked_against_the_weights_before_any_allocation(
     assert main(["eval", str(folder), "digits:nowhere"]) == 2
     err = capsys.readouterr().err
     assert "model.safetensors: " in err and "the network needs" in err and "Traceback" not in err
+
+
+def test_integer_weights_are_refused(tmp_path, capsys):
+    from safetensors.torch import load_file, save_file
+
+    folder = _broken_copy(tmp_path)
+    tensors = load_file(str(folder / "model.safetensors"))
+    tensors["conv1.weight"] = tensors["conv1.weight"].round().to(torch.int32)
+    save_file(tensors, str(folder / "model.safetensors"))
+    assert main(["eval", str(folder), "digits:nowhere"]) == 2
+    err = capsys.readouterr().err
+    assert "conv1.weight is stored as I32" in err and "Traceback" not in err
+
+
+def test_a_model_loads_the_weights_it_stores(tmp_path):
+    """load_model fills the network (built on the meta device, then given storage) from the file."""
+    from safetensors.torch import load_file
+
+    from eventflow.model import load_model
+
+    folder = _broken_copy(tmp_path)
+    stored = load_file(str(folder / "model.safetensors"))
+    loaded = dict(load_model(str(folder)).network.weights.named_parameters())
+    assert set(loaded) == set(stored)
+    assert all(torch.equal(loaded[k].detach(), stored[k].float()) for k in stored)
