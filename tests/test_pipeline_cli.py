@@ -72,6 +72,31 @@ def test_bad_input_exits_2_with_one_line(model_dir, capsys):
     assert capsys.readouterr().err.strip() == "eventflow: error: source: no such file '/nonexistent/x.hdf5'"
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--source", "sim:gesture?seconds=-1"], "source sim:gesture: seconds must be a finite number > 0, got -1.0"),
+    (["--source", "sim:gesture?seconds=nan"], "source sim:gesture: seconds must be a finite number > 0, got nan"),
+    (["--set", "model.threads=0"], "model.threads: expected 1.."),
+    (["--source", "sample", "--set", "source.options={hwm: 3}"],
+     "source 'sample': source.options (hwm) are for live sources"),
+])
+def test_out_of_range_run_settings_are_one_line_errors(model_dir, capsys, args, message):
+    from eventflow.cli import main
+
+    assert main(["run", "--model", model_dir, *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_eval_and_train_refuse_counts_below_one(capsys):
+    from eventflow.cli import main
+
+    assert main(["eval", "gesture-snn", "gesture:nowhere", "--limit", "-1"]) == 2
+    assert "--limit: expected at least 1 recording, got -1" in capsys.readouterr().err
+    config = os.path.join(os.path.dirname(__file__), "..", "configs", "gesture-snn.yaml")
+    assert main(["train", config, "--epochs", "0"]) == 2
+    assert "--epochs: expected at least 1, got 0" in capsys.readouterr().err
+
+
 def test_default_run_prints_decisions():
     from eventflow.model import list_models
 

@@ -20,6 +20,8 @@ delivered so far), so ``reset(state)`` resumes a replay exactly.
 """
 from __future__ import annotations
 
+import math
+
 import os
 import select
 import sys
@@ -196,6 +198,10 @@ class SimSource:
             from ..sim.simulator import scene_sensor
         except ImportError as e:
             raise ValueError(f"source sim:{scene}: the simulator is not available ({e})") from None
+        if seconds is not None and not (isinstance(seconds, (int, float)) and math.isfinite(seconds) and seconds > 0):
+            raise ValueError(f"source sim:{scene}: seconds must be a finite number > 0, got {seconds!r}")
+        if int(batch_us) <= 0:
+            raise ValueError(f"source sim:{scene}: batch_us must be > 0, got {batch_us!r}")
         self.name = name
         sensor = scene_sensor(scene)
         w, h = sensor.width, sensor.height
@@ -317,6 +323,9 @@ def _query(rest, uri):
 def open_source(uri: str, *, realtime=None, batch_us=1000, chunk_events=1 << 18, width=None, height=None,
                 geometry=None, options=None):
     """The source a URI names (see the module docstring); errors name the URI."""
+    if options and not is_live_uri(uri):
+        raise ValueError(f"source {uri!r}: source.options ({', '.join(sorted(map(str, options)))}) are for live "
+                         "sources (zmq+tcp://, udp://, dv+tcp://, camera:); files, sim: and stdin take none")
     if uri in ("-", "stdin:"):
         return StreamSource(width=width, height=height)
     if uri.startswith("sim:"):
