@@ -43,9 +43,16 @@ FORMAT = "eventflow-model/1"
 FLOAT_DTYPES = ("F16", "BF16", "F32", "F64")
 
 
+#: a sensor's side at most (event coordinates are u16) and an input's pixels at most (2048 x 2048):
+#: one step's input, two channels of float32, stays under 32 MiB
+MAX_SENSOR_SIDE = 65536
+MAX_INPUT_PIXELS = 1 << 22
+
+
 def _pair(v, key):
-    if not (isinstance(v, (list, tuple)) and len(v) == 2 and all(isinstance(i, int) and i > 0 for i in v)):
-        raise ValueError(f"{key}: expected [width, height] as two positive integers, got {v!r}")
+    if not (isinstance(v, (list, tuple)) and len(v) == 2
+            and all(isinstance(i, int) and not isinstance(i, bool) and 0 < i <= MAX_SENSOR_SIDE for i in v)):
+        raise ValueError(f"{key}: expected [width, height] as two integers in 1..{MAX_SENSOR_SIDE}, got {v!r}")
     return (int(v[0]), int(v[1]))
 
 
@@ -67,6 +74,9 @@ class InputSpec:
             raise ValueError(f"input.window_us: expected a positive integer, got {self.window_us!r}")
         if self.encoding not in ("counts", "binary"):
             raise ValueError(f"input.encoding: expected 'counts' or 'binary', got {self.encoding!r}")
+        if self.input_size[0] * self.input_size[1] > MAX_INPUT_PIXELS:
+            raise ValueError(f"input.input_size {list(self.input_size)}: {self.input_size[0] * self.input_size[1]:,} "
+                             f"pixels, more than the {MAX_INPUT_PIXELS:,} an input may have")
         if any(i > s for i, s in zip(self.input_size, self.sensor_size)):
             raise ValueError(f"input.input_size {self.input_size} is larger than input.sensor_size {self.sensor_size}")
         if not (isinstance(self.scale, (int, float)) and math.isfinite(self.scale) and self.scale > 0):

@@ -127,6 +127,10 @@ def _layer(d, name):
     (lambda d: (d["input"].update(clip=float("nan")), d)[1], None, "input.clip: expected a finite number > 0 or null"),
     (lambda d: (d["input"].update(scale=-1), d)[1], None, "input.scale: expected a finite number > 0, got -1"),
     (lambda d: (d["classes"].__setitem__(3, 3), d)[1], None, "model.json: classes[3]: expected a class name"),
+    (lambda d: (d["input"].update(sensor_size=[70000, 34], input_size=[70000, 34]), d)[1], None,
+     "input.sensor_size: expected [width, height] as two integers in 1..65536, got [70000, 34]"),
+    (lambda d: (d["input"].update(sensor_size=[60000, 60000], input_size=[3000, 3000]), d)[1], None,
+     "input.input_size [3000, 3000]: 9,000,000 pixels, more than the 4,194,304 an input may have"),
 ])
 def test_a_broken_model_is_one_line_naming_the_file(tmp_path, capsys, edit, weights, message):
     folder = _broken_copy(tmp_path, edit, weights)
