@@ -1,7 +1,7 @@
 """Choose a classifier's streaming decision rule on a validation split (never the test split).
 
 usage: python tools/tune_decision.py MODEL DATA [--steps 2 3 4 6 8] [--probs 0.5 0.6 0.7 0.8 0.9]
-                                     [--max-wrong 0.08]
+                                     [--max-wrong 0.08] [--after-onset 50 100 150 200 250 300]
 
 Runs the model once over every recording of DATA (e.g. gesture:data/gesture-val) from rest,
 then replays its per-window outputs through each DecisionSpec(smoothing_steps, commit_probability)
@@ -11,11 +11,18 @@ first commit is correct and within 300 ms of the gesture's onset, and the onset-
 latency of the correct ones. Marks the setting with the most correct-within-300-ms commits
 among those whose wrong-first-commit rate is at most --max-wrong. Write the choice into the
 model's config (``decision:``) and model.json yourself.
+
+Then, per delay after the onset (``--after-onset``, ms), how often the network names the class:
+the top class of the window that holds onset + delay (its own output) and of the model's current
+rule's smoothed probability there (whether or not it has reached the commit probability): how soon
+the evidence is there, whatever rule reads it.
 """
 from __future__ import annotations
 
 import argparse
 from dataclasses import replace
+
+import numpy as np
 
 from eventflow.model import load_model
 from eventflow.train.evaluate import encoded_data, run_outputs, streaming_commits
@@ -28,6 +35,7 @@ def main():
     ap.add_argument("--steps", type=int, nargs="+", default=[2, 3, 4, 6, 8])
     ap.add_argument("--probs", type=float, nargs="+", default=[0.5, 0.6, 0.7, 0.8, 0.9])
     ap.add_argument("--max-wrong", type=float, default=0.08)
+    ap.add_argument("--after-onset", type=float, nargs="+", default=[50, 100, 150, 200, 250, 300], metavar="MS")
     a = ap.parse_args()
     model = load_model(a.model)
     data, onsets = encoded_data(model, a.data)
@@ -53,6 +61,24 @@ def main():
         print(f"| {s} | {p} | {r['first_commit_correct']:.3f} | {r['first_commit_wrong']:.3f} | "
               f"{r['never_committed']:.3f} | {r['correct_within_300ms']:.3f} | {lat['p50']:.0f} / {lat['p90']:.0f} "
               f"| {mark} |")
+
+    print()
+    print(after_onset_table(model, outputs, data, onsets, a.after_onset))
+
+
+def after_onset_table(model, outputs, data, onsets, delays_ms) -> str:
+    """Markdown: the share of recordings whose window holding onset + delay names the class."""
+    W = model.input.window_us
+    y = data.y.numpy()
+    smoothed = np.stack([model.decision.run(o, model.decision.init_state(outputs.shape[2]))[0] for o in outputs])
+    rows = ["| ms after onset | window's own output | smoothed (current rule) |", "|---|---|---|"]
+    for d in delays_ms:
+        k = np.minimum((onsets + int(d * 1000)) // W, outputs.shape[1] - 1)
+        idx = np.arange(len(y))
+        own = float((outputs[idx, k].argmax(-1) == y).mean())
+        sm = float((smoothed[idx, k].argmax(-1) == y).mean())
+        rows.append(f"| {d:g} | {own:.3f} | {sm:.3f} |")
+    return "\n".join(rows)
 
 
 if __name__ == "__main__":
