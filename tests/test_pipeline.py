@@ -177,6 +177,9 @@ def test_config_errors_name_the_key_and_the_file(tmp_path):
         with_overrides(from_dict({}), ["runner.queue_windows=lots"])
     cfg = with_overrides(from_dict({}), ["runner.queue_windows=3", "source.uri=sim:gesture?seed=2", "sinks=[jsonl:-]"])
     assert (cfg.runner.queue_windows, cfg.source.uri, cfg.sinks) == (3, "sim:gesture?seed=2", ("jsonl:-",))
+    # string keys are taken as typed (stripped), never parsed as YAML: '@x' and '[a' are not YAML
+    cfg = with_overrides(from_dict({}), ["source.uri= @recordings/a [1].raw ", "model.name=[a"])
+    assert (cfg.source.uri, cfg.model.name) == ("@recordings/a [1].raw", "[a")
     with pytest.raises(FileNotFoundError, match="no model"):
         build(config(model={"name": str(tmp_path / "missing")}), sinks=[])
     with pytest.raises(ValueError, match="unknown scheme 'ftp:'"):

@@ -184,12 +184,13 @@ def with_overrides(cfg: PipelineConfig, assignments) -> PipelineConfig:
                 if dataclasses.is_dataclass(hints[part]):
                     raise ValueError(f"--set {key}: {key.strip()!r} is a section; set one of its keys, "
                                      f"e.g. {key.strip()}.{next(iter(typing.get_type_hints(hints[part])))}=...")
-                try:
-                    value = yaml.safe_load(text) if text.strip() else None
-                except yaml.YAMLError as e:
-                    raise ValueError(f"--set {key}: cannot parse {text!r} ({e})") from None
                 if hints[part] is str or hints[part] == (str | None):
-                    value = text  # strings stay as typed (a URI like 'sim:gesture' is not YAML)
+                    value = text.strip()  # strings are taken as typed, never parsed (a URI like 'sim:gesture'
+                else:                     # or a path starting with '@' is not YAML)
+                    try:
+                        value = yaml.safe_load(text) if text.strip() else None
+                    except yaml.YAMLError as e:
+                        raise ValueError(f"--set {key}: cannot parse {text!r} ({e})") from None
                 node[part] = value
             else:
                 if not dataclasses.is_dataclass(hints[part]):
