@@ -44,7 +44,7 @@ FLOAT_DTYPES = ("F16", "BF16", "F32", "F64")
 
 
 #: a sensor's side at most (event coordinates are u16) and an input's pixels at most (2048 x 2048):
-#: one step's input, two channels of float32, stays under 32 MiB
+#: one step's input, two channels of float32, takes at most 32 MiB
 MAX_SENSOR_SIDE = 65536
 MAX_INPUT_PIXELS = 1 << 22
 

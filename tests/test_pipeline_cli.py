@@ -73,8 +73,8 @@ def test_bad_input_exits_2_with_one_line(model_dir, capsys):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--source", "sim:gesture?seconds=-1"], "source sim:gesture: seconds must be a finite number > 0, got -1.0"),
-    (["--source", "sim:gesture?seconds=nan"], "source sim:gesture: seconds must be a finite number > 0, got nan"),
+    (["--source", "sim:gesture?seconds=-1"], "source sim:gesture: seconds must be a finite number > 0 (at least 1 us), got -1.0"),
+    (["--source", "sim:gesture?seconds=nan"], "source sim:gesture: seconds must be a finite number > 0 (at least 1 us), got nan"),
     (["--set", "model.threads=0"], "model.threads: expected 1.."),
     (["--source", "sample", "--set", "source.options={hwm: 3}"],
      "source 'sample': source.options (hwm) are for live sources"),

@@ -479,7 +479,8 @@ def test_thinning_and_noise_refuse_inputs_that_are_not_whole_counts():
     ("optim: {scale: 1.0}", r"optim\.scale: expected a number in \[0, 1\), got 1\.0"),
     ("optim: {drop: -0.1}", r"optim\.drop: expected a number in \[0, 1\]"),
     ("optim: {rotate: -5}", r"optim\.rotate: expected a number in \[0, 180\], got -5"),
-    ("optim: {shift: -1}", r"optim\.shift: expected a number in \[0, inf\], got -1"),
+    ("optim: {shift: -1}", r"optim\.shift: expected a number in \[0, inf\), got -1"),
+    ("optim: {rest_weight: .inf}", r"optim\.rest_weight: expected a number in \[0, inf\), got inf"),
     ("optim: {drop: 0.3}\ninput: {sensor_size: [34, 34], input_size: [34, 34], window_us: 10000, scale: 0.5}",
      r"optim\.drop and optim\.noise thin and add whole events, but input\.scale 0\.5"),
 ])

@@ -13,9 +13,10 @@ among those whose wrong-first-commit rate is at most --max-wrong. Write the choi
 model's config (``decision:``) and model.json yourself.
 
 Then, per delay after the onset (``--after-onset``, ms), how often the network names the class:
-the top class of the window that holds onset + delay (its own output) and of the model's current
-rule's smoothed probability there (whether or not it has reached the commit probability): how soon
-the evidence is there, whatever rule reads it.
+the top class of the last window that ends by onset + delay (the same clock as "within 300 ms":
+a commit counts at its window's end), its own output and the model's current rule's smoothed
+probability there (whether or not it has reached the commit probability): how soon the evidence
+is there, whatever rule reads it. Recordings with no such window yet (or none left) are left out.
 """
 from __future__ import annotations
 
@@ -67,17 +68,17 @@ def main():
 
 
 def after_onset_table(model, outputs, data, onsets, delays_ms) -> str:
-    """Markdown: the share of recordings whose window holding onset + delay names the class."""
+    """Markdown: the share of recordings whose last window ending by onset + delay names the class."""
     W = model.input.window_us
     y = data.y.numpy()
     smoothed = np.stack([model.decision.run(o, model.decision.init_state(outputs.shape[2]))[0] for o in outputs])
-    rows = ["| ms after onset | window's own output | smoothed (current rule) |", "|---|---|---|"]
+    rows = ["| ms after onset | window's own output | smoothed (current rule) | n |", "|---|---|---|---|"]
     for d in delays_ms:
-        k = np.minimum((onsets + int(d * 1000)) // W, outputs.shape[1] - 1)
-        idx = np.arange(len(y))
-        own = float((outputs[idx, k].argmax(-1) == y).mean())
-        sm = float((smoothed[idx, k].argmax(-1) == y).mean())
-        rows.append(f"| {d:g} | {own:.3f} | {sm:.3f} |")
+        k = (onsets + int(d * 1000)) // W - 1            # window k ends at (k + 1) * W <= onset + d
+        idx = np.flatnonzero((k >= onsets // W) & (k < outputs.shape[1]))   # a window after the onset's start
+        own = float((outputs[idx, k[idx]].argmax(-1) == y[idx]).mean()) if len(idx) else float("nan")
+        sm = float((smoothed[idx, k[idx]].argmax(-1) == y[idx]).mean()) if len(idx) else float("nan")
+        rows.append(f"| {d:g} | {own:.3f} | {sm:.3f} | {len(idx)} |")
     return "\n".join(rows)
 
 

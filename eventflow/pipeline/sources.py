@@ -198,8 +198,9 @@ class SimSource:
             from ..sim.simulator import scene_sensor
         except ImportError as e:
             raise ValueError(f"source sim:{scene}: the simulator is not available ({e})") from None
-        if seconds is not None and not (isinstance(seconds, (int, float)) and math.isfinite(seconds) and seconds > 0):
-            raise ValueError(f"source sim:{scene}: seconds must be a finite number > 0, got {seconds!r}")
+        if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, (int, float))
+                                    or not (math.isfinite(seconds) and seconds >= 1e-6)):
+            raise ValueError(f"source sim:{scene}: seconds must be a finite number > 0 (at least 1 us), got {seconds!r}")
         if int(batch_us) <= 0:
             raise ValueError(f"source sim:{scene}: batch_us must be > 0, got {batch_us!r}")
         self.name = name

@@ -17,7 +17,7 @@ sized by each block), ``ALIF``, ...); ``network.batch_norm: true`` puts a BatchN
 and hidden linear (trained with batch statistics, folded into the weights on export);
 ``optim.rest_weight`` pulls the outputs of the unlabelled steps (the subject at rest) towards an
 undecided output (``loop.rest_loss``); ``optim.onset_crops`` (0..1) is the share of training crops
-that start at or before the gesture's onset, as a stream sees it (``data.batches``); ``optim.shift``, ``scale``, ``rotate``, ``drop`` and ``noise``
+made to start at or before the gesture's first labelled window, as a stream sees it (``data.batches``); ``optim.shift``, ``scale``, ``rotate``, ``drop`` and ``noise``
 augment each training crop (``eventflow.train.augment``: translation, zoom, rotation, thinning of
 the events, noise events; all off by default). Only nets of LIF / PLIF / DALIF neurons run on the sparse
 kernels after export.

@@ -89,10 +89,12 @@ def batches(data: EncodedSet, batch_size: int, steps: int, generator: torch.Gene
 
     A crop starts anywhere from ``lead_in`` steps before a recording's labelled interval to
     ``steps`` before its end (so the network learns to recognise from rest); ``mask`` marks the
-    labelled steps. With ``onset`` > 0, that share of the crops (drawn per crop) starts no later
-    than the labelled interval's first step, so that the crop holds the onset seen from rest, as a
-    stream does (the recognition delay after an onset is what these crops train). Without
-    shuffle, crops start at the labelled interval (evaluation).
+    labelled steps. With ``onset`` > 0, that share of the crops (drawn per crop; the others may
+    start before it too) starts no later than the labelled interval's first step (the first
+    whole window after the onset), so that the crop holds the onset seen from rest, as a stream
+    does (the recognition delay after an onset is what these crops train). On a dataset without
+    labelled times every recording's interval starts at step 0, so those crops all start there.
+    Without shuffle, crops start at the labelled interval (evaluation).
     """
     n = len(data)
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)

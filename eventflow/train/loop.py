@@ -77,12 +77,12 @@ class OptimConfig:
     drop: float = 0.0
     noise: float = 0.0
     rest_weight: float = 0.0  # weight of rest_loss on the crops' unlabelled steps (0: none)
-    onset_crops: float = 0.0  # share of crops that start at or before the labelled onset (data.batches)
+    onset_crops: float = 0.0  # share of crops made to start at or before the first labelled step (data.batches)
 
     def __post_init__(self):
         for name, lo, hi, closed in (("scale", 0.0, 1.0, False), ("rotate", 0.0, 180.0, True), ("drop", 0.0, 1.0, True),
-                                     ("noise", 0.0, 1.0, True), ("shift", 0, math.inf, True),
-                                     ("onset_crops", 0.0, 1.0, True), ("rest_weight", 0.0, math.inf, True)):
+                                     ("noise", 0.0, 1.0, True), ("shift", 0, math.inf, False),
+                                     ("onset_crops", 0.0, 1.0, True), ("rest_weight", 0.0, math.inf, False)):
             v = getattr(self, name)
             if not (lo <= v <= hi if closed else lo <= v < hi):
                 end = "]" if closed else ")"
