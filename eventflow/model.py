@@ -275,6 +275,13 @@ def load_model(name_or_path: str) -> Model:
         raise ValueError(f"{jpath}: format {d.get('format')!r} is not {FORMAT!r}")
     ispec = from_mapping(InputSpec, _require(d, "input", jpath, dict), jpath, key="input")
     decision = from_mapping(DecisionSpec, d.get("decision", {}), jpath, key="decision")
+    classes = tuple(_require(d, "classes", jpath, list))
+    for i, c in enumerate(classes):
+        if not isinstance(c, str) or not c.strip():
+            raise ValueError(f"{jpath}: classes[{i}]: expected a class name (a non-empty string), got {c!r}")
+    if decision.background is not None and decision.background >= len(classes):
+        raise ValueError(f"{jpath}: decision.background: {decision.background} is not a class index "
+                         f"(there are {len(classes)} classes)")
     try:
         spec = spec_from_dict(_require(d, "network", jpath, dict), f"{jpath}: network")
     except (TypeError, AttributeError, KeyError) as e:   # (ValueErrors name their place themselves)
@@ -292,14 +299,15 @@ def load_model(name_or_path: str) -> Model:
     wpath = os.path.join(folder, "model.safetensors")
     with torch.device("meta"):
         net = build()
-    needed = {k: p for k, p in net.weights.named_parameters()}
+    needed = dict(net.weights.named_parameters())
     try:
         with safe_open(wpath, "pt") as f:
-            stored = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
-            for k in stored:
-                if f.get_slice(k).get_dtype() not in FLOAT_DTYPES:
-                    raise ValueError(f"{wpath}: {k} is stored as {f.get_slice(k).get_dtype()}; weights are "
+            slices = {k: f.get_slice(k) for k in f.keys()}
+            for k, s in slices.items():
+                if s.get_dtype() not in FLOAT_DTYPES:
+                    raise ValueError(f"{wpath}: {k} is stored as {s.get_dtype()}; weights are "
                                      f"floating point ({', '.join(FLOAT_DTYPES)})")
+            stored = {k: tuple(s.get_shape()) for k, s in slices.items()}
             if set(stored) != set(needed):
                 missing, extra = sorted(set(needed) - set(stored)), sorted(set(stored) - set(needed))
                 raise ValueError(f"{wpath}: weights do not match {jpath}'s network (missing {missing[:3]}, "
@@ -313,13 +321,6 @@ def load_model(name_or_path: str) -> Model:
                     p.copy_(f.get_tensor(k))
     except (SafetensorError, OSError) as e:
         raise ValueError(f"{wpath}: not a readable safetensors file ({e})") from None
-    classes = tuple(_require(d, "classes", jpath, list))
-    for i, c in enumerate(classes):
-        if not isinstance(c, str) or not c.strip():
-            raise ValueError(f"{jpath}: classes[{i}]: expected a class name (a non-empty string), got {c!r}")
-    if decision.background is not None and decision.background >= len(classes):
-        raise ValueError(f"{jpath}: decision.background: {decision.background} is not a class index "
-                         f"(there are {len(classes)} classes)")
     if tuple(net.out_shape) != (len(classes),):
         raise ValueError(f"{jpath}: the network outputs {tuple(net.out_shape)} but {len(classes)} classes are named")
     return Model(name=d.get("name", os.path.basename(folder)), task=d.get("task", "classification"), classes=classes,

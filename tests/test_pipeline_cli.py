@@ -90,11 +90,13 @@ def test_out_of_range_run_settings_are_one_line_errors(model_dir, capsys, args, 
 def test_eval_and_train_refuse_counts_below_one(capsys):
     from eventflow.cli import main
 
-    assert main(["eval", "gesture-snn", "gesture:nowhere", "--limit", "-1"]) == 2
-    assert "--limit: expected at least 1 recording, got -1" in capsys.readouterr().err
+    from eventflow.train.data import Limited
+
+    with pytest.raises(ValueError, match="limit: expected at least 1 recording, got -1"):   # eval --limit, data.*.limit
+        Limited([1, 2, 3], -1)
     config = os.path.join(os.path.dirname(__file__), "..", "configs", "gesture-snn.yaml")
     assert main(["train", config, "--epochs", "0"]) == 2
-    assert "--epochs: expected at least 1, got 0" in capsys.readouterr().err
+    assert "optim.epochs: expected at least 1, got 0" in capsys.readouterr().err
 
 
 def test_default_run_prints_decisions():

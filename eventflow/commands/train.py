@@ -12,8 +12,6 @@ def cmd_train(a) -> int:
     from ..train.session import train
 
     cfg = load_config(a.config)
-    if a.epochs is not None and a.epochs < 1:
-        raise ValueError(f"--epochs: expected at least 1, got {a.epochs}")
     if a.epochs is not None:
         cfg = replace(cfg, optim=replace(cfg.optim, epochs=a.epochs))
     if a.out is not None:   # relative to the working directory; the config's data paths stay relative to it
@@ -27,8 +25,6 @@ def cmd_eval(a) -> int:
     from ..model import load_model
     from ..train.evaluate import evaluate_model
 
-    if a.limit is not None and a.limit < 1:
-        raise ValueError(f"--limit: expected at least 1 recording, got {a.limit}")
     model = load_model(a.model)
     r = evaluate_model(model, a.data, fast=not a.reference, check_reference=a.check, limit=a.limit)
     if a.json:

@@ -127,9 +127,9 @@ class NpzReader(EventReader):
             _check_fields(arr.dtype.names, self.path)
             try:
                 ev = as_events(arr)
-                yield ev.copy() if ev is arr else ev
             except ValueError as e:
                 raise EventFormatError(str(e), self.path) from None
+            yield ev.copy() if ev is arr else ev
             return
         cols = {k: self._load(k) for k in ("x", "y", "t")}
         cols["p"] = self._load(next(k for k in ("p", "polarity", "on") if k in self._z.files))
@@ -137,9 +137,10 @@ class NpzReader(EventReader):
         if any(len(v) != n for v in cols.values()):
             raise EventFormatError(f"fields differ in length: { {k: len(v) for k, v in cols.items()} }", self.path)
         try:
-            yield from_fields(cols["x"], cols["y"], cols["p"], cols["t"])
+            ev = from_fields(cols["x"], cols["y"], cols["p"], cols["t"])
         except ValueError as e:
             raise EventFormatError(str(e), self.path) from None
+        yield ev
 
 
 class NpyWriter(EventWriter):

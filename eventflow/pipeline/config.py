@@ -129,6 +129,12 @@ def _check_ranges(c: PipelineConfig):
     cp = c.head.commit_probability
     need(cp is None or 0 < cp <= 1, "head.commit_probability", "a probability in (0, 1]", cp)
     need(len(c.sinks) > 0, "sinks", "at least one sink URI", list(c.sinks))
+    if c.model.threads is not None:
+        import numba
+
+        most = numba.config.NUMBA_NUM_THREADS
+        need(1 <= c.model.threads <= most, "model.threads", f"1..{most} (the threads numba started with here)",
+             c.model.threads)
 
 
 def from_dict(d: dict, where: str = "") -> PipelineConfig:

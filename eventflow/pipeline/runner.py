@@ -100,9 +100,6 @@ def build(config, *, model=None, source=None, sinks=None, callback=None) -> Pipe
         import numba
         import torch
 
-        if not 1 <= c.model.threads <= numba.config.NUMBA_NUM_THREADS:
-            raise ValueError(f"model.threads: expected 1..{numba.config.NUMBA_NUM_THREADS} (the threads numba "
-                             f"started with on this machine), got {c.model.threads}")
         numba.set_num_threads(c.model.threads)
         torch.set_num_threads(c.model.threads)
     if model is None:

@@ -21,7 +21,6 @@ delivered so far), so ``reset(state)`` resumes a replay exactly.
 from __future__ import annotations
 
 import math
-
 import os
 import select
 import sys

@@ -126,6 +126,8 @@ class Limited:
     """The first ``n`` recordings of a dataset."""
 
     def __init__(self, ds, n):
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"limit: expected at least 1 recording, got {n!r}")
         self.ds, self.n = ds, min(n, len(ds))
 
     def __len__(self):

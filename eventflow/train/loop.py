@@ -80,6 +80,10 @@ class OptimConfig:
     onset_crops: float = 0.0  # share of crops made to start at or before the first labelled step (data.batches)
 
     def __post_init__(self):
+        for name in ("epochs", "batch_size", "steps"):   # (also a `--epochs` override, checked on replace)
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"optim.{name}: expected at least 1, got {v!r}")
         for name, lo, hi, closed in (("scale", 0.0, 1.0, False), ("rotate", 0.0, 180.0, True), ("drop", 0.0, 1.0, True),
                                      ("noise", 0.0, 1.0, True), ("shift", 0, math.inf, False),
                                      ("onset_crops", 0.0, 1.0, True), ("rest_weight", 0.0, math.inf, False)):
