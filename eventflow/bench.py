@@ -5,14 +5,21 @@ scaled by 8, seed 0) run by ``FastNetwork`` (numba, event driven); input 2x128x1
 of pixels active per step (seed 0). Threads are pinned (numba and torch); each case is the
 median ms per step over ``steps`` steps after ``warmup`` steps. Peers are timed by
 ``tools/bench_snn.py`` and ``../shared/bench`` (see docs/benchmarks.md).
+
+``device="cuda"`` runs ``GpuNetwork`` instead (cuDNN / cuBLAS sums, fused Triton neuron kernels,
+one CUDA graph per step) with the inputs already on the GPU; a step's time runs until the GPU
+has finished it (``torch.cuda.synchronize``). Its rows carry ``"device": "cuda"``.
 """
 from __future__ import annotations
 
 import time
 
 
-def bench_snn(batches=(1, 16), threads: int = 2, steps: int = 20, warmup: int = 5, density: float = 0.05):
+def bench_snn(batches=(1, 16), threads: int = 2, steps: int = 20, warmup: int = 5, density: float = 0.05,
+              device: str = "cpu"):
     """Rows ``{"bench": "snn", "case": "b<batch>", "median": ms, "unit": "ms/step", ...}``."""
+    if device != "cpu":
+        return _bench_snn_gpu(batches, steps, warmup, density, device)
     import numba
     import numpy as np
     import torch
@@ -39,4 +46,38 @@ def bench_snn(batches=(1, 16), threads: int = 2, steps: int = 20, warmup: int = 
         rows.append({"bench": "snn", "case": f"b{batch}", "median": round(float(np.median(ms)), 3),
                      "min": round(float(ms.min()), 3), "max": round(float(ms.max()), 3), "unit": "ms/step",
                      "n": int(len(ms)), "threads": threads, "batch": int(batch), "input_density": density})
+    return rows
+
+
+def _bench_snn_gpu(batches, steps, warmup, density, device):
+    import numpy as np
+    import torch
+
+    from .snn import reference_network
+    from .snn.gpu import GpuNetwork
+
+    if device != "cuda" and not device.startswith("cuda:"):
+        raise ValueError(f"bench snn --device {device!r}: expected cpu, cuda or cuda:N")
+    if not torch.cuda.is_available():
+        raise ValueError(f"bench snn --device {device}: torch sees no CUDA device")
+    net = reference_network()
+    gpu = GpuNetwork(net, device)
+    rows = []
+    for batch in batches:
+        rng = np.random.default_rng(0)
+        xs = torch.from_numpy((rng.random((warmup + steps, batch, *net.in_shape)) < density).astype(np.float32))
+        xs = xs.to(gpu.device)
+        state = gpu.init_state(batch)
+        times = []
+        for x in xs:
+            torch.cuda.synchronize(gpu.device)
+            t0 = time.perf_counter()
+            _, state = gpu.step(x, state, inplace=True)
+            torch.cuda.synchronize(gpu.device)
+            times.append(time.perf_counter() - t0)
+        ms = np.array(times[warmup:]) * 1e3
+        rows.append({"bench": "snn", "case": f"b{batch}", "median": round(float(np.median(ms)), 4),
+                     "min": round(float(ms.min()), 4), "max": round(float(ms.max()), 4), "unit": "ms/step",
+                     "n": int(len(ms)), "device": str(gpu.device), "device_name": torch.cuda.get_device_name(gpu.device),
+                     "fused": gpu.fused, "graph": gpu.graph, "batch": int(batch), "input_density": density})
     return rows

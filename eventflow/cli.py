@@ -108,13 +108,14 @@ def cmd_convert(a) -> int:
 def cmd_bench(a) -> int:
     from .bench import bench_snn
 
-    rows = bench_snn(threads=a.threads, steps=a.steps, warmup=a.warmup)
+    rows = bench_snn(threads=a.threads, steps=a.steps, warmup=a.warmup, device=a.device)
     if a.json:
         for r in rows:
             print(json.dumps(r))
         return 0
-    print(f"reference conv SNN (2x128x128, 5% input), eventflow kernels, {rows[0]['threads']} threads, "
-          f"median of {rows[0]['n']} steps")
+    where = (f"{rows[0]['device_name']}, CUDA graph + Triton" if "device_name" in rows[0]
+             else f"{rows[0]['threads']} threads")
+    print(f"reference conv SNN (2x128x128, 5% input), eventflow kernels, {where}, median of {rows[0]['n']} steps")
     for r in rows:
         print(f"  {r['case']:<5} {r['median']:8.3f} ms/step   (min {r['min']:.3f}, max {r['max']:.3f})")
     return 0
@@ -174,6 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--threads", type=int, default=2, help="numba and torch threads (default 2)")
     sp.add_argument("--steps", type=int, default=20, help="timed steps per case (default 20)")
     sp.add_argument("--warmup", type=int, default=5, help="untimed steps first (default 5)")
+    sp.add_argument("--device", default="cpu",
+                    help="cpu (default: the numba kernels) or cuda / cuda:N (GpuNetwork: cuDNN sums, fused Triton "
+                         "neuron kernels, CUDA graphs; needs a GPU)")
     sp.set_defaults(func=cmd_bench)
 
     for mod in _command_modules():

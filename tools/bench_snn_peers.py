@@ -28,6 +28,16 @@ lines ({"bench": "snn", "case": "b1"|"b16", "impl", "median", "min", "max", "uni
 "threads"}, plus "out_max_diff", "v_equal", "v_close" from the check).
 
     python tools/bench_snn_peers.py --threads 2 --batch 1 16
+
+``--device cuda`` runs every implementation on the GPU (inputs already there; a step's time runs
+until the GPU has finished it, ``torch.cuda.synchronize``), with TF32 off for all of them (full
+float32 sums, as the reference). ``eventflow`` is then ``GpuNetwork`` (cuDNN / cuBLAS sums, one fused
+Triton kernel per LIF layer, the step replayed as one CUDA graph), ``eventflow-eager`` the same
+without the graph, and ``torch-compile`` the hand-written torch step under
+``torch.compile(mode="reduce-overhead")`` (Inductor's fused kernels in CUDA graphs). onnxruntime
+runs only where its CUDA provider is installed.
+
+    python tools/bench_snn_peers.py --device cuda --batch 1 16
 """
 from __future__ import annotations
 
@@ -40,6 +50,8 @@ import time
 import warnings
 
 IMPLS = ["eventflow", "snntorch", "norse", "spikingjelly", "torch", "onnxruntime"]
+GPU_IMPLS = ["eventflow", "eventflow-eager", "snntorch", "norse", "spikingjelly", "torch", "onnxruntime",
+             "torch-compile"]
 LAYERS = ("conv1", "conv2", "conv3", "fc1", "fc2")
 LIFS = ("lif1", "lif2", "lif3", "lif4")
 
@@ -70,7 +82,26 @@ def _state_shapes(batch):
 # ---------------------------------------------------------------- the implementations
 # Each maker returns (reset() -> None, step(x_torch, x_numpy) -> output, membranes() -> [4 torch tensors]).
 
-def make_eventflow(net, batch):
+def make_eventflow_gpu(net, batch, device, graph=True):
+    from eventflow.snn.gpu import GpuNetwork
+    gpu = GpuNetwork(net, device, graph=graph)
+    st = {}
+
+    def reset():
+        st["s"] = gpu.init_state(batch)
+
+    def step(xt, xn):
+        y, st["s"] = gpu.step(xt, st["s"], inplace=True)
+        return y
+
+    def membranes():
+        return [st["s"][k].v for k in LIFS]
+    return reset, step, membranes
+
+
+def make_eventflow(net, batch, device="cpu"):
+    if device != "cpu":
+        return make_eventflow_gpu(net, batch, device)
     from eventflow.snn.fast import FastNetwork
     fast = FastNetwork.from_network(net, parallel=True)
     st = {}
@@ -113,13 +144,13 @@ def make_torch_module(net):
     return Step().eval()
 
 
-def make_torch(net, batch):
+def make_torch(net, batch, device="cpu"):
     import torch
-    mod = make_torch_module(net)
+    mod = make_torch_module(net).to(device)
     st = {}
 
     def reset():
-        st["v"] = [torch.zeros(s) for s in _state_shapes(batch)]
+        st["v"] = [torch.zeros(s, device=device) for s in _state_shapes(batch)]
 
     def step(xt, xn):
         y, *st["v"] = mod(xt, *st["v"])
@@ -127,10 +158,15 @@ def make_torch(net, batch):
     return reset, step, lambda: list(st["v"])
 
 
-def make_onnxruntime(net, batch, threads):
+def make_onnxruntime(net, batch, threads, device="cpu"):
     import numpy as np
     import onnxruntime as ort
     import torch
+    provider = "CPUExecutionProvider"
+    if device != "cpu":   # (numpy in and out: the state crosses the bus every step)
+        if "CUDAExecutionProvider" not in ort.get_available_providers():
+            raise ImportError(f"this onnxruntime has no CUDA provider ({ort.get_available_providers()})")
+        provider = "CUDAExecutionProvider"
     mod = make_torch_module(net)
     names_in, names_out = ["x", "v1", "v2", "v3", "v4"], ["y", "v1_out", "v2_out", "v3_out", "v4_out"]
     path = os.path.join(tempfile.mkdtemp(prefix="eventflow-snn-onnx-"), f"step_b{batch}.onnx")
@@ -143,7 +179,7 @@ def make_onnxruntime(net, batch, threads):
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(path, so, providers=[provider])
     st = {}
 
     def reset():
@@ -156,18 +192,34 @@ def make_onnxruntime(net, batch, threads):
     return reset, step, lambda: [torch.from_numpy(v) for v in st["v"]]
 
 
-def make_snntorch(net, batch):
+def make_torch_compile(net, batch, device="cpu"):
+    import torch
+    mod = torch.compile(make_torch_module(net).to(device), mode="reduce-overhead", fullgraph=True)
+    st = {}
+
+    def reset():
+        st["v"] = [torch.zeros(s, device=device) for s in _state_shapes(batch)]
+
+    def step(xt, xn):
+        torch.compiler.cudagraph_mark_step_begin()
+        y, *v = mod(xt, *st["v"])
+        st["v"] = [t.clone() for t in v]   # the graph's outputs are overwritten by its next replay
+        return y.clone()
+    return reset, step, lambda: list(st["v"])
+
+
+def make_snntorch(net, batch, device="cpu"):
     import snntorch
     import torch
     from torch import nn
-    c1, c2, c3, f1, f2 = _torch_layers(net, scale_pre_lif=0.5)   # Leaky has no decay_input: feed it x/2
-    leaky = [snntorch.Leaky(beta=0.5, threshold=1.0, reset_mechanism="zero", reset_delay=False).eval()
+    c1, c2, c3, f1, f2 = (m.to(device) for m in _torch_layers(net, scale_pre_lif=0.5))   # Leaky: feed it x/2
+    leaky = [snntorch.Leaky(beta=0.5, threshold=1.0, reset_mechanism="zero", reset_delay=False).to(device).eval()
              for _ in range(4)]
     pool = nn.MaxPool2d(2)
     st = {}
 
     def reset():
-        st["v"] = [torch.zeros(s) for s in _state_shapes(batch)]
+        st["v"] = [torch.zeros(s, device=device) for s in _state_shapes(batch)]
 
     def step(xt, xn):
         v = st["v"]
@@ -179,7 +231,7 @@ def make_snntorch(net, batch):
     return reset, step, lambda: list(st["v"])
 
 
-def make_norse(net, batch):
+def make_norse(net, batch, device="cpu"):
     import norse.torch as nt
     import torch
     from norse.torch.functional.reset import reset_value
@@ -191,7 +243,7 @@ def make_norse(net, batch):
                                 v_th=torch.as_tensor(1.0), v_reset=torch.as_tensor(0.0), reset_method=reset_value)
         return nt.LIFBoxCell(p, dt=1.0)
     seq = nt.SequentialState(c1, cell(), nn.MaxPool2d(2), c2, cell(), nn.MaxPool2d(2), c3, cell(),
-                             nn.MaxPool2d(2), nn.Flatten(), f1, cell(), f2).eval()
+                             nn.MaxPool2d(2), nn.Flatten(), f1, cell(), f2).to(device).eval()
     st = {}
 
     def reset():   # rest explicitly at v = 0 (Norse's default first state starts at v_leak, also 0 here)
@@ -206,14 +258,14 @@ def make_norse(net, batch):
     return reset, step, membranes
 
 
-def make_spikingjelly(net, batch):
+def make_spikingjelly(net, batch, device="cpu"):
     from spikingjelly.activation_based import functional, layer, neuron
     from torch import nn
     c1, c2, c3, f1, f2 = _torch_layers(net, conv_cls=layer.Conv2d, linear_cls=layer.Linear)
     nodes = [neuron.LIFNode(tau=2.0, decay_input=True, v_threshold=1.0, v_reset=0.0, detach_reset=True)
              for _ in range(4)]
     seq = nn.Sequential(c1, nodes[0], layer.MaxPool2d(2), c2, nodes[1], layer.MaxPool2d(2), c3, nodes[2],
-                        layer.MaxPool2d(2), layer.Flatten(), f1, nodes[3], f2).eval()
+                        layer.MaxPool2d(2), layer.Flatten(), f1, nodes[3], f2).to(device).eval()
     functional.set_step_mode(seq, "s")
 
     def reset():
@@ -225,7 +277,9 @@ def make_spikingjelly(net, batch):
 
 
 MAKERS = {"eventflow": make_eventflow, "snntorch": make_snntorch, "norse": make_norse,
-          "spikingjelly": make_spikingjelly, "torch": make_torch, "onnxruntime": make_onnxruntime}
+          "spikingjelly": make_spikingjelly, "torch": make_torch, "onnxruntime": make_onnxruntime,
+          "eventflow-eager": lambda net, batch, device: make_eventflow_gpu(net, batch, device, graph=False),
+          "torch-compile": make_torch_compile}
 
 
 def main(argv=None):
@@ -236,7 +290,9 @@ def main(argv=None):
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--check", type=int, default=3, help="steps compared with the torch reference before timing")
     ap.add_argument("--density", type=float, default=0.05)
-    ap.add_argument("--impl", nargs="+", default=IMPLS, choices=IMPLS)
+    ap.add_argument("--impl", nargs="+", choices=GPU_IMPLS,
+                    help=f"default: {' '.join(IMPLS)}; with --device cuda: {' '.join(GPU_IMPLS)}")
+    ap.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     os.environ["NUMBA_NUM_THREADS"] = str(args.threads)   # before numba is imported
@@ -249,9 +305,18 @@ def main(argv=None):
 
     torch.set_num_threads(args.threads)
     numba.set_num_threads(args.threads)
+    gpu = args.device != "cpu"
+    impls = args.impl or (GPU_IMPLS if gpu else IMPLS)
+    if gpu:
+        torch.backends.cudnn.allow_tf32 = False        # full float32 sums for every implementation
+        torch.backends.cuda.matmul.allow_tf32 = False
+        sync = torch.cuda.synchronize
+    else:
+        def sync():
+            pass
     say = (lambda *a: print(*a, file=sys.stderr, flush=True)) if args.json else (lambda *a: print(*a, flush=True))
     say(f"threads: torch {torch.get_num_threads()}, numba {numba.get_num_threads()}, onnxruntime intra_op "
-        f"{args.threads}")
+        f"{args.threads}" + (f"; device {torch.cuda.get_device_name()} (torch {torch.__version__})" if gpu else ""))
     net = snn.reference_network()
     rows, t_start = [], time.perf_counter()
     for batch in args.batch:
@@ -259,6 +324,7 @@ def main(argv=None):
         n = args.warmup + args.steps
         xs = (torch.rand(max(n, args.check), batch, *net.in_shape, generator=g) < args.density).float()
         xn = xs.numpy()
+        xd = xs.to(args.device)
         # the torch reference over the check steps
         ref_state = net.init_state(batch)
         ref_out = []
@@ -267,11 +333,15 @@ def main(argv=None):
                 y, ref_state = net.step(xs[t], ref_state)
                 ref_out.append(y)
         ref_v = [ref_state[k].v for k in LIFS]
-        for impl in args.impl:
+        for impl in impls:
             try:
                 with torch.no_grad():
                     if impl == "onnxruntime":
-                        reset, step, membranes = make_onnxruntime(net, batch, args.threads)
+                        reset, step, membranes = make_onnxruntime(net, batch, args.threads, args.device)
+                    elif gpu:
+                        reset, step, membranes = MAKERS[impl](net, batch, args.device)
+                    elif impl in ("eventflow-eager", "torch-compile"):
+                        raise ValueError(f"{impl} runs with --device cuda only")
                     else:
                         reset, step, membranes = MAKERS[impl](net, batch)
             except ImportError as e:
@@ -284,33 +354,38 @@ def main(argv=None):
                 reset()
                 out_diff = 0.0
                 for t in range(args.check):
-                    y = torch.as_tensor(np.asarray(step(xs[t], xn[t])))
+                    y = step(xd[t], xn[t])
+                    y = y.cpu() if isinstance(y, torch.Tensor) else torch.as_tensor(np.asarray(y))
                     out_diff = max(out_diff, float((y - ref_out[t]).abs().max()))
-                vs = membranes()
+                vs = [v.cpu() for v in membranes()]
                 total = sum(r.numel() for r in ref_v)
                 v_equal = sum(int((v == r).sum()) for v, r in zip(vs, ref_v)) / total
                 v_close = sum(int(((v - r).abs() <= 1e-5).sum()) for v, r in zip(vs, ref_v)) / total
                 reset()
                 times = []
                 for t in range(n):
+                    sync()
                     t0 = time.perf_counter()
-                    step(xs[t], xn[t])
+                    step(xd[t], xn[t])
+                    sync()
                     times.append(time.perf_counter() - t0)
             ms = np.array(times[args.warmup:]) * 1e3
             rows.append({"bench": "snn", "case": f"b{batch}", "impl": impl, "median": round(float(np.median(ms)), 3),
                          "min": round(float(ms.min()), 3), "max": round(float(ms.max()), 3), "unit": "ms/step",
-                         "n": len(ms), "threads": args.threads, "out_max_diff": float(f"{out_diff:.3g}"),
+                         "n": len(ms), "threads": args.threads, "device": args.device,
+                         "out_max_diff": float(f"{out_diff:.3g}"),
                          "v_equal": round(v_equal, 7), "v_close": round(v_close, 7)})
             if args.json:
                 print(json.dumps(rows[-1]), flush=True)
     if not args.json:
-        print(f"reference conv SNN, {args.density:.0%} input, {args.threads} threads, median of {args.steps} steps; "
+        print(f"reference conv SNN, {args.density:.0%} input, {args.device}, {args.threads} threads, median of "
+              f"{args.steps} steps; "
               f"check vs eventflow's torch reference over {args.check} steps (v_equal / v_close: fraction of "
               f"membranes exactly equal / within 1e-5)")
-        print(f"{'case':<6}{'impl':<14}{'median':>9}{'min':>9}{'max':>9}  {'unit':<8}{'out|diff|':>10}"
+        print(f"{'case':<6}{'impl':<16}{'median':>9}{'min':>9}{'max':>9}  {'unit':<8}{'out|diff|':>10}"
               f"{'v_equal':>10}{'v_close':>10}")
         for r in rows:
-            print(f"{r['case']:<6}{r['impl']:<14}{r['median']:>9.3f}{r['min']:>9.3f}{r['max']:>9.3f}  {r['unit']:<8}"
+            print(f"{r['case']:<6}{r['impl']:<16}{r['median']:>9.3f}{r['min']:>9.3f}{r['max']:>9.3f}  {r['unit']:<8}"
                   f"{r['out_max_diff']:>10.2g}{r['v_equal']:>10.6f}{r['v_close']:>10.6f}")
         print(f"total {time.perf_counter() - t_start:.0f} s")
     return 0
