@@ -163,7 +163,7 @@ def test_real_recording_on_the_shipped_model(real_path):
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_step_is_pure_resumable_and_streams_are_independent(device):
-    net = _net(dyadic=False)
+    net = _net()   # dyadic: a GPU may sum a batch of 1 in another order than a batch of 3
     gpu = GpuNetwork(net, device)
     xs = _inputs(net, 10, 3, seed=4).to(device)
     s0 = gpu.init_state(3)
