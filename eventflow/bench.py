@@ -8,7 +8,9 @@ median ms per step over ``steps`` steps after ``warmup`` steps. Peers are timed 
 
 ``device="cuda"`` runs ``GpuNetwork`` instead (cuDNN / cuBLAS sums, fused Triton neuron kernels,
 one CUDA graph per step) with the inputs already on the GPU; a step's time runs until the GPU
-has finished it (``torch.cuda.synchronize``). Its rows carry ``"device": "cuda"``.
+has finished it (``torch.cuda.synchronize``). Its rows carry ``"device": "cuda"``; an extra case
+``b1-host`` times what a control loop sees: the input from host memory (numpy), the output back
+in host memory.
 """
 from __future__ import annotations
 
@@ -66,18 +68,24 @@ def _bench_snn_gpu(batches, steps, warmup, density, device):
     for batch in batches:
         rng = np.random.default_rng(0)
         xs = torch.from_numpy((rng.random((warmup + steps, batch, *net.in_shape)) < density).astype(np.float32))
-        xs = xs.to(gpu.device)
-        state = gpu.init_state(batch)
-        times = []
-        for x in xs:
-            torch.cuda.synchronize(gpu.device)
-            t0 = time.perf_counter()
-            _, state = gpu.step(x, state, inplace=True)
-            torch.cuda.synchronize(gpu.device)
-            times.append(time.perf_counter() - t0)
-        ms = np.array(times[warmup:]) * 1e3
-        rows.append({"bench": "snn", "case": f"b{batch}", "median": round(float(np.median(ms)), 4),
-                     "min": round(float(ms.min()), 4), "max": round(float(ms.max()), 4), "unit": "ms/step",
-                     "n": int(len(ms)), "device": str(gpu.device), "device_name": torch.cuda.get_device_name(gpu.device),
-                     "fused": gpu.fused, "graph": gpu.graph, "batch": int(batch), "input_density": density})
+        cases = [(f"b{batch}", xs.to(gpu.device), False)]
+        if batch == 1:
+            cases.append(("b1-host", xs.numpy(), True))
+        for case, inputs, host in cases:
+            state = gpu.init_state(batch)
+            times = []
+            for x in inputs:
+                torch.cuda.synchronize(gpu.device)
+                t0 = time.perf_counter()
+                y, state = gpu.step(x, state, inplace=True)
+                if host:
+                    y = y.cpu().numpy()
+                torch.cuda.synchronize(gpu.device)
+                times.append(time.perf_counter() - t0)
+            ms = np.array(times[warmup:]) * 1e3
+            rows.append({"bench": "snn", "case": case, "median": round(float(np.median(ms)), 4),
+                         "min": round(float(ms.min()), 4), "max": round(float(ms.max()), 4),
+                         "p99": round(float(np.percentile(ms, 99)), 4), "unit": "ms/step", "n": int(len(ms)),
+                         "device": str(gpu.device), "device_name": torch.cuda.get_device_name(gpu.device),
+                         "fused": gpu.fused, "graph": gpu.graph, "batch": int(batch), "input_density": density})
     return rows

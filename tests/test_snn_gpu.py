@@ -317,3 +317,28 @@ def test_cuda_reference_network_agrees_over_100_steps():
                 n_v += b.numel()
     _assert_states_equal(st_e, st_g)
     assert same >= 0.999 * total and close >= 0.999 * n_v, (same / total, close / n_v)
+
+
+@needs_cuda
+def test_cuda_graph_paths_agree_with_the_eager_step():
+    """A state stepped in place in a loop (its own graph, bound after two steps), another state
+    stepped in between without inplace (the static graph, copies), inputs from the host: all
+    equal the eager step bit for bit."""
+    net = _net(dyadic=False)
+    gpu, eager = GpuNetwork(net, "cuda"), GpuNetwork(net, "cuda", graph=False)
+    xs = _inputs(net, 9, 2, seed=6)
+    a, b, ea, eb = gpu.init_state(2), gpu.init_state(2), eager.init_state(2), eager.init_state(2)
+    for t, x in enumerate(xs):
+        y, a2 = gpu.step(x.numpy() if t % 2 else x.cuda(), a, inplace=True)
+        ye, ea = eager.step(x, ea, inplace=True)
+        assert a2 is a and torch.equal(y, ye), t
+        if t % 3 == 0:
+            b_before = S.clone(b)
+            yb, b_new = gpu.step(x, b)
+            _assert_states_equal(b, b_before)
+            b = b_new
+            yeb, eb = eager.step(x, eb)
+            assert torch.equal(yb, yeb), t
+    _assert_states_equal(a, ea)
+    _assert_states_equal(b, eb)
+    assert set(gpu._bound) == {2} and set(gpu._graphs) == {2}

@@ -20,7 +20,10 @@ neuron layers run their torch references instead, so the class works, slowly, on
 
 With ``graph=True`` (the default on CUDA) the first step of each batch size records the step as
 a CUDA graph (static input and state buffers); later steps copy the input and the state in, replay
-it and copy the state out: a handful of launches per step instead of a few per layer.
+it and copy the state out: a handful of launches per step instead of a few per layer. A state
+stepped in place twice in a row (``y, state = gpu.step(x, state, inplace=True)`` in a loop, and
+``run``) gets a graph recorded on its own tensors, one per batch size, so the loop copies only
+its input: the membranes are never copied.
 
 >>> import torch
 >>> from eventflow import snn
@@ -106,7 +109,9 @@ class GpuNetwork:
         self._weights = _plain(dict(net.weights.items()), self.device)
         self._ops = self._plan(net)
         self._template = net.init_state(1, torch.float32, "cpu")   # per-sample state shapes
-        self._graphs = {}
+        self._graphs = {}        # batch -> graph on its own static state (copied in and out)
+        self._bound = {}         # batch -> graph recorded on a caller's state, stepped in place
+        self._last_inplace = {}  # batch -> the tensors of the last state stepped in place
 
     def _plan(self, net):
         items, ops, i = list(net.spec.layers), [], 0
@@ -143,10 +148,6 @@ class GpuNetwork:
         if len(S.leaves(state)) != len(S.leaves(self._template)):
             raise ValueError(f"{where}: the state is not this network's (layers {sorted(state)})")
 
-    def _input(self, x):
-        x = torch.as_tensor(x)
-        return x.to(device=self.device, dtype=torch.float32, non_blocking=True)
-
     # ----- stepping
 
     def _forward(self, x, state, outputs=None):
@@ -177,16 +178,31 @@ class GpuNetwork:
         ``trace`` adds a third result, each neuron layer's spikes by layer name, as
         ``Network.trace`` names them (a fused pool's output by the pool's name); it steps without
         the graph."""
-        x = self._input(x)
+        x = torch.as_tensor(x)   # (a graph copies it straight into its input buffer)
         self._check(x, state, "GpuNetwork.step")
         with torch.no_grad(), _float32_sums():
             if trace or not self.graph:
+                x = x.to(device=self.device, dtype=torch.float32, non_blocking=True)
                 work = state if inplace else S.clone(state)
                 outputs = {} if trace else None
                 y = self._forward(x, work, outputs)
                 return (y, work, outputs) if trace else (y, work)
-            g = self._graphs.get(x.shape[0]) or self._record(x.shape[0])
-            mine = [t for _, t in S.leaves(state)]
+            batch, mine = x.shape[0], [t for _, t in S.leaves(state)]
+            if inplace and all(t.is_contiguous() for t in mine):
+                key = tuple(t.data_ptr() for t in mine)
+                g = self._bound.get(batch)
+                if g is None or g["key"] != key:
+                    g = None
+                    if self._last_inplace.get(batch) == key:   # stepped in place again: bind a graph to it
+                        g = self._bound[batch] = self._record(batch, state)
+                    self._last_inplace[batch] = key
+                if g is not None:   # the graph reads and writes this state's own tensors: no copies
+                    g["x"].copy_(x, non_blocking=True)
+                    g["graph"].replay()
+                    return g["y"].clone(), state
+            g = self._graphs.get(batch)
+            if g is None:
+                g = self._graphs[batch] = self._record(batch)
             g["x"].copy_(x, non_blocking=True)
             torch._foreach_copy_(g["v"], mine)
             g["graph"].replay()
@@ -195,23 +211,26 @@ class GpuNetwork:
                 return g["y"].clone(), state
             return g["y"].clone(), S.clone(g["state"])
 
-    def _record(self, batch):
-        """Record the step for ``batch`` streams as a CUDA graph (after two warm-up steps on a side
-        stream, which compile the kernels and pick the cuDNN algorithms)."""
+    def _record(self, batch, state=None):
+        """Record the step for ``batch`` streams as a CUDA graph on ``state``'s tensors (new static
+        ones if None; recording does not run the step, so ``state`` is left as it is). Two warm-up
+        steps on a copy, on a side stream, first compile the kernels and pick the cuDNN algorithms."""
         x = torch.zeros((batch, *self.in_shape), device=self.device)
-        state = self.init_state(batch)
+        if state is None:
+            state = self.init_state(batch)
+        scratch = S.clone(state)
         side = torch.cuda.Stream(self.device)
         side.wait_stream(torch.cuda.current_stream(self.device))
         with torch.cuda.stream(side):
             for _ in range(2):
-                self._forward(x, state)
+                self._forward(x, scratch)
         torch.cuda.current_stream(self.device).wait_stream(side)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
             y = self._forward(x, state)
-        g = {"graph": graph, "x": x, "state": state, "v": [t for _, t in S.leaves(state)], "y": y}
-        self._graphs[batch] = g
-        return g
+        leaves = [t for _, t in S.leaves(state)]
+        return {"graph": graph, "x": x, "state": state, "v": leaves, "y": y,
+                "key": tuple(t.data_ptr() for t in leaves)}
 
     def run(self, x_seq, state):
         """``step`` over ``x_seq``'s leading time axis: ``(y [T, B, *out_shape], final state)``;
