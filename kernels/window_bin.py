@@ -6,6 +6,16 @@ p << 32, word 1 = t) is the window stage, and the only validation of the events:
 - rejects, and counts by reason, events outside the sensor (``oob``), with a polarity other
   than 0 / 1 (``pol``), or earlier than the latest accepted time (``back``);
 - drops (counts) events before the stream's origin ``t0``;
+- with a gap limit ``max_gap_us > 0``, treats an event more than ``max_gap_us`` after (or
+  before) the latest accepted time as a clock jump: the first such event is rejected and
+  counted (``jump``) and remembered as a candidate; when the next event of valid position and
+  polarity is a jump too, at or at most ``max_gap_us`` after the candidate, the clock has really
+  jumped: the open window is closed, the windows of the gap are skipped (counted in
+  ``A_SKIPPED``, never emitted), and windows start again at that event's time (``A_T0`` moves so
+  that window ``k`` still starts at ``A_T0 + k * window_us``; ``A_GAPS`` counts the re-anchors;
+  the call returns right after, so one call's windows never span a jump). Any other event of
+  valid position and polarity forgets the candidate: an isolated outlier costs one rejected
+  event and never moves the clock, and a camera whose clock restarts (a jump back) goes on;
 - adds each accepted event to the open window's frame ``partial [2, h, w]`` at
   ``(p, ymap[y], xmap[x])`` (float32 counts), and when an event falls at or past the open
   window's end, copies the frame out as a completed window (empty windows of a time gap too).
@@ -26,7 +36,8 @@ from numba import njit
 from .words import xyp
 
 A_T0, A_K, A_T_END, A_T_LAST, A_N_OPEN, A_OOB, A_POL, A_BACK, A_BEFORE, A_DONE = range(10)
-ACC_SIZE = 10
+A_JUMP, A_JUMP_T, A_SKIPPED, A_GAPS = range(10, 14)
+ACC_SIZE = 14
 NO_TIME = np.iinfo(np.int64).min
 
 
@@ -36,7 +47,16 @@ def new_acc(t0: int, window_us: int) -> np.ndarray:
     acc[A_T0] = t0
     acc[A_T_END] = t0 + window_us
     acc[A_T_LAST] = NO_TIME
+    acc[A_JUMP_T] = NO_TIME
     return acc
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _is_jump(t, t_last, max_gap_us):
+    # more than max_gap_us after or before the latest accepted time (none yet: no jump)
+    if max_gap_us <= 0 or t_last == NO_TIME:
+        return False
+    return t - t_last > max_gap_us or t_last - t > max_gap_us
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -62,11 +82,13 @@ def _add_run(words, i, n, width, height, xmap, ymap, flat, hw, pw, t_last, t_end
 
 
 @njit(cache=True, nogil=True)
-def bin_windows(words, start, width, height, xmap, ymap, window_us, acc, partial, out, out_counts, out_touched):
+def bin_windows(words, start, width, height, xmap, ymap, window_us, acc, partial, out, out_counts, out_touched,
+                max_gap_us=0):
     """Process events from index ``start``; returns ``(next index, windows written to out)``.
 
     ``out_counts[i]``: events in completed window i; ``out_touched[i]``: 1 if an event of
     window i arrived in this call (for the latency of the window's last event).
+    ``max_gap_us``: the clock-jump limit (module docstring); 0: none.
     """
     n = words.shape[0] // 2
     cap = out.shape[0]
@@ -88,17 +110,48 @@ def bin_windows(words, start, width, height, xmap, ymap, window_us, acc, partial
             n_open += j - i
             touched = 1
             i = j
+            acc[A_JUMP_T] = NO_TIME   # accepted events: a pending jump candidate was an outlier
             continue
         if x >= width or y >= height:
             acc[A_OOB] += 1
         elif p > 1:
             acc[A_POL] += 1
+        elif _is_jump(t, t_last, max_gap_us):
+            cand = acc[A_JUMP_T]
+            if cand == NO_TIME or t < cand or t - cand > max_gap_us:
+                acc[A_JUMP_T] = t       # a new candidate: rejected, remembered
+                acc[A_JUMP] += 1
+            else:
+                # confirmed: close the open window, skip the gap, start again at t (looked at again next call)
+                if n_out == cap:
+                    break
+                out[n_out] = partial
+                out_counts[n_out] = n_open
+                out_touched[n_out] = touched
+                n_out += 1
+                acc[A_DONE] += n_open
+                k_next = acc[A_K] + 1
+                if t > t_last:
+                    acc[A_SKIPPED] += max(np.int64(0), (t - t0) // window_us - k_next)
+                acc[A_K] = k_next
+                acc[A_T0] = t - k_next * window_us
+                acc[A_GAPS] += 1
+                acc[A_JUMP_T] = NO_TIME
+                partial[:] = 0
+                n_open = 0
+                touched = 0
+                t_end = t + window_us
+                t_last = t
+                break
         elif t < t_last:
+            acc[A_JUMP_T] = NO_TIME
             acc[A_BACK] += 1
         elif t < t0:
+            acc[A_JUMP_T] = NO_TIME
             t_last = t
             acc[A_BEFORE] += 1
         else:
+            acc[A_JUMP_T] = NO_TIME
             if t >= t_end:
                 # close the open window, then any empty ones, until t is inside the open window
                 if n_out == cap:
@@ -135,33 +188,51 @@ def bin_windows(words, start, width, height, xmap, ymap, window_us, acc, partial
     return i, n_out
 
 
-def bin_windows_reference(events, width, height, input_size, window_us, t0):
+def bin_windows_reference(events, width, height, input_size, window_us, t0, max_gap_us=0):
     """Plain definition over a whole stream: ``(windows [n, 2, h, w] float32 counts of the
-    completed windows, open window, counts of reasons)``; the kernel over any cuts equals this."""
+    completed windows, open window, counts of reasons, clock)``; ``clock`` holds the windows
+    skipped and the re-anchors at clock jumps. An event in the open window, in time order, is
+    never a jump. The kernel over any cuts equals this."""
     w, h = input_size
     ev = np.asarray(events)
     x, y, t = ev["x"].astype(np.int64), ev["y"].astype(np.int64), ev["t"].astype(np.int64)
     p = ev["p"].astype(np.int64) & 0xFFFF
-    counts = {"oob": 0, "pol": 0, "back": 0, "before": 0}
+    counts = {"oob": 0, "pol": 0, "back": 0, "before": 0, "jump": 0}
+    clock = {"skipped": 0, "gaps": 0}
     frames = {}
-    t_last = NO_TIME
-    k_max = 0
+    t_last, cand = NO_TIME, NO_TIME
+    k_max = 0     # the open window
     for i in range(len(ev)):
+        ti = int(t[i])
         if x[i] >= width or y[i] >= height:
             counts["oob"] += 1
-        elif p[i] > 1:
+            continue
+        if p[i] > 1:
             counts["pol"] += 1
-        elif t[i] < t_last:
-            counts["back"] += 1
-        else:
-            t_last = t[i]
-            if t[i] < t0:
-                counts["before"] += 1
+            continue
+        in_open = ti >= t_last and t0 + k_max * window_us <= ti < t0 + (k_max + 1) * window_us
+        if max_gap_us > 0 and t_last != NO_TIME and not in_open and abs(ti - t_last) > max_gap_us:
+            if cand == NO_TIME or ti < cand or ti - cand > max_gap_us:
+                cand = ti
+                counts["jump"] += 1
                 continue
-            k = (t[i] - t0) // window_us
-            k_max = max(k_max, k)
-            f = frames.setdefault(k, np.zeros((2, h, w), np.float32))
-            f[p[i], y[i] * h // height, x[i] * w // width] += 1
+            k_next = k_max + 1          # confirmed: the windows start again at ti
+            if ti > t_last:
+                clock["skipped"] += max(0, (ti - t0) // window_us - k_next)
+            t0, k_max, t_last = ti - k_next * window_us, k_next, ti
+            clock["gaps"] += 1
+        cand = NO_TIME
+        if ti < t_last:
+            counts["back"] += 1
+            continue
+        t_last = ti
+        if ti < t0:
+            counts["before"] += 1
+            continue
+        k = (ti - t0) // window_us
+        k_max = max(k_max, k)
+        f = frames.setdefault(k, np.zeros((2, h, w), np.float32))
+        f[p[i], y[i] * h // height, x[i] * w // width] += 1
     blank = np.zeros((2, h, w), np.float32)
     done = np.stack([frames.get(k, blank) for k in range(k_max)]) if k_max else np.zeros((0, 2, h, w), np.float32)
-    return done, frames.get(k_max, blank), counts
+    return done, frames.get(k_max, blank), counts, clock

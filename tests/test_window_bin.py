@@ -11,7 +11,7 @@ from eventflow.kernels import window_bin as K
 REAL = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "real")
 
 
-def run_kernel(ev, width, height, size, window, t0, cuts, cap=3):
+def run_kernel(ev, width, height, size, window, t0, cuts, cap=3, max_gap=0):
     w, h = size
     xmap = np.arange(width, dtype=np.int64) * w // width
     ymap = np.arange(height, dtype=np.int64) * h // height
@@ -25,13 +25,15 @@ def run_kernel(ev, width, height, size, window, t0, cuts, cap=3):
         words = np.ascontiguousarray(ev[a:b]).view(np.uint64)
         i = 0
         while True:
-            i, n = K.bin_windows(words, i, width, height, xmap, ymap, window, acc, partial, out, counts, touched)
+            i, n = K.bin_windows(words, i, width, height, xmap, ymap, window, acc, partial, out, counts, touched,
+                                 max_gap)
             frames += list(out[:n].copy())
             ns += list(counts[:n])
             if i >= b - a:
                 break
     done = np.stack(frames) if frames else np.zeros((0, 2, h, w), np.float32)
-    reasons = {"oob": acc[K.A_OOB], "pol": acc[K.A_POL], "back": acc[K.A_BACK], "before": acc[K.A_BEFORE]}
+    reasons = {"oob": acc[K.A_OOB], "pol": acc[K.A_POL], "back": acc[K.A_BACK], "before": acc[K.A_BEFORE],
+               "jump": acc[K.A_JUMP]}
     return done, partial, reasons, np.array(ns), acc
 
 
@@ -54,7 +56,7 @@ def random_events(seed, n, width, height, bad=True, dt_max=3000, bad_share=20):
 def test_kernel_equals_reference_cut_anywhere(seed, cuts, cap, t0):
     ev = random_events(seed, 400, 20, 12)
     done, partial, reasons, ns, acc = run_kernel(ev, 20, 12, (7, 5), 10_000, t0, cuts, cap)
-    want_done, want_partial, want_reasons, = K.bin_windows_reference(ev, 20, 12, (7, 5), 10_000, t0)
+    want_done, want_partial, want_reasons, _ = K.bin_windows_reference(ev, 20, 12, (7, 5), 10_000, t0)
     np.testing.assert_array_equal(done, want_done)
     np.testing.assert_array_equal(partial, want_partial)
     assert reasons == want_reasons
@@ -71,7 +73,7 @@ def test_dense_windows_equal_reference(seed, cuts, bad_share):
     ev = random_events(seed, 5000, 20, 12, bad=bad_share > 0, dt_max=4, bad_share=max(bad_share, 1))
     t0 = int(ev["t"][0])
     done, partial, reasons, ns, acc = run_kernel(ev, 20, 12, (7, 5), 2_000, t0, cuts, cap=2)
-    want_done, want_partial, want_reasons = K.bin_windows_reference(ev, 20, 12, (7, 5), 2_000, t0)
+    want_done, want_partial, want_reasons, _ = K.bin_windows_reference(ev, 20, 12, (7, 5), 2_000, t0)
     np.testing.assert_array_equal(done, want_done)
     np.testing.assert_array_equal(partial, want_partial)
     assert reasons == want_reasons and len(done) >= 2
@@ -85,11 +87,76 @@ def test_a_time_gap_makes_empty_windows_within_capacity():
     assert len(done) == 10_000 and done[0].sum() == 2 and done[1:].sum() == 0 and partial.sum() == 1
 
 
+def jumpy_events(seed, n, width, height, window):
+    """Events with clock trouble: single far outliers (forward and back), real jumps forward
+    (the clock moves on), restarts (the clock goes back and counts on), some bad events."""
+    g = np.random.default_rng(seed)
+    dt = g.integers(0, window // 2, n)
+    kinds = g.integers(0, 40, n)
+    t = np.zeros(n, np.int64)
+    now = int(g.integers(0, 10 * window))
+    for i in range(n):
+        now += int(dt[i])
+        if kinds[i] == 0:                       # a lone outlier, far ahead or behind
+            t[i] = now + int(g.choice([1, -1])) * int(g.integers(50 * window, 2**40))
+            continue
+        if kinds[i] == 1:                       # the clock jumps forward for good
+            now += int(g.integers(50 * window, 10**12))
+        elif kinds[i] == 2:                     # the clock restarts, far back
+            now = int(g.integers(0, 5 * window))
+        t[i] = now
+    x, p = g.integers(0, width, n), g.integers(0, 2, n)
+    x[g.integers(0, n, n // 30)] = width + 1
+    return eventflow.from_fields(x, g.integers(0, height, n), p, t)
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 10_000), cuts=st.lists(st.integers(0, 300), max_size=6), cap=st.integers(1, 4),
+       gap_windows=st.sampled_from([1, 3, 40]), origin=st.integers(-20_000, 20_000))
+def test_clock_jumps_kernel_equals_reference_cut_anywhere(seed, cuts, cap, gap_windows, origin):
+    window = 1000
+    ev = jumpy_events(seed, 300, 20, 12, window)
+    t0 = int(ev["t"][0]) + origin
+    max_gap = gap_windows * window
+    done, partial, reasons, ns, acc = run_kernel(ev, 20, 12, (7, 5), window, t0, cuts, cap, max_gap)
+    want_done, want_partial, want_reasons, clock = K.bin_windows_reference(ev, 20, 12, (7, 5), window, t0, max_gap)
+    np.testing.assert_array_equal(done, want_done)
+    np.testing.assert_array_equal(partial, want_partial)
+    assert reasons == want_reasons
+    assert clock == {"skipped": acc[K.A_SKIPPED], "gaps": acc[K.A_GAPS]}
+    assert ns.sum() + acc[K.A_N_OPEN] + sum(reasons.values()) == len(ev)      # nothing lost
+    # the work is bounded by the stream, never by its timestamps
+    assert len(done) <= len(ev) * (gap_windows + 2)
+
+
+def test_a_lone_outlier_is_rejected_and_a_real_jump_moves_the_clock():
+    window, day = 1000, 86_400 * 10**6
+    t = [0, 10, 2**40, 20, 3000, 3000 + day, 3010 + day, 5000 + day, 7000 + day]
+    ev = eventflow.from_fields([0] * len(t), [0] * len(t), [1] * len(t), t)
+    done, partial, reasons, ns, acc = run_kernel(ev, 4, 4, (4, 4), window, 0, [], cap=4, max_gap=10 * window)
+    assert reasons["jump"] == 2            # the outlier, and the first event after the real jump
+    assert acc[K.A_GAPS] == 1 and acc[K.A_SKIPPED] == (3010 + day) // window - 4
+    # windows [0, 1000) [1000, 2000) [2000, 3000) [3000, 4000), then from 3010 + day on:
+    # [3010, 4010) [4010, 5010) [5010, 6010) + day, and the open one [6010, 7010) + day
+    assert ns.tolist() == [3, 0, 0, 1, 1, 1, 0] and partial.sum() == 1
+    assert acc[K.A_T0] + acc[K.A_K] * window == 6010 + day
+    assert reasons["back"] == 0
+    want = K.bin_windows_reference(ev, 4, 4, (4, 4), window, 0, 10 * window)
+    np.testing.assert_array_equal(done, want[0])
+    # without the limit the lone outlier at 2**40 us makes empty windows (here: stopped at capacity)
+    acc0 = K.new_acc(0, window)
+    out = np.zeros((64, 2, 4, 4), np.float32)
+    words = np.ascontiguousarray(ev).view(np.uint64)
+    i, n = K.bin_windows(words, 0, 4, 4, np.arange(4), np.arange(4), window, acc0, np.zeros((2, 4, 4), np.float32),
+                         out, np.zeros(64, np.int64), np.zeros(65, np.int64))
+    assert n == 64 and i == 2   # stuck at the outlier, 64 empty windows out
+
+
 def test_real_recording():
     ev = eventflow.open(os.path.join(REAL, "evt2_gen3_539k.raw")).read_all()
     t0 = int(ev["t"][0])
     done, partial, reasons, ns, acc = run_kernel(ev, 640, 480, (64, 48), 5_000, t0, [100_000, 300_001], cap=8)
-    want_done, want_partial, want_reasons = K.bin_windows_reference(ev, 640, 480, (64, 48), 5_000, t0)
+    want_done, want_partial, want_reasons, _ = K.bin_windows_reference(ev, 640, 480, (64, 48), 5_000, t0)
     np.testing.assert_array_equal(done, want_done)
     np.testing.assert_array_equal(partial, want_partial)
     assert reasons == want_reasons and len(done) >= 9
