@@ -7,8 +7,8 @@ layer is **one** kernel: it reads the layer's input current and membrane once, w
 membrane back in place and writes the spikes, and where a ``MaxPool2d(2)`` follows, writes the
 pooled spikes directly (the full-resolution spikes are never stored).
 
-- ``lif_flat(cur, v, args, factors)``: any layout; DA-LIF factors are per channel, channel =
-  ``(i // inner) % channels`` of the flat index ``i``.
+- ``lif_flat(cur, v, args, factors)``: contiguous tensors of any shape; DA-LIF factors are per
+  channel of dim 1, channel = ``(i // inner) % channels`` of the flat index ``i``.
 - ``lif_pool2(cur, v, args, factors)``: ``cur`` and ``v`` are ``[B, C, H, W]``; returns
   ``max_pool2d(spikes, 2)`` (``[B, C, H // 2, W // 2]``); an odd last row / column is stepped
   but, as in ``max_pool2d``, not pooled.
@@ -17,7 +17,9 @@ pooled spikes directly (the full-resolution spikes are never stored).
 DA-LIF passes ``tau = 1`` and ``decay_input = False`` and its factors ``(kt, ks)``, per channel,
 float32). The arithmetic is the float32 arithmetic of the torch references below (the operations
 of ``eventflow.snn.neurons``, in the same order): divisions are IEEE-rounded (``div_rn``) and the
-kernels are compiled without fused multiply-add, so results are equal bit for bit.
+kernels are compiled without fused multiply-add and without flushing subnormals to zero, so
+results equal the references bit for bit (the references divide by a tensor on the data's
+device: torch on CUDA computes ``tensor / python_float`` as a product with the reciprocal).
 
 Triton is imported lazily: this module imports without it, and ``available(device)`` says whether
 the kernels can run there (a CUDA device, or any device under ``TRITON_INTERPRET=1``, Triton's
@@ -25,6 +27,7 @@ CPU interpreter, which the tests use where Triton is installed but no GPU is pre
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 
@@ -62,6 +65,7 @@ def _charge_reference(v, x, args, factors, channel_view):
     if factors:
         kt, ks = (f.view(channel_view) for f in factors)
         return (v_reset + kt * (v - v_reset)) + ks * x
+    tau = torch.tensor(tau, dtype=v.dtype, device=v.device)   # an IEEE division on CUDA too
     if decay_input:
         return v + ((x - v) if v_reset == 0 else (v_reset - v + x)) / tau
     return v + ((-v) if v_reset == 0 else (v_reset - v)) / tau + x
@@ -116,15 +120,33 @@ def _check(cur, v, factors, where):
     if cur.numel() > _INT32_LIMIT:
         raise ValueError(f"{where}: {cur.numel()} neurons, the kernels index with int32 (at most {_INT32_LIMIT})")
     if factors:
-        c = cur.shape[1]
-        if any(f.shape != (c,) or f.dtype != torch.float32 or f.device != cur.device for f in factors):
-            raise ValueError(f"{where}: DA-LIF factors must be float32 [{c}] on {cur.device}")
+        c = cur.shape[1] if cur.dim() >= 2 else None
+        if c is None or any(f.shape != (c,) or f.dtype != torch.float32 or f.device != cur.device
+                            or not f.is_contiguous() for f in factors):
+            raise ValueError(f"{where}: DA-LIF factors must be contiguous float32 [{c}] on {cur.device}, for a "
+                             f"current with channels in dim 1")
+
+
+def _out(out, shape, like, where):
+    if out is None:
+        return like.new_empty(shape)
+    if out.shape != shape or out.dtype != torch.float32 or out.device != like.device or not out.is_contiguous():
+        raise ValueError(f"{where}: out must be contiguous float32 {tuple(shape)} on {like.device}, got "
+                         f"{out.dtype} {tuple(out.shape)} on {out.device}")
+    return out
 
 
 def _flags(args, factors):
     tau, v_reset, threshold, decay_input, soft = args
     return dict(DECAY_INPUT=bool(decay_input) and not factors, RESET_ZERO=float(v_reset) == 0.0, SOFT=bool(soft),
-                DALIF=bool(factors), BLOCK=BLOCK, enable_fp_fusion=False)
+                DALIF=bool(factors), BLOCK=BLOCK, enable_fp_fusion=False, enable_reflect_ftz=False)
+
+
+def _on(device):
+    """The kernels launch on the current CUDA device: make it ``device``'s."""
+    if device.type == "cuda" and device.index != torch.cuda.current_device():
+        return torch.cuda.device(device)
+    return contextlib.nullcontext()
 
 
 def lif_flat(cur, v, args, factors=(), out=None):
@@ -132,14 +154,15 @@ def lif_flat(cur, v, args, factors=(), out=None):
     updated in place; returns the spikes (0 / 1 float32, ``out`` if given)."""
     _check(cur, v, factors, "lif_flat")
     triton, flat, _ = _load()
-    out = torch.empty_like(cur) if out is None else out
+    out = _out(out, cur.shape, cur, "lif_flat")
     n = cur.numel()
     inner = math.prod(cur.shape[2:])
     channels = cur.shape[1] if cur.dim() > 1 else 1
     kt, ks = factors if factors else (v, v)   # unread placeholders without DA-LIF
     tau, v_reset, threshold = (float(a) for a in args[:3])
-    flat[(triton.cdiv(n, BLOCK),)](cur, v, out, kt, ks, n, inner, channels, tau, v_reset, threshold,
-                                   **_flags(args, factors))
+    with _on(cur.device):
+        flat[(triton.cdiv(n, BLOCK),)](cur, v, out, kt, ks, n, inner, channels, tau, v_reset, threshold,
+                                       **_flags(args, factors))
     return out
 
 
@@ -152,10 +175,11 @@ def lif_pool2(cur, v, args, factors=(), out=None):
     triton, _, pool = _load()
     b, c, h, w = cur.shape
     hb, wb, ho, wo = (h + 1) // 2, (w + 1) // 2, h // 2, w // 2
-    out = cur.new_empty((b, c, ho, wo)) if out is None else out
+    out = _out(out, (b, c, ho, wo), cur, "lif_pool2")
     n_blocks = b * c * hb * wb
     kt, ks = factors if factors else (v, v)
     tau, v_reset, threshold = (float(a) for a in args[:3])
-    pool[(triton.cdiv(n_blocks, BLOCK),)](cur, v, out, kt, ks, n_blocks, c, h, w, hb, wb, ho, wo,
-                                          tau, v_reset, threshold, **_flags(args, factors))
+    with _on(cur.device):
+        pool[(triton.cdiv(n_blocks, BLOCK),)](cur, v, out, kt, ks, n_blocks, c, h, w, hb, wb, ho, wo,
+                                              tau, v_reset, threshold, **_flags(args, factors))
     return out

@@ -203,6 +203,12 @@ def test_bad_inputs_and_states_are_refused(device):
         gpu.step(x, bad)
     with pytest.raises(ValueError, match="not this network"):
         gpu.step(x, {k: v for k, v in gpu.init_state(2).items() if k != "lif3"})
+    st = gpu.init_state(2)
+    with pytest.raises(ValueError, match="not this network"):     # same shapes, other order: never swapped
+        gpu.step(x, {k: st[k] for k in reversed(list(st))})
+    st["lif3"] = MembraneState(torch.zeros(16, 2, device=device).t())
+    with pytest.raises(ValueError, match="contiguous"):
+        gpu.step(x, st)
 
 
 def test_graphs_need_cuda():
@@ -223,6 +229,15 @@ def test_kernel_wrappers_check_their_arguments():
         K.lif_flat(cur, v, (1.0, 0.0, 1.0, False, False), (torch.ones(2), torch.ones(2)))
     with pytest.raises(ValueError, match=r"\[B, C, H, W\]"):
         K.lif_pool2(cur[0], v[0], (2.0, 0.0, 1.0, True, False))
+    with pytest.raises(ValueError, match="DA-LIF factors"):
+        K.lif_flat(cur, v, (1.0, 0.0, 1.0, False, False), (torch.ones(6)[::2], torch.ones(3)))
+    with pytest.raises(ValueError, match="DA-LIF factors"):
+        K.lif_flat(cur.flatten(), v.flatten(), (1.0, 0.0, 1.0, False, False), (torch.ones(3), torch.ones(3)))
+    for bad_out in (torch.zeros(2, 3, 4), torch.zeros(2, 3, 4, 4, dtype=torch.float64), torch.zeros(2, 3, 4, 8)[..., ::2]):
+        with pytest.raises(ValueError, match="out must be"):
+            K.lif_flat(cur, v, (2.0, 0.0, 1.0, True, False), out=bad_out)
+    with pytest.raises(ValueError, match="out must be"):
+        K.lif_pool2(cur, v, (2.0, 0.0, 1.0, True, False), out=torch.zeros(2, 3, 4, 4))
 
 
 # ----- tier 2: Triton's CPU interpreter (where Triton is installed)
@@ -342,3 +357,46 @@ def test_cuda_graph_paths_agree_with_the_eager_step():
     _assert_states_equal(a, ea)
     _assert_states_equal(b, eb)
     assert set(gpu._bound) == {2} and set(gpu._graphs) == {2}
+
+
+@needs_cuda
+def test_cuda_subnormal_membranes_decay_as_on_the_cpu():
+    """A membrane decaying with no input passes through float32 subnormals: the kernels do not
+    flush them to zero, so 160 steps equal the CPU reference bit for bit."""
+    for args in ((2.0, 0.0, 1.0, True, False), (3.0, 0.0, 1.0, False, True)):
+        v = torch.rand(4, 3, 6, 6, generator=torch.Generator().manual_seed(1)) * 1e-30
+        zero = torch.zeros_like(v)
+        vk = v.cuda()
+        for _ in range(160):
+            s_ref, v = K.lif_pool2_reference(zero, v, args)
+            s = K.lif_pool2(zero.cuda(), vk, args)
+            assert torch.equal(vk.cpu(), v) and torch.equal(s.cpu(), s_ref)
+        assert (v != 0).any() and (v.abs() < torch.finfo(torch.float32).tiny).any()   # subnormals were met
+
+
+@needs_cuda
+def test_cuda_misaligned_state_and_repeated_runs():
+    """A state whose tensors are views at odd offsets, stepped in place in a loop, equals the eager
+    step; run() called again records no new graph."""
+    net = _net(dyadic=False)
+    gpu, eager = GpuNetwork(net, "cuda"), GpuNetwork(net, "cuda", graph=False)
+    template = gpu.init_state(2)
+    n = sum(t.numel() for _, t in S.leaves(template))
+    flat = torch.zeros(n + 1, device="cuda")[1:]          # 4 bytes past an aligned start
+    views, at = {}, 0
+    for name, t in S.leaves(template):
+        views[name] = flat[at:at + t.numel()].view(t.shape)
+        at += t.numel()
+    state = {name.rsplit(".", 1)[0]: MembraneState(v) for name, v in views.items()}
+    assert all(v.data_ptr() % 16 for v in views.values())
+    ref = eager.init_state(2)
+    xs = _inputs(net, 6, 2, seed=8).cuda()
+    for x in xs:
+        y, state = gpu.step(x, state, inplace=True)
+        y_ref, ref = eager.step(x, ref, inplace=True)
+        assert torch.equal(y, y_ref)
+    _assert_states_equal(state, ref)
+    y1, _ = gpu.run(xs, gpu.init_state(2))
+    bound = len(gpu._bound)
+    y2, _ = gpu.run(xs, gpu.init_state(2))
+    assert torch.equal(y1, y2) and len(gpu._bound) == bound

@@ -2,6 +2,7 @@
 import os
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -170,11 +171,47 @@ def test_window_stage_gives_the_inputs_training_encodes():
     spec = InputSpec((20, 12), (7, 5), 10_000, clip=3.0)
     ev = random_events(3, 800, 20, 12, bad=False)
     stage = WindowStage(spec)
-    parts = [stage.step(ev[a:b], 0) for a, b in ((0, 300), (300, 301), (301, 800))]
+    parts = [w for a, b in ((0, 300), (300, 301), (301, 800)) for w in stage.step(ev[a:b], 0)]
     last = stage.finish(0)
     wins = [w for w in parts + [last] if w is not None]
+    assert not any(w.restart for w in wins)
     x = np.concatenate([w.x for w in wins])
     starts = np.concatenate([w.t_start_us for w in wins])
     t0 = int(ev["t"][0])
     np.testing.assert_array_equal(starts, t0 + 10_000 * np.arange(len(x)))
     np.testing.assert_array_equal(x, spec.encode(ev, t0, len(x)))
+
+
+def test_window_stage_after_a_clock_jump_restarts_and_counts():
+    """A day's jump in a stream: one event rejected (time_jump), the day's windows skipped and
+    counted, the windows after it start at the new time and the first carries ``restart``;
+    cut anywhere, the same windows."""
+    from eventflow.model import InputSpec
+    from eventflow.pipeline.stages import WindowStage
+
+    spec = InputSpec((20, 12), (7, 5), 10_000)
+    day = 86_400 * 10**6
+    ev = random_events(4, 400, 20, 12, bad=False)
+    ev["t"][200:] += day
+    whole = None
+    for cuts in ([], [200], [201], [150, 202, 399]):
+        stage = WindowStage(spec, max_gap_us=10**6)
+        bounds = [0, *cuts, len(ev)]
+        wins = [w for a, b in zip(bounds[:-1], bounds[1:]) for w in stage.step(ev[a:b], 0)]
+        wins.append(stage.finish(0))
+        starts = np.concatenate([w.t_start_us for w in wins])
+        flags = [(int(w.t_start_us[0]), w.restart) for w in wins]
+        assert stage.rejected == {"time_jump": 1}
+        assert stage.clock_jumps["jumps"] == 1 and stage.clock_jumps["skipped_windows"] > 8_000_000
+        assert sum(int(w.n_events.sum()) for w in wins) == len(ev) - 1
+        after = [f for f in flags if f[0] >= int(ev["t"][201])]
+        assert after[0] == (int(ev["t"][201]), True) and not any(r for _, r in after[1:])
+        assert not any(r for t, r in flags if t < int(ev["t"][201]))
+        assert len(starts) < 100                       # not the 8.6 million windows of the day
+        got = (starts, np.concatenate([w.x for w in wins]))
+        if whole is None:
+            whole = got
+        np.testing.assert_array_equal(got[0], whole[0])
+        np.testing.assert_array_equal(got[1], whole[1])
+    with pytest.raises(ValueError, match="source.max_gap_us"):
+        WindowStage(spec, max_gap_us=5_000)

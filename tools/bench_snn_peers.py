@@ -295,6 +295,8 @@ def main(argv=None):
     ap.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
+    if args.device == "cpu" and set(args.impl or ()) & {"eventflow-eager", "torch-compile"}:
+        ap.error("eventflow-eager and torch-compile run with --device cuda only")
     os.environ["NUMBA_NUM_THREADS"] = str(args.threads)   # before numba is imported
 
     import numba
@@ -340,8 +342,6 @@ def main(argv=None):
                         reset, step, membranes = make_onnxruntime(net, batch, args.threads, args.device)
                     elif gpu:
                         reset, step, membranes = MAKERS[impl](net, batch, args.device)
-                    elif impl in ("eventflow-eager", "torch-compile"):
-                        raise ValueError(f"{impl} runs with --device cuda only")
                     else:
                         reset, step, membranes = MAKERS[impl](net, batch)
             except ImportError as e:

@@ -43,7 +43,11 @@ class SourceConfig:
     ``dv+tcp://``, ``camera:``). ``realtime``: pace file/sim replay at this factor of real time
     (None: as fast as possible). ``batch_us``: sensor time per paced batch. ``width``/``height``:
     geometry where the source does not state it. ``origin_us``: the first window's start
-    (None: the stream's first event). ``options``: passed to network/camera sources."""
+    (None: the stream's first event). ``max_gap_us``: a gap in event time longer than this is a
+    clock jump: a lone event that far ahead or behind is rejected (``time_jump``); a jump the next
+    event confirms skips the gap's windows and restarts the stream's model and head from rest
+    (None: no limit; every empty window of a gap is stepped). ``options``: passed to
+    network/camera sources."""
 
     uri: str = "sample"
     realtime: float | None = None
@@ -52,6 +56,7 @@ class SourceConfig:
     width: int | None = None
     height: int | None = None
     origin_us: int | None = None
+    max_gap_us: int | None = 10_000_000
     options: dict = field(default_factory=dict)
 
 
@@ -122,6 +127,8 @@ def _check_ranges(c: PipelineConfig):
     need(c.source.realtime is None or c.source.realtime > 0, "source.realtime", "a factor > 0", c.source.realtime)
     need(c.source.batch_us > 0, "source.batch_us", "> 0", c.source.batch_us)
     need(c.source.chunk_events > 0, "source.chunk_events", "> 0", c.source.chunk_events)
+    need(c.source.max_gap_us is None or c.source.max_gap_us > 0, "source.max_gap_us", "null or > 0",
+         c.source.max_gap_us)
     need(c.runner.queue_batches > 0, "runner.queue_batches", "> 0", c.runner.queue_batches)
     need(c.runner.queue_windows > 0, "runner.queue_windows", "> 0", c.runner.queue_windows)
     sp = c.head.smoothing_steps

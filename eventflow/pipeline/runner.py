@@ -70,7 +70,7 @@ class Pipeline:
         if c.head.commit_probability is not None:
             decision = replace(decision, commit_probability=c.head.commit_probability)
         self.decode = DecodeStage()
-        self.window = WindowStage(model.input, c.source.origin_us)
+        self.window = WindowStage(model.input, c.source.origin_us, c.source.max_gap_us)
         self.model = ModelStage(model.network, c.model.backend)
         self.head = HeadStage(decision, model.classes, c.head.emit, c.runner.stream)
         self.sinks = list(sinks)
@@ -139,6 +139,7 @@ class _Core:
         self.windows = 0
         self.results = 0
         self.dropped = {}
+        self._restart_pending = False   # a dropped chunk started after a clock jump
         self.clock = None
         self.t_wall0 = None
         self.wall_s = 0.0
@@ -155,20 +156,32 @@ class _Core:
             self.clock["drift_us"] = off - self.clock["offset_us"]
 
     def _ingest(self, events, t_host_ns):
-        """decode + window: the windows these events complete (or None)."""
+        """decode + window: the windows these events complete, as chunks of consecutive windows
+        (an iterator: each chunk is binned as it is taken)."""
         self._note_batch(events, t_host_ns)
         t = time.perf_counter()
         good = self.p.decode.step(events)
         t1 = time.perf_counter()
         self.times.stages["decode"].add((t1 - t) * 1e3)
-        w = self.p.window.step(good, t_host_ns)
-        self.times.stages["window"].add((time.perf_counter() - t1) * 1e3)
-        return w
+        chunks, spent = self.p.window.step(good, t_host_ns), 0.0
+        while True:
+            t = time.perf_counter()
+            w = next(chunks, None)
+            spent += time.perf_counter() - t
+            if w is None:
+                break
+            yield w
+        self.times.stages["window"].add(spent * 1e3)
 
     def _infer(self, windows) -> list[dict]:
         """model + head + sinks for consecutive windows; returns the results."""
         if windows is None or len(windows) == 0:
             return []
+        with self._lock:
+            restart, self._restart_pending = windows.restart or self._restart_pending, False
+        if restart:   # after a clock jump: the stream starts again from rest
+            self.p.model.reset()
+            self.p.head.reset()
         t = time.perf_counter()
         logits = self.p.model.step(windows.x[:, None])[:, 0]
         t1 = time.perf_counter()
@@ -227,6 +240,7 @@ class _Core:
         """Accounting, counts, latency percentiles (ms), clock offset and throughput."""
         m = self.accounting()
         m.update({"windows": self.windows, "results": self.results, "backend": self.p.model.backend})
+        m["clock_jumps"] = self.p.window.clock_jumps
         m.update(self.times.summary())
         wall = self.wall_s + (time.perf_counter() - self.t_wall0 if self.t_wall0 is not None else 0.0)
         m["wall_s"] = round(wall, 4)
@@ -249,7 +263,10 @@ class SyncRunner(_Core):
         return self._step(events, time.monotonic_ns() if t_host_ns is None else t_host_ns)
 
     def _step(self, events, t_host_ns):
-        return self._infer(self._ingest(events, t_host_ns))
+        out = []
+        for w in self._ingest(events, t_host_ns):
+            out += self._infer(w)
+        return out
 
     def finish(self) -> list[dict]:
         """The last (incomplete) window's results; sinks flushed."""
@@ -292,7 +309,8 @@ class SyncRunner(_Core):
         if self.p.source is not None:
             st["source"] = self.p.source.get_state()
         st["runner"] = {"direct_received": self.direct_received, "processed": self.processed,
-                        "windows": self.windows, "results": self.results, "dropped": dict(self.dropped)}
+                        "windows": self.windows, "results": self.results, "dropped": dict(self.dropped),
+                        "restart_pending": self._restart_pending}
         return st
 
     def reset(self, state: dict | None = None):
@@ -304,6 +322,7 @@ class SyncRunner(_Core):
         r = (state or {}).get("runner", {})
         self.direct_received, self.processed = r.get("direct_received", 0), r.get("processed", 0)
         self.windows, self.results, self.dropped = r.get("windows", 0), r.get("results", 0), dict(r.get("dropped", {}))
+        self._restart_pending = bool(r.get("restart_pending", False))
 
 
 def make_runner(pipeline: Pipeline):

@@ -10,9 +10,15 @@ cached kernel on its first call: tens to hundreds of ms), leaving the stage's st
 - ``WindowStage``: ``TimeSlicer`` windows of ``input.window_us`` aligned to the stream's first
   event (or ``origin_us``), each encoded by the model's ``InputSpec``. One call emits exactly
   the windows its events complete (a window is complete once an event at or past its end has
-  arrived), so a time gap of G us costs G / window_us (empty) windows. The same pass rejects
-  (and counts by reason) events out of bounds, with a polarity other than 0/1, or earlier
-  than the running time.
+  arrived), in chunks of at most ``CAPACITY`` windows as they are binned, so a time gap of G us
+  costs G / window_us (empty) windows but never more memory than one chunk. The same pass
+  rejects (and counts by reason) events out of bounds, with a polarity other than 0/1, or
+  earlier than the running time. A gap longer than ``max_gap_us`` is a clock jump
+  (``eventflow.kernels.window_bin``): a lone event that far off is rejected (``time_jump``);
+  when the next event confirms the jump, the gap's windows are skipped (counted), windows start
+  again at the new time, and the first window after it carries ``restart``: the model and head
+  start that stream again from rest, which is where the skipped empty windows would have taken
+  a leaky network.
 - ``ModelStage``: ``FastNetwork`` (numba) or the torch ``Network``, explicit state for a
   batch of streams.
 - ``HeadStage``: classification by the model's ``DecisionSpec``: softmax of the mean logits of
@@ -72,12 +78,14 @@ class Windows:
     window_us: int
     n_events: np.ndarray
     t_host_ns: np.ndarray
+    restart: bool = False   # the first window follows a clock jump: the stream starts again from rest
 
     def __len__(self):
         return len(self.t_start_us)
 
     def drop_first(self, n):
-        return Windows(self.x[n:], self.t_start_us[n:], self.window_us, self.n_events[n:], self.t_host_ns[n:])
+        return Windows(self.x[n:], self.t_start_us[n:], self.window_us, self.n_events[n:], self.t_host_ns[n:],
+                       self.restart and n == 0)
 
 
 class WindowStage:
@@ -86,14 +94,20 @@ class WindowStage:
     (before ``origin_us``, or in the open window at the end when it is not emitted)."""
 
     name = "window"
-    CAPACITY = 256   # windows binned per kernel call (the caller drains them between calls)
+    CAPACITY = 256   # windows binned per kernel call: the most one chunk of ``step`` holds
 
     #: the empty windows between ``origin_us`` and the first event may take at most this much memory
     MAX_LEAD_BYTES = 256 << 20
+    #: default clock-jump limit: a gap in event time longer than this is a jump (``source.max_gap_us``)
+    MAX_GAP_US = 10_000_000
 
-    def __init__(self, input_spec, origin_us: int | None = None):
+    def __init__(self, input_spec, origin_us: int | None = None, max_gap_us: int | None = MAX_GAP_US):
         self.spec = input_spec
         self.origin_us = origin_us
+        if max_gap_us is not None and not (isinstance(max_gap_us, int) and max_gap_us >= input_spec.window_us):
+            raise ValueError(f"source.max_gap_us: expected null (no limit) or an integer of at least one window "
+                             f"({input_spec.window_us} us), got {max_gap_us!r}")
+        self.max_gap_us = 0 if max_gap_us is None else int(max_gap_us)
         (W, H), (w, h) = input_spec.sensor_size, input_spec.input_size
         self.xmap = (np.arange(W, dtype=np.int64) * w // W).astype(np.int64)
         self.ymap = (np.arange(H, dtype=np.int64) * h // H).astype(np.int64)
@@ -102,16 +116,17 @@ class WindowStage:
         self._touched = np.zeros(self.CAPACITY + 1, np.int64)
         self.reset()
 
-    def _windows(self, xs, counts, host):
-        n = len(counts)
-        k0 = int(self.acc[K.A_K]) - n
-        starts = int(self.acc[K.A_T0]) + (k0 + np.arange(n, dtype=np.int64)) * self.spec.window_us
-        return Windows(self.spec._finish(xs), starts, self.spec.window_us, counts, host)
+    def _windows(self, xs, counts, host, t0, k0):
+        starts = t0 + (k0 + np.arange(len(counts), dtype=np.int64)) * self.spec.window_us
+        restart, self.restart_pending = self.restart_pending, False
+        return Windows(self.spec._finish(xs), starts, self.spec.window_us, counts, host, restart)
 
     def step(self, events: np.ndarray, t_host_ns: int):
-        """The windows these events complete (a ``Windows``), or None."""
+        """The windows these events complete: an iterator of ``Windows``, each of at most
+        ``CAPACITY`` consecutive windows (never across a clock jump), binned as it is consumed;
+        the events are all taken in once it is exhausted."""
         if len(events) == 0:
-            return None
+            return
         self.received += len(events)
         if self.acc is None:
             t0 = int(events["t"][0]) if self.origin_us is None else int(self.origin_us)
@@ -124,25 +139,24 @@ class WindowStage:
             self.acc = K.new_acc(t0, self.spec.window_us)
         words = np.ascontiguousarray(events).view(np.uint64)
         (W, H) = self.spec.sensor_size
-        parts, i = [], 0
+        acc, i = self.acc, 0
         while True:
-            i, n = K.bin_windows(words, i, W, H, self.xmap, self.ymap, self.spec.window_us, self.acc,
-                                 self.partial, self._out, self._counts, self._touched)
+            t0, k0, gaps = int(acc[K.A_T0]), int(acc[K.A_K]), int(acc[K.A_GAPS])
+            i, n = K.bin_windows(words, i, W, H, self.xmap, self.ymap, self.spec.window_us, acc,
+                                 self.partial, self._out, self._counts, self._touched, self.max_gap_us)
             if n:
                 host = np.where(self._touched[:n] == 1, t_host_ns, self.host_open).astype(np.int64)
                 host[self._counts[:n] == 0] = t_host_ns
-                parts.append((self._out[:n].copy(), self._counts[:n].copy(), host))
                 self.host_open = t_host_ns
+                w = self._windows(self._out[:n].copy(), self._counts[:n].copy(), host, t0, k0)
             if self._touched[self.CAPACITY]:
                 self.host_open = t_host_ns
+            if int(acc[K.A_GAPS]) != gaps:   # windows from here on follow a clock jump
+                self.restart_pending = True
+            if n:
+                yield w
             if i >= len(events):
-                break
-        if not parts:
-            return None
-        xs = parts[0][0] if len(parts) == 1 else np.concatenate([p[0] for p in parts])
-        counts = np.concatenate([p[1] for p in parts])
-        host = np.concatenate([p[2] for p in parts])
-        return self._windows(xs, counts, host)
+                return
 
     def finish(self, t_host_ns: int):
         """The open window at the end of the stream, if any event fell in it."""
@@ -150,17 +164,18 @@ class WindowStage:
             return None
         n_open = int(self.acc[K.A_N_OPEN])
         xs = self.partial[None].copy()
+        t0, k0 = int(self.acc[K.A_T0]), int(self.acc[K.A_K])
         self.acc[K.A_K] += 1
         self.acc[K.A_DONE] += n_open
         self.acc[K.A_N_OPEN] = 0
         self.acc[K.A_T_END] += self.spec.window_us
         self.partial[:] = 0
-        return self._windows(xs, np.array([n_open], np.int64), np.array([self.host_open], np.int64))
+        return self._windows(xs, np.array([n_open], np.int64), np.array([self.host_open], np.int64), t0, k0)
 
     def warm_up(self):
         (W, H), one = self.spec.sensor_size, np.zeros(2, np.uint64)   # one event at (0, 0), t = 0
         K.bin_windows(one, 0, W, H, self.xmap, self.ymap, self.spec.window_us, K.new_acc(0, self.spec.window_us),
-                      np.zeros_like(self.partial), self._out, self._counts, self._touched)
+                      np.zeros_like(self.partial), self._out, self._counts, self._touched, self.max_gap_us)
 
     @property
     def windowed(self) -> int:
@@ -177,8 +192,15 @@ class WindowStage:
         if self.acc is None:
             return {}
         n = {"out_of_bounds": self.acc[K.A_OOB], "bad_polarity": self.acc[K.A_POL],
-             "time_backwards": self.acc[K.A_BACK]}
+             "time_backwards": self.acc[K.A_BACK], "time_jump": self.acc[K.A_JUMP]}
         return {k: int(v) for k, v in n.items() if v}
+
+    @property
+    def clock_jumps(self) -> dict:
+        """Clock jumps taken (``jumps``) and the empty windows they skipped (``skipped_windows``)."""
+        if self.acc is None:
+            return {"jumps": 0, "skipped_windows": 0}
+        return {"jumps": int(self.acc[K.A_GAPS]), "skipped_windows": int(self.acc[K.A_SKIPPED])}
 
     @property
     def pending(self) -> int:
@@ -187,7 +209,7 @@ class WindowStage:
 
     def get_state(self):
         return {"acc": None if self.acc is None else self.acc.copy(), "partial": self.partial.copy(),
-                "received": self.received, "host_open": self.host_open}
+                "received": self.received, "host_open": self.host_open, "restart_pending": self.restart_pending}
 
     def reset(self, state=None):
         if state is None:
@@ -195,11 +217,16 @@ class WindowStage:
             self.partial = np.zeros(self.spec.shape, np.float32)
             self.received = 0
             self.host_open = 0
+            self.restart_pending = False
             return
-        self.acc = None if state["acc"] is None else np.array(state["acc"], np.int64)
+        acc = None if state["acc"] is None else np.array(state["acc"], np.int64)
+        if acc is not None and acc.shape != (K.ACC_SIZE,):
+            raise ValueError(f"window state: {acc.shape[0]} accumulators, this version keeps {K.ACC_SIZE}")
+        self.acc = acc
         self.partial = np.array(state["partial"], np.float32)
         self.received = int(state["received"])
         self.host_open = int(state["host_open"])
+        self.restart_pending = bool(state.get("restart_pending", False))
 
     def shutdown(self):
         pass

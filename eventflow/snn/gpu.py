@@ -71,9 +71,9 @@ def _neuron_args(p):
 
 
 def _plain(tree, device):
-    """Weights as plain nested dicts of float32 tensors on ``device`` (no autograd)."""
+    """A copy of the weights as plain nested dicts of float32 tensors on ``device`` (no autograd)."""
     if isinstance(tree, torch.Tensor):
-        return tree.detach().to(device=device, dtype=torch.float32).contiguous()
+        return tree.detach().to(device=device, dtype=torch.float32, memory_format=torch.contiguous_format, copy=True)
     return {k: _plain(v, device) for k, v in tree.items()}
 
 
@@ -94,7 +94,11 @@ def _float32_sums():
 
 
 class GpuNetwork:
-    """A ``Network``'s weights on ``device`` and its step with fused neuron kernels (see the module doc)."""
+    """A copy of a ``Network``'s weights on ``device`` and its step with fused neuron kernels (see
+    the module doc)."""
+
+    #: graphs recorded on callers' states (stepped in place), at most this many, the oldest dropped
+    MAX_BOUND_GRAPHS = 4
 
     def __init__(self, net, device="cuda", graph: bool | None = None):
         self.device = torch.device(device)
@@ -108,10 +112,11 @@ class GpuNetwork:
         self._net = net
         self._weights = _plain(dict(net.weights.items()), self.device)
         self._ops = self._plan(net)
-        self._template = net.init_state(1, torch.float32, "cpu")   # per-sample state shapes
+        self._template = [(n, t.shape[1:]) for n, t in S.leaves(net.init_state(1, torch.float32, "cpu"))]
         self._graphs = {}        # batch -> graph on its own static state (copied in and out)
-        self._bound = {}         # batch -> graph recorded on a caller's state, stepped in place
-        self._last_inplace = {}  # batch -> the tensors of the last state stepped in place
+        self._bound = {}         # (batch, tensor addresses) -> graph recorded on a caller's state
+        self._last_inplace = {}  # batch -> the addresses of the last state stepped in place
+        self._run_state = {}     # batch -> the state run() steps (so its graph is recorded once)
 
     def _plan(self, net):
         items, ops, i = list(net.spec.layers), [], 0
@@ -131,6 +136,9 @@ class GpuNetwork:
                 i += 1
         return tuple(ops)
 
+    def _on_device(self):
+        return torch.cuda.device(self.device) if self.device.type == "cuda" else contextlib.nullcontext()
+
     # ----- state
 
     def init_state(self, batch: int):
@@ -141,18 +149,20 @@ class GpuNetwork:
         if tuple(x.shape[1:]) != self.in_shape:
             raise ValueError(f"{where}: input samples shaped {tuple(x.shape[1:])}, the network takes {self.in_shape}")
         S.check_batch(state, x.shape[0], where)
-        for (name, t), (_, ref) in zip(S.leaves(state), S.leaves(self._template)):
-            if t.shape[1:] != ref.shape[1:] or t.dtype != torch.float32 or t.device != self.device:
+        leaves = S.leaves(state)
+        if [n for n, _ in leaves] != [n for n, _ in self._template]:
+            raise ValueError(f"{where}: the state is not this network's: it holds {[n for n, _ in leaves]}, the "
+                             f"network {[n for n, _ in self._template]}")
+        for (name, t), (_, shape) in zip(leaves, self._template):
+            if t.shape[1:] != shape or t.dtype != torch.float32 or t.device != self.device or not t.is_contiguous():
                 raise ValueError(f"{where}: state {name} is {t.dtype} {tuple(t.shape)} on {t.device}; this network "
-                                 f"needs float32 [B, {', '.join(map(str, ref.shape[1:]))}] on {self.device}")
-        if len(S.leaves(state)) != len(S.leaves(self._template)):
-            raise ValueError(f"{where}: the state is not this network's (layers {sorted(state)})")
+                                 f"needs contiguous float32 [B, {', '.join(map(str, shape))}] on {self.device}")
 
     # ----- stepping
 
     def _forward(self, x, state, outputs=None):
         """One step; ``state``'s tensors are updated in place. Returns the output; ``outputs``, if
-        a dict, receives each neuron layer's output by layer name (a fused pool's by the pool's)."""
+        a dict, receives each stateful layer's output by layer name (a fused pool's by the pool's)."""
         for op in self._ops:
             if isinstance(op, _NeuronOp):
                 v = state[op.name].v
@@ -170,17 +180,19 @@ class GpuNetwork:
                 x, new = spec.step(x, state[op.name] if spec.stateful else None, self._weights.get(op.name, {}))
                 if spec.stateful:
                     S.map_state(lambda dst, src: dst.copy_(src), state[op.name], new)
+                    if outputs is not None:
+                        outputs[op.name] = x
         return x
 
     def step(self, x, state, inplace: bool = False, trace: bool = False):
         """One time step for ``x [B, *in_shape]`` (torch or numpy, any device): ``(y [B, *out_shape]
         on the device, new state)``. ``inplace`` updates ``state``'s tensors instead of copying;
-        ``trace`` adds a third result, each neuron layer's spikes by layer name, as
+        ``trace`` adds a third result, each stateful layer's output (spikes) by layer name, as
         ``Network.trace`` names them (a fused pool's output by the pool's name); it steps without
         the graph."""
         x = torch.as_tensor(x)   # (a graph copies it straight into its input buffer)
         self._check(x, state, "GpuNetwork.step")
-        with torch.no_grad(), _float32_sums():
+        with torch.no_grad(), _float32_sums(), self._on_device():
             if trace or not self.graph:
                 x = x.to(device=self.device, dtype=torch.float32, non_blocking=True)
                 work = state if inplace else S.clone(state)
@@ -188,14 +200,8 @@ class GpuNetwork:
                 y = self._forward(x, work, outputs)
                 return (y, work, outputs) if trace else (y, work)
             batch, mine = x.shape[0], [t for _, t in S.leaves(state)]
-            if inplace and all(t.is_contiguous() for t in mine):
-                key = tuple(t.data_ptr() for t in mine)
-                g = self._bound.get(batch)
-                if g is None or g["key"] != key:
-                    g = None
-                    if self._last_inplace.get(batch) == key:   # stepped in place again: bind a graph to it
-                        g = self._bound[batch] = self._record(batch, state)
-                    self._last_inplace[batch] = key
+            if inplace and all(t.data_ptr() % 16 == 0 for t in mine):   # (the alignment the kernels were built for)
+                g = self._bound_graph(batch, state, mine)
                 if g is not None:   # the graph reads and writes this state's own tensors: no copies
                     g["x"].copy_(x, non_blocking=True)
                     g["graph"].replay()
@@ -210,6 +216,18 @@ class GpuNetwork:
                 torch._foreach_copy_(mine, g["v"])
                 return g["y"].clone(), state
             return g["y"].clone(), S.clone(g["state"])
+
+    def _bound_graph(self, batch, state, mine):
+        """The graph recorded on ``state``'s own tensors, recorded when the same tensors are stepped
+        in place a second time in a row; None before that."""
+        key = (batch, tuple(t.data_ptr() for t in mine))
+        g = self._bound.get(key)
+        if g is None and self._last_inplace.get(batch) == key:
+            if len(self._bound) >= self.MAX_BOUND_GRAPHS:
+                self._bound.pop(next(iter(self._bound)))
+            g = self._bound[key] = self._record(batch, state)
+        self._last_inplace[batch] = key
+        return g
 
     def _record(self, batch, state=None):
         """Record the step for ``batch`` streams as a CUDA graph on ``state``'s tensors (new static
@@ -226,17 +244,27 @@ class GpuNetwork:
                 self._forward(x, scratch)
         torch.cuda.current_stream(self.device).wait_stream(side)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
+        with torch.cuda.graph(graph, stream=torch.cuda.Stream(self.device)):
             y = self._forward(x, state)
-        leaves = [t for _, t in S.leaves(state)]
-        return {"graph": graph, "x": x, "state": state, "v": leaves, "y": y,
-                "key": tuple(t.data_ptr() for t in leaves)}
+        return {"graph": graph, "x": x, "state": state, "v": [t for _, t in S.leaves(state)], "y": y}
 
     def run(self, x_seq, state):
         """``step`` over ``x_seq``'s leading time axis: ``(y [T, B, *out_shape], final state)``;
         ``state`` itself is left as it was."""
-        work, ys = S.clone(state), []
+        if len(x_seq) == 0:
+            return torch.zeros((0, S.batch_size(state) or 0, *self.out_shape), device=self.device), S.clone(state)
+        batch = len(x_seq[0])
+        if self.graph:   # one state per batch size, stepped in place: its graph is recorded once
+            work = self._run_state.get(batch)
+            if work is None:
+                work = self._run_state[batch] = self.init_state(batch)
+            self._check(torch.as_tensor(x_seq[0]), state, "GpuNetwork.run")
+            with torch.no_grad():
+                torch._foreach_copy_([t for _, t in S.leaves(work)], [t for _, t in S.leaves(state)])
+        else:
+            work = S.clone(state)
+        ys = []
         for x in x_seq:
             y, work = self.step(x, work, inplace=True)
             ys.append(y)
-        return torch.stack(ys), work
+        return torch.stack(ys), S.clone(work)
