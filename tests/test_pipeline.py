@@ -413,3 +413,54 @@ def test_an_origin_far_before_the_first_event_is_refused_not_filled_with_empty_w
     out = list(WindowStage(spec, origin_us=-10**6).step(ev, 0))   # 200 empty windows first: fine
     assert sum(len(w) for w in out) == 200 and sum(w.n_events.sum() for w in out) == 0
     assert max(len(w) for w in out) <= WindowStage.CAPACITY    # in chunks, as they are binned
+
+
+def test_a_clock_jump_restarts_the_stream_instead_of_stepping_every_empty_window():
+    """A day's jump in sensor time, then the stream goes on: one event is rejected (time_jump),
+    the day's windows are skipped and counted, the stream after the jump gives the results the
+    same events give from rest (model and head restarted), the accounting balances, and cut
+    anywhere the results are the same. A lone corrupt timestamp only costs its own event."""
+    day = 86_400 * 10**6
+    a, b = EVENTS[:3000], EVENTS[3000:].copy()
+    b["t"] += day
+    ev = np.concatenate([a, b]).astype(EVENTS.dtype)
+    got = None
+    for cuts in ([], [3000], [3001], [1000, 3002, 5000]):
+        r = sync_runner()
+        res = strip(feed(r, ev, cuts))
+        m = r.metrics()
+        assert m["rejected"] == {"time_jump": 1} and m["balanced"]
+        assert m["clock_jumps"]["jumps"] == 1 and m["clock_jumps"]["skipped_windows"] > 17_000_000
+        assert m["windows"] < 50
+        got = res if got is None else got
+        assert res == got
+    for window_thread in (True, False):    # the async runner, lossless: the same results
+        out = []
+        p = build(config(runner={"queue_windows": 1, "queue_batches": 1}), model=MODEL, sinks=[],
+                  source=ArraySource(ev, batch_events=700), callback=out.append)
+        m = AsyncRunner(p, "none", 1, 1, window_thread=window_thread).run()
+        assert strip(out) == got and m["balanced"] and m["clock_jumps"]["jumps"] == 1
+    after = [x for x in got if x["t_start_us"] >= int(b["t"][1])]
+    fresh = strip(feed(sync_runner(), b[1:], []))           # the same events from rest
+    assert [x["probabilities"] for x in after] == [x["probabilities"] for x in fresh]
+    # a lone timestamp 2**40 us ahead: rejected, the clock stays
+    odd = EVENTS.copy()
+    odd["t"][2000] = 2**40
+    r = sync_runner()
+    res = strip(feed(r, odd, []))
+    m = r.metrics()
+    assert m["rejected"] == {"time_jump": 1} and m["clock_jumps"] == {"jumps": 0, "skipped_windows": 0}
+    assert len(res) == len(WHOLE) and m["balanced"]
+
+
+def test_max_gap_config_key():
+    with pytest.raises(ValueError, match="source.max_gap_us"):
+        from_dict({"source": {"max_gap_us": 0}})
+    assert from_dict({"source": {"max_gap_us": None}}).source.max_gap_us is None
+    r = sync_runner(config(source={"max_gap_us": None}))
+    ev = EVENTS[:100].copy()
+    ev["t"][50:] += 10**6        # a second's gap: 200 windows of 5 ms, all stepped without a limit
+    feed(r, ev, [])
+    assert r.metrics()["windows"] > 200 and "time_jump" not in r.metrics()["rejected"]
+    with pytest.raises(ValueError, match="source.max_gap_us"):
+        sync_runner(config(source={"max_gap_us": 1000}))      # less than one 5 ms window
