@@ -400,3 +400,39 @@ def test_cuda_misaligned_state_and_repeated_runs():
     bound = len(gpu._bound)
     y2, _ = gpu.run(xs, gpu.init_state(2))
     assert torch.equal(y1, y2) and len(gpu._bound) == bound
+
+
+# ----- the pipeline's gpu backend
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error where there is no GPU")
+def test_pipeline_gpu_backend_without_a_gpu_is_a_clear_error(capsys):
+    from eventflow.cli import main
+    assert main(["run", "--set", "model.backend=gpu"]) == 2
+    assert "model.backend=gpu: torch sees no CUDA GPU" in capsys.readouterr().err
+
+
+@needs_cuda
+def test_pipeline_gpu_backend_decides_as_the_cpu_kernels():
+    """`eventflow run` (the bundled sample through gesture-snn) with model.backend=gpu: the same
+    decisions as the numba backend, probabilities within float32 summation-order noise; and the
+    state survives a save / restore on the host."""
+    from eventflow.pipeline import SyncRunner, build, from_dict
+    from eventflow.pipeline.config import DEFAULT_CONFIG
+
+    out = {}
+    for backend in ("fast", "gpu"):
+        got = []
+        cfg = from_dict({**DEFAULT_CONFIG, "model": {"name": "gesture-snn", "backend": backend},
+                         "head": {"emit": "windows"}})
+        r = SyncRunner(build(cfg, sinks=[], callback=got.append))
+        m = r.run()
+        assert m["backend"] == backend and m["balanced"]
+        out[backend] = got
+    assert [x["class_id"] for x in out["gpu"]] == [x["class_id"] for x in out["fast"]]
+    diff = max(abs(a - b) for x, y in zip(out["gpu"], out["fast"]) for a, b in zip(x["probabilities"],
+                                                                                   y["probabilities"]))
+    assert diff < 1e-3, diff
+    st = r.get_state()["model"]
+    assert st["backend"] == "gpu" and all(t.device.type == "cpu" for _, t in S.leaves(st["state"]))
+    r.reset(r.get_state())
+    assert all(t.device.type == "cuda" for _, t in S.leaves(r.p.model.state))

@@ -32,7 +32,7 @@ __all__ = ["DEFAULT_CONFIG", "HeadConfig", "ModelConfig", "PipelineConfig", "Run
 
 DROP_POLICIES = ("none", "drop_oldest", "latest_only")
 RUNNER_MODES = ("auto", "sync", "async")
-BACKENDS = ("auto", "fast", "torch")
+BACKENDS = ("auto", "fast", "torch", "gpu")
 EMIT = ("decisions", "windows")
 
 
@@ -64,7 +64,8 @@ class SourceConfig:
 class ModelConfig:
     """``name``: a shipped model's name, a model folder or a model.json path. ``backend``:
     ``fast`` (numba event-driven kernels), ``torch`` (reference), ``auto`` (fast where the
-    network's layers allow it). ``threads``: numba/torch threads (None: leave as is)."""
+    network's layers allow it), ``gpu`` (``GpuNetwork`` on the CUDA GPU: fused Triton neuron
+    kernels, CUDA graphs; refused without one). ``threads``: numba/torch threads (None: leave as is)."""
 
     name: str = "gesture-snn"
     backend: str = "auto"

@@ -235,8 +235,9 @@ class WindowStage:
 class ModelStage:
     """One network step per window; state for ``batch`` streams, explicit and copyable.
 
-    ``backend``: ``fast`` (``FastNetwork``; raises for layers it cannot run), ``torch``, or
-    ``auto`` (fast when ``FastNetwork.from_network`` accepts the network, else torch).
+    ``backend``: ``fast`` (``FastNetwork``; raises for layers it cannot run), ``torch``, ``gpu``
+    (``GpuNetwork`` on the CUDA GPU; raises without one), or ``auto`` (fast when
+    ``FastNetwork.from_network`` accepts the network, else torch).
     """
 
     name = "model"
@@ -245,14 +246,20 @@ class ModelStage:
         from ..snn.fast import FastNetwork
 
         self.network = network
-        self.fast = None
+        self.fast = self.gpu = None
+        if backend == "gpu":
+            if not torch.cuda.is_available():
+                raise ValueError("model.backend=gpu: torch sees no CUDA GPU here (use fast, torch or auto)")
+            from ..snn.gpu import GpuNetwork
+
+            self.gpu = GpuNetwork(network, "cuda")
         if backend in ("auto", "fast"):
             try:
                 self.fast = FastNetwork.from_network(network)
             except NotImplementedError as e:
                 if backend == "fast":
                     raise ValueError(f"model.backend=fast: {e}") from None
-        self.backend = "fast" if self.fast is not None else "torch"
+        self.backend = "gpu" if self.gpu is not None else "fast" if self.fast is not None else "torch"
         self.batch = int(batch)
         self.reset()
 
@@ -264,6 +271,13 @@ class ModelStage:
                 y, self.state = self.fast.step(xt, self.state, inplace=True)
                 ys.append(y)
             return np.stack(ys) if ys else np.zeros((0, self.batch, *self.fast.out_shape), np.float32)
+        if self.gpu is not None:
+            ys = []
+            for xt in x:
+                y, self.state = self.gpu.step(xt, self.state, inplace=True)
+                ys.append(y)
+            return (torch.stack(ys).cpu().numpy() if ys
+                    else np.zeros((0, self.batch, *self.gpu.out_shape), np.float32))
         with torch.no_grad():
             y, self.state = self.network.run(torch.from_numpy(np.ascontiguousarray(x)), self.state)
         return y.numpy()
@@ -273,6 +287,10 @@ class ModelStage:
         x.reshape(self.batch, -1)[:, ::7] = 1.0    # some active inputs: every kernel of a step runs
         if self.fast is not None:
             self.fast.step(x, self.fast.init_state(self.batch), inplace=True)
+        elif self.gpu is not None:   # compiles the kernels and records the graph of this batch size
+            st = self.gpu.init_state(self.batch)
+            for _ in range(2):
+                self.gpu.step(x, st, inplace=True)
         else:
             with torch.no_grad():
                 self.network.run(torch.from_numpy(x[None]), self.network.init_state(self.batch))
@@ -282,11 +300,16 @@ class ModelStage:
             return {"backend": "fast", "v": [v.copy() for v in self.state.v]}
         from ..snn import state as S
 
+        if self.gpu is not None:   # on the host, like the other backends' states
+            return {"backend": "gpu", "state": S.map_state(lambda t: t.cpu(), self.state)}
         return {"backend": "torch", "state": S.clone(self.state)}
 
     def reset(self, state=None):
+        from ..snn import state as S
+
         if state is None:
             self.state = (self.fast.init_state(self.batch) if self.fast is not None
+                          else self.gpu.init_state(self.batch) if self.gpu is not None
                           else self.network.init_state(self.batch))
             return
         if state["backend"] != self.backend:
@@ -295,9 +318,9 @@ class ModelStage:
             from ..snn.fast import FastState
 
             self.state = FastState(tuple(v.copy() for v in state["v"]))
+        elif self.gpu is not None:
+            self.state = S.map_state(lambda t: t.to(self.gpu.device, copy=True), state["state"])
         else:
-            from ..snn import state as S
-
             self.state = S.clone(state["state"])
 
     def shutdown(self):
