@@ -464,3 +464,18 @@ def test_max_gap_config_key():
     assert r.metrics()["windows"] > 200 and "time_jump" not in r.metrics()["rejected"]
     with pytest.raises(ValueError, match="source.max_gap_us"):
         sync_runner(config(source={"max_gap_us": 1000}))      # less than one 5 ms window
+
+
+def test_metrics_show_messages_a_source_rejected_whole(monkeypatch):
+    """A network source counts messages it could not decode at all (no event count to give):
+    the run's metrics show them by reason."""
+    src = ArraySource(EVENTS, batch_events=1000)
+    plain = src.counters
+
+    def counters():
+        c = dict(plain())
+        c["rejected_messages"] = {"bad_packet": 2}
+        return c
+    monkeypatch.setattr(src, "counters", counters)
+    m = SyncRunner(build(config(), model=MODEL, sinks=[], source=src)).run()
+    assert m["rejected_messages"] == {"bad_packet": 2} and m["balanced"]

@@ -232,6 +232,8 @@ class _Core:
         for lost in ("lost_messages", "lost_datagrams"):   # never arrived: outside the balance
             if lost in src:
                 out[lost] = src[lost]
+        if src.get("rejected_messages"):   # messages rejected whole, by reason (an undecodable one holds no count)
+            out["rejected_messages"] = dict(src["rejected_messages"])
         if src.get("violations"):
             out["violations"] = dict(src["violations"])   # what the file reader counted, by kind
         return out
