@@ -78,8 +78,10 @@ def _progress_bar(pipeline, want):
     return terminal_bar(src.progress_total(), "replay", "ev", unit_scale=True, force=want)
 
 
-def _summary_line(m) -> str:
-    lat, clock = m["latency_ms"], m.get("clock") or {}
+def _summary_line(m, clocked: bool = True) -> str:
+    """The run's one-line summary; ``clocked``: the source runs on a clock (live, or paced replay),
+    so the host - sensor clock offset means something (an as-fast-as-possible replay: it does not)."""
+    lat, clock = m["latency_ms"], (m.get("clock") or {}) if clocked else {}
     rate = f"{m['events_per_s'] / 1e6:.2f} Mev/s" if m.get("events_per_s") else "-"
     def by_reason(counts):
         return f" {counts}" if counts else ""
@@ -98,6 +100,7 @@ def _summary_line(m) -> str:
 def cmd_run(a) -> int:
     from ..pipeline.metrics import serve_prometheus
     from ..pipeline.runner import build, make_runner
+    from ..pipeline.sources import is_live_uri
 
     cfg = _config(a)
     pipeline = build(cfg)
@@ -129,7 +132,8 @@ def cmd_run(a) -> int:
     metrics = runner.metrics()
     if interrupts:
         metrics["interrupted"] = True
-    print(_summary_line(metrics) + ("; interrupted" if interrupts else ""), file=sys.stderr)
+    clocked = is_live_uri(cfg.source.uri) or cfg.source.realtime is not None
+    print(_summary_line(metrics, clocked) + ("; interrupted" if interrupts else ""), file=sys.stderr)
     if a.metrics:
         sys.stdout.write(json.dumps(metrics) + "\n")
         sys.stdout.flush()
