@@ -7,15 +7,19 @@ p << 32, word 1 = t) is the window stage, and the only validation of the events:
   than 0 / 1 (``pol``), or earlier than the latest accepted time (``back``);
 - drops (counts) events before the stream's origin ``t0``;
 - with a gap limit ``max_gap_us > 0``, treats an event more than ``max_gap_us`` after (or
-  before) the latest accepted time as a clock jump: the first such event is rejected and
-  counted (``jump``) and remembered as a candidate; when the next event of valid position and
-  polarity is a jump too, at or at most ``max_gap_us`` after the candidate, the clock has really
-  jumped: the open window is closed, the windows of the gap are skipped (counted in
-  ``A_SKIPPED``, never emitted), and windows start again at that event's time (``A_T0`` moves so
-  that window ``k`` still starts at ``A_T0 + k * window_us``; ``A_GAPS`` counts the re-anchors;
-  the call returns right after, so one call's windows never span a jump). Any other event of
-  valid position and polarity forgets the candidate: an isolated outlier costs one rejected
-  event and never moves the clock, and a camera whose clock restarts (a jump back) goes on;
+  before) the latest accepted time as a clock jump: the first such event is held as a
+  candidate (counted as rejected, ``jump``, while it waits); when the next event of valid
+  position and polarity is a jump too, at or after the candidate, the clock has really jumped:
+  the open window is closed, the windows of the gap are skipped (counted in ``A_SKIPPED``, never
+  emitted), windows start again at the candidate's time with the candidate in the first one
+  (no longer rejected), and ``A_GAPS`` counts the re-anchor (``A_T0`` moves so that window ``k``
+  still starts at ``A_T0 + k * window_us``; the call returns right after, so one call's windows
+  never span a jump). Any other event of valid position and polarity (accepted, or behind the
+  running time) leaves the candidate rejected: an isolated outlier costs its own event and never
+  moves the clock; a real jump, or a camera whose clock restarts, loses nothing; two outliers in
+  a row move the clock, and the stream's next two events move it back. Timestamps beyond
+  ``TIME_LIMIT`` (2**61 us, about 73,000 years) are rejected as jumps outright (so no time
+  arithmetic overflows);
 - adds each accepted event to the open window's frame ``partial [2, h, w]`` at
   ``(p, ymap[y], xmap[x])`` (float32 counts), and when an event falls at or past the open
   window's end, copies the frame out as a completed window (empty windows of a time gap too).
@@ -36,9 +40,10 @@ from numba import njit
 from .words import xyp
 
 A_T0, A_K, A_T_END, A_T_LAST, A_N_OPEN, A_OOB, A_POL, A_BACK, A_BEFORE, A_DONE = range(10)
-A_JUMP, A_JUMP_T, A_SKIPPED, A_GAPS = range(10, 14)
-ACC_SIZE = 14
+A_JUMP, A_JUMP_T, A_JUMP_XYP, A_SKIPPED, A_GAPS = range(10, 15)
+ACC_SIZE = 15
 NO_TIME = np.iinfo(np.int64).min
+TIME_LIMIT = 2**61
 
 
 def new_acc(t0: int, window_us: int) -> np.ndarray:
@@ -53,8 +58,9 @@ def new_acc(t0: int, window_us: int) -> np.ndarray:
 
 @njit(cache=True, nogil=True, inline="always")
 def _is_jump(t, t_last, max_gap_us):
-    # more than max_gap_us after or before the latest accepted time (none yet: no jump)
-    if max_gap_us <= 0 or t_last == NO_TIME:
+    # more than max_gap_us after or before the latest accepted time (none yet: no jump); the
+    # caller has checked |t| <= TIME_LIMIT, and t_last is an accepted time, so nothing overflows
+    if t_last == NO_TIME:
         return False
     return t - t_last > max_gap_us or t_last - t > max_gap_us
 
@@ -116,13 +122,17 @@ def bin_windows(words, start, width, height, xmap, ymap, window_us, acc, partial
             acc[A_OOB] += 1
         elif p > 1:
             acc[A_POL] += 1
-        elif _is_jump(t, t_last, max_gap_us):
-            cand = acc[A_JUMP_T]
-            if cand == NO_TIME or t < cand or t - cand > max_gap_us:
-                acc[A_JUMP_T] = t       # a new candidate: rejected, remembered
+        elif max_gap_us > 0 and (t > TIME_LIMIT or t < -TIME_LIMIT):
+            acc[A_JUMP] += 1            # no clock: rejected outright
+        elif max_gap_us > 0 and _is_jump(t, t_last, max_gap_us):
+            tc = acc[A_JUMP_T]
+            if tc == NO_TIME or t < tc:
+                acc[A_JUMP_T] = t       # a new candidate: held (rejected while it waits)
+                acc[A_JUMP_XYP] = x | (y << 16) | (p << 32)
                 acc[A_JUMP] += 1
             else:
-                # confirmed: close the open window, skip the gap, start again at t (looked at again next call)
+                # confirmed: close the open window, skip the gap, start again at the candidate
+                # (in the first window); this event is looked at again on the next call
                 if n_out == cap:
                     break
                 out[n_out] = partial
@@ -131,17 +141,20 @@ def bin_windows(words, start, width, height, xmap, ymap, window_us, acc, partial
                 n_out += 1
                 acc[A_DONE] += n_open
                 k_next = acc[A_K] + 1
-                if t > t_last:
-                    acc[A_SKIPPED] += max(np.int64(0), (t - t0) // window_us - k_next)
+                if tc > t_last:
+                    acc[A_SKIPPED] += max(np.int64(0), (tc - t0) // window_us - k_next)
                 acc[A_K] = k_next
-                acc[A_T0] = t - k_next * window_us
+                acc[A_T0] = tc - k_next * window_us
                 acc[A_GAPS] += 1
+                acc[A_JUMP] -= 1
                 acc[A_JUMP_T] = NO_TIME
                 partial[:] = 0
-                n_open = 0
-                touched = 0
-                t_end = t + window_us
-                t_last = t
+                c = acc[A_JUMP_XYP]
+                flat[(c >> 32) * hw + ymap[(c >> 16) & 0xFFFF] * pw + xmap[c & 0xFFFF]] += 1.0
+                n_open = 1
+                touched = 1
+                t_end = tc + window_us
+                t_last = tc
                 break
         elif t < t_last:
             acc[A_JUMP_T] = NO_TIME
@@ -192,7 +205,7 @@ def bin_windows_reference(events, width, height, input_size, window_us, t0, max_
     """Plain definition over a whole stream: ``(windows [n, 2, h, w] float32 counts of the
     completed windows, open window, counts of reasons, clock)``; ``clock`` holds the windows
     skipped and the re-anchors at clock jumps. An event in the open window, in time order, is
-    never a jump. The kernel over any cuts equals this."""
+    accepted before any other check. The kernel over any cuts equals this."""
     w, h = input_size
     ev = np.asarray(events)
     x, y, t = ev["x"].astype(np.int64), ev["y"].astype(np.int64), ev["t"].astype(np.int64)
@@ -200,39 +213,55 @@ def bin_windows_reference(events, width, height, input_size, window_us, t0, max_
     counts = {"oob": 0, "pol": 0, "back": 0, "before": 0, "jump": 0}
     clock = {"skipped": 0, "gaps": 0}
     frames = {}
-    t_last, cand = NO_TIME, NO_TIME
+    t_last, cand = NO_TIME, None    # cand: (t, x, y, p) of the held candidate
     k_max = 0     # the open window
-    for i in range(len(ev)):
+
+    def add(k, xi, yi, pi):
+        f = frames.setdefault(k, np.zeros((2, h, w), np.float32))
+        f[pi, yi * h // height, xi * w // width] += 1
+
+    i = 0
+    while i < len(ev):
         ti = int(t[i])
         if x[i] >= width or y[i] >= height:
             counts["oob"] += 1
-            continue
-        if p[i] > 1:
+        elif p[i] > 1:
             counts["pol"] += 1
-            continue
-        in_open = ti >= t_last and t0 + k_max * window_us <= ti < t0 + (k_max + 1) * window_us
-        if max_gap_us > 0 and t_last != NO_TIME and not in_open and abs(ti - t_last) > max_gap_us:
-            if cand == NO_TIME or ti < cand or ti - cand > max_gap_us:
-                cand = ti
+        elif ti >= t_last and t0 + k_max * window_us <= ti < t0 + (k_max + 1) * window_us:
+            cand = None                 # in the open window, in time order: accepted
+            t_last = ti
+            add(k_max, x[i], y[i], p[i])
+        elif max_gap_us > 0 and abs(ti) > TIME_LIMIT:
+            counts["jump"] += 1
+        elif max_gap_us > 0 and t_last != NO_TIME and abs(ti - t_last) > max_gap_us:
+            if cand is None or ti < cand[0]:
+                cand = (ti, int(x[i]), int(y[i]), int(p[i]))
                 counts["jump"] += 1
-                continue
-            k_next = k_max + 1          # confirmed: the windows start again at ti
-            if ti > t_last:
-                clock["skipped"] += max(0, (ti - t0) // window_us - k_next)
-            t0, k_max, t_last = ti - k_next * window_us, k_next, ti
-            clock["gaps"] += 1
-        cand = NO_TIME
-        if ti < t_last:
+            else:                       # confirmed: windows start again at the candidate, in the first
+                tc = cand[0]
+                k_next = k_max + 1
+                if tc > t_last:
+                    clock["skipped"] += max(0, (tc - t0) // window_us - k_next)
+                t0, k_max, t_last = tc - k_next * window_us, k_next, tc
+                add(k_next, *cand[1:])
+                counts["jump"] -= 1
+                clock["gaps"] += 1
+                cand = None
+                continue                # this event again, against the new time
+        elif ti < t_last:
+            cand = None
             counts["back"] += 1
-            continue
-        t_last = ti
-        if ti < t0:
+        elif ti < t0:
+            cand = None
+            t_last = ti
             counts["before"] += 1
-            continue
-        k = (ti - t0) // window_us
-        k_max = max(k_max, k)
-        f = frames.setdefault(k, np.zeros((2, h, w), np.float32))
-        f[p[i], y[i] * h // height, x[i] * w // width] += 1
+        else:
+            cand = None
+            t_last = ti
+            k = (ti - t0) // window_us
+            k_max = max(k_max, k)
+            add(k, x[i], y[i], p[i])
+        i += 1
     blank = np.zeros((2, h, w), np.float32)
     done = np.stack([frames.get(k, blank) for k in range(k_max)]) if k_max else np.zeros((0, 2, h, w), np.float32)
     return done, frames.get(k_max, blank), counts, clock

@@ -416,10 +416,10 @@ def test_an_origin_far_before_the_first_event_is_refused_not_filled_with_empty_w
 
 
 def test_a_clock_jump_restarts_the_stream_instead_of_stepping_every_empty_window():
-    """A day's jump in sensor time, then the stream goes on: one event is rejected (time_jump),
-    the day's windows are skipped and counted, the stream after the jump gives the results the
-    same events give from rest (model and head restarted), the accounting balances, and cut
-    anywhere the results are the same. A lone corrupt timestamp only costs its own event."""
+    """A day's jump in sensor time, then the stream goes on: nothing is lost, the day's windows
+    are skipped and counted, the stream after the jump gives the results the same events give
+    from rest (model and head restarted), the accounting balances, and cut anywhere the results
+    are the same. A lone corrupt timestamp only costs its own event."""
     day = 86_400 * 10**6
     a, b = EVENTS[:3000], EVENTS[3000:].copy()
     b["t"] += day
@@ -429,7 +429,7 @@ def test_a_clock_jump_restarts_the_stream_instead_of_stepping_every_empty_window
         r = sync_runner()
         res = strip(feed(r, ev, cuts))
         m = r.metrics()
-        assert m["rejected"] == {"time_jump": 1} and m["balanced"]
+        assert m["rejected"] == {} and m["balanced"] and m["events_processed"] == len(ev)
         assert m["clock_jumps"]["jumps"] == 1 and m["clock_jumps"]["skipped_windows"] > 17_000_000
         assert m["windows"] < 50
         got = res if got is None else got
@@ -440,8 +440,8 @@ def test_a_clock_jump_restarts_the_stream_instead_of_stepping_every_empty_window
                   source=ArraySource(ev, batch_events=700), callback=out.append)
         m = AsyncRunner(p, "none", 1, 1, window_thread=window_thread).run()
         assert strip(out) == got and m["balanced"] and m["clock_jumps"]["jumps"] == 1
-    after = [x for x in got if x["t_start_us"] >= int(b["t"][1])]
-    fresh = strip(feed(sync_runner(), b[1:], []))           # the same events from rest
+    after = [x for x in got if x["t_start_us"] >= int(b["t"][0])]
+    fresh = strip(feed(sync_runner(), b, []))               # the same events from rest
     assert [x["probabilities"] for x in after] == [x["probabilities"] for x in fresh]
     # a lone timestamp 2**40 us ahead: rejected, the clock stays
     odd = EVENTS.copy()
@@ -451,6 +451,43 @@ def test_a_clock_jump_restarts_the_stream_instead_of_stepping_every_empty_window
     m = r.metrics()
     assert m["rejected"] == {"time_jump": 1} and m["clock_jumps"] == {"jumps": 0, "skipped_windows": 0}
     assert len(res) == len(WHOLE) and m["balanced"]
+    assert strip(feed(sync_runner(), np.delete(odd, 2000).astype(EVENTS.dtype), [])) == res
+
+
+def test_a_failing_sink_counts_its_windows_and_a_dropped_jump_chunk_still_restarts():
+    """A sink that raises: the windows it failed on are counted (dropped, ``failed``), the rest
+    of the batch is counted as abandoned, and the accounting balances. Async, dropping the
+    oldest windows across a clock jump: the model still restarts after it (window epochs)."""
+    calls = []
+
+    def bad_sink(result):
+        calls.append(result)
+        if len(calls) == 3:
+            raise RuntimeError("sink down")
+    r = SyncRunner(build(config(), model=MODEL, sinks=[], source=False, callback=bad_sink))
+    with pytest.raises(RuntimeError, match="sink down"):
+        r.step(EVENTS)
+    m = r.metrics()
+    assert m["dropped"]["failed"] > 0 and m["balanced"]
+    assert m["events_processed"] + m["events_dropped"] + m["events_in_flight"] == len(EVENTS)
+    # async with drops across a jump: every result after the jump equals a fresh run's
+    day = 86_400 * 10**6
+    b = EVENTS[3000:].copy()
+    b["t"] += day
+    ev = np.concatenate([EVENTS[:3000], b]).astype(EVENTS.dtype)
+    seen = []
+
+    def slow(result):
+        seen.append(result["t_start_us"])
+        time.sleep(0.002)
+    p = build(config(), model=MODEL, sinks=[], source=ArraySource(ev, batch_events=100), callback=slow)
+    reset = p.model.reset
+    p.model.reset = lambda state=None: (seen.append("reset"), reset(state))
+    m = AsyncRunner(p, "drop_oldest", queue_batches=2, queue_windows=1).run()
+    assert m["balanced"] and m["clock_jumps"]["jumps"] == 1 and m["dropped"].get("drop_oldest", 0) > 0
+    at = seen.index("reset")
+    assert seen.count("reset") == 1 and 0 < at < len(seen) - 1
+    assert all(t < int(b["t"][0]) for t in seen[:at]) and all(t >= int(b["t"][0]) for t in seen[at + 1:])
 
 
 def test_max_gap_config_key():

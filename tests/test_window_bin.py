@@ -98,8 +98,9 @@ def jumpy_events(seed, n, width, height, window):
     now = int(g.integers(0, 10 * window))
     for i in range(n):
         now += int(dt[i])
-        if kinds[i] == 0:                       # a lone outlier, far ahead or behind
-            t[i] = now + int(g.choice([1, -1])) * int(g.integers(50 * window, 2**40))
+        if kinds[i] == 0:                       # a lone outlier, far ahead or behind, up to int64's ends
+            far = int(g.choice([g.integers(50 * window, 2**40), g.integers(2**60, 2**63 - 2**50)]))
+            t[i] = max(-2**63, min(2**63 - 1, now + int(g.choice([1, -1])) * far))
             continue
         if kinds[i] == 1:                       # the clock jumps forward for good
             now += int(g.integers(50 * window, 10**12))
@@ -130,17 +131,32 @@ def test_clock_jumps_kernel_equals_reference_cut_anywhere(seed, cuts, cap, gap_w
     assert len(done) <= len(ev) * (gap_windows + 2)
 
 
+def test_a_sparse_stream_loses_nothing_and_timestamps_at_the_ends_are_rejected():
+    """Events 11 s apart with a 10 s limit: every gap is a jump, each confirmed by the next
+    event, and no event is lost (only the last waits, held); times beyond 2**61 us are rejected."""
+    window = 1000
+    t = [i * 11_000_000 for i in range(6)] + [2**62, -2**62, 2**63 - 1, -2**63, 55_000_100]
+    ev = eventflow.from_fields([1] * len(t), [1] * len(t), [0] * len(t), t)
+    for cuts in ([], [1], [2, 3], [6, 7, 8]):
+        done, partial, reasons, ns, acc = run_kernel(ev, 4, 4, (4, 4), window, 0, cuts, cap=2, max_gap=10**7)
+        want = K.bin_windows_reference(ev, 4, 4, (4, 4), window, 0, 10**7)
+        np.testing.assert_array_equal(done, want[0])
+        np.testing.assert_array_equal(partial, want[1])
+        assert reasons == want[2] and reasons["jump"] == 4 and acc[K.A_GAPS] == 5
+        assert ns.sum() + acc[K.A_N_OPEN] == 7
+
+
 def test_a_lone_outlier_is_rejected_and_a_real_jump_moves_the_clock():
     window, day = 1000, 86_400 * 10**6
     t = [0, 10, 2**40, 20, 3000, 3000 + day, 3010 + day, 5000 + day, 7000 + day]
     ev = eventflow.from_fields([0] * len(t), [0] * len(t), [1] * len(t), t)
     done, partial, reasons, ns, acc = run_kernel(ev, 4, 4, (4, 4), window, 0, [], cap=4, max_gap=10 * window)
-    assert reasons["jump"] == 2            # the outlier, and the first event after the real jump
-    assert acc[K.A_GAPS] == 1 and acc[K.A_SKIPPED] == (3010 + day) // window - 4
-    # windows [0, 1000) [1000, 2000) [2000, 3000) [3000, 4000), then from 3010 + day on:
-    # [3010, 4010) [4010, 5010) [5010, 6010) + day, and the open one [6010, 7010) + day
-    assert ns.tolist() == [3, 0, 0, 1, 1, 1, 0] and partial.sum() == 1
-    assert acc[K.A_T0] + acc[K.A_K] * window == 6010 + day
+    assert reasons["jump"] == 1            # the outlier; the first event after the real jump is kept
+    assert acc[K.A_GAPS] == 1 and acc[K.A_SKIPPED] == (3000 + day) // window - 4
+    # windows [0, 1000) [1000, 2000) [2000, 3000) [3000, 4000), then from 3000 + day on:
+    # [3000, 4000) [4000, 5000) [5000, 6000) [6000, 7000) + day, and the open one [7000, 8000) + day
+    assert ns.tolist() == [3, 0, 0, 1, 2, 0, 1, 0] and partial.sum() == 1
+    assert acc[K.A_T0] + acc[K.A_K] * window == 7000 + day
     assert reasons["back"] == 0
     want = K.bin_windows_reference(ev, 4, 4, (4, 4), window, 0, 10 * window)
     np.testing.assert_array_equal(done, want[0])
@@ -174,7 +190,7 @@ def test_window_stage_gives_the_inputs_training_encodes():
     parts = [w for a, b in ((0, 300), (300, 301), (301, 800)) for w in stage.step(ev[a:b], 0)]
     last = stage.finish(0)
     wins = [w for w in parts + [last] if w is not None]
-    assert not any(w.restart for w in wins)
+    assert all(w.epoch == 0 for w in wins)
     x = np.concatenate([w.x for w in wins])
     starts = np.concatenate([w.t_start_us for w in wins])
     t0 = int(ev["t"][0])
@@ -183,9 +199,8 @@ def test_window_stage_gives_the_inputs_training_encodes():
 
 
 def test_window_stage_after_a_clock_jump_restarts_and_counts():
-    """A day's jump in a stream: one event rejected (time_jump), the day's windows skipped and
-    counted, the windows after it start at the new time and the first carries ``restart``;
-    cut anywhere, the same windows."""
+    """A day's jump in a stream: nothing lost, the day's windows skipped and counted, the windows
+    after it start at the new time and carry the next epoch; cut anywhere, the same windows."""
     from eventflow.model import InputSpec
     from eventflow.pipeline.stages import WindowStage
 
@@ -200,13 +215,12 @@ def test_window_stage_after_a_clock_jump_restarts_and_counts():
         wins = [w for a, b in zip(bounds[:-1], bounds[1:]) for w in stage.step(ev[a:b], 0)]
         wins.append(stage.finish(0))
         starts = np.concatenate([w.t_start_us for w in wins])
-        flags = [(int(w.t_start_us[0]), w.restart) for w in wins]
-        assert stage.rejected == {"time_jump": 1}
+        epochs = np.concatenate([np.full(len(w), w.epoch) for w in wins])
+        assert stage.rejected == {} and stage.dropped == {}
         assert stage.clock_jumps["jumps"] == 1 and stage.clock_jumps["skipped_windows"] > 8_000_000
-        assert sum(int(w.n_events.sum()) for w in wins) == len(ev) - 1
-        after = [f for f in flags if f[0] >= int(ev["t"][201])]
-        assert after[0] == (int(ev["t"][201]), True) and not any(r for _, r in after[1:])
-        assert not any(r for t, r in flags if t < int(ev["t"][201]))
+        assert sum(int(w.n_events.sum()) for w in wins) == len(ev)
+        after = starts >= int(ev["t"][200])
+        assert starts[after][0] == int(ev["t"][200]) and (epochs == after).all()
         assert len(starts) < 100                       # not the 8.6 million windows of the day
         got = (starts, np.concatenate([w.x for w in wins]))
         if whole is None:
@@ -215,3 +229,23 @@ def test_window_stage_after_a_clock_jump_restarts_and_counts():
         np.testing.assert_array_equal(got[1], whole[1])
     with pytest.raises(ValueError, match="source.max_gap_us"):
         WindowStage(spec, max_gap_us=5_000)
+
+
+def test_window_stage_counts_what_a_consumer_leaves_unbinned():
+    """A step's iterator left before its end: the events it did not bin are counted as dropped
+    (``abandoned``), the pending count covers them meanwhile, and state cannot be taken then."""
+    from eventflow.model import InputSpec
+    from eventflow.pipeline.stages import WindowStage
+
+    spec = InputSpec((20, 12), (7, 5), 1_000)
+    ev = random_events(5, 3000, 20, 12, bad=False)          # ~ 4,500 windows: many chunks
+    stage = WindowStage(spec)
+    it = stage.step(ev, 0)
+    first = next(it)
+    assert len(first) == WindowStage.CAPACITY and stage.pending > 0
+    with pytest.raises(ValueError, match="middle of a step"):
+        stage.get_state()
+    it.close()
+    left = stage.dropped["abandoned"]
+    assert 0 < left < len(ev) and int(first.n_events.sum()) + stage.pending + left == len(ev)
+    stage.get_state()

@@ -139,7 +139,7 @@ class _Core:
         self.windows = 0
         self.results = 0
         self.dropped = {}
-        self._restart_pending = False   # a dropped chunk started after a clock jump
+        self._epoch = 0   # the window epoch (clock jumps before it) the model and head are in
         self.clock = None
         self.t_wall0 = None
         self.wall_s = 0.0
@@ -164,24 +164,34 @@ class _Core:
         t1 = time.perf_counter()
         self.times.stages["decode"].add((t1 - t) * 1e3)
         chunks, spent = self.p.window.step(good, t_host_ns), 0.0
-        while True:
-            t = time.perf_counter()
-            w = next(chunks, None)
-            spent += time.perf_counter() - t
-            if w is None:
-                break
-            yield w
-        self.times.stages["window"].add(spent * 1e3)
+        try:
+            while True:
+                t = time.perf_counter()
+                w = next(chunks, None)
+                spent += time.perf_counter() - t
+                if w is None:
+                    break
+                yield w
+        finally:
+            chunks.close()   # a consumer that stopped early: the stage counts what it left unbinned
+            self.times.stages["window"].add(spent * 1e3)
 
     def _infer(self, windows) -> list[dict]:
-        """model + head + sinks for consecutive windows; returns the results."""
+        """model + head + sinks for consecutive windows; returns the results. Windows whose step
+        fails (the model, the head or a sink raising) are counted as dropped (``failed``)."""
         if windows is None or len(windows) == 0:
             return []
-        with self._lock:
-            restart, self._restart_pending = windows.restart or self._restart_pending, False
-        if restart:   # after a clock jump: the stream starts again from rest
+        try:
+            return self._infer_windows(windows)
+        except BaseException:
+            self._count_drop("failed", int(windows.n_events.sum()))
+            raise
+
+    def _infer_windows(self, windows) -> list[dict]:
+        if windows.epoch != self._epoch:   # after a clock jump: the stream starts again from rest
             self.p.model.reset()
             self.p.head.reset()
+            self._epoch = windows.epoch
         t = time.perf_counter()
         logits = self.p.model.step(windows.x[:, None])[:, 0]
         t1 = time.perf_counter()
@@ -265,9 +275,12 @@ class SyncRunner(_Core):
         return self._step(events, time.monotonic_ns() if t_host_ns is None else t_host_ns)
 
     def _step(self, events, t_host_ns):
-        out = []
-        for w in self._ingest(events, t_host_ns):
-            out += self._infer(w)
+        out, chunks = [], self._ingest(events, t_host_ns)
+        try:
+            for w in chunks:
+                out += self._infer(w)
+        finally:
+            chunks.close()
         return out
 
     def finish(self) -> list[dict]:
@@ -312,7 +325,7 @@ class SyncRunner(_Core):
             st["source"] = self.p.source.get_state()
         st["runner"] = {"direct_received": self.direct_received, "processed": self.processed,
                         "windows": self.windows, "results": self.results, "dropped": dict(self.dropped),
-                        "restart_pending": self._restart_pending}
+                        "epoch": self._epoch}
         return st
 
     def reset(self, state: dict | None = None):
@@ -324,7 +337,7 @@ class SyncRunner(_Core):
         r = (state or {}).get("runner", {})
         self.direct_received, self.processed = r.get("direct_received", 0), r.get("processed", 0)
         self.windows, self.results, self.dropped = r.get("windows", 0), r.get("results", 0), dict(r.get("dropped", {}))
-        self._restart_pending = bool(r.get("restart_pending", False))
+        self._epoch = int(r.get("epoch", 0))
 
 
 def make_runner(pipeline: Pipeline):

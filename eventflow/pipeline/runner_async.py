@@ -136,18 +136,19 @@ class AsyncRunner(_Core):
             n = int(old.n_events.sum())
             self._add_queued(-n)
             self._count_drop(reason, n)
-            if old.restart:   # the next chunk run starts the stream again instead
-                with self._lock:
-                    self._restart_pending = True
             k += 1
 
     def _windower(self, batches, name):
         cpu0 = time.thread_time()
         try:
             for b in batches:
-                for w in self._ingest(b.events, b.t_host_ns):
-                    if len(w):
-                        self._offer(w)
+                chunks = self._ingest(b.events, b.t_host_ns)
+                try:
+                    for w in chunks:
+                        if len(w):
+                            self._offer(w)
+                finally:
+                    chunks.close()
             w = self.p.window.finish(time.monotonic_ns())
             if w is not None and len(w):
                 self._offer(w)

@@ -16,9 +16,9 @@ cached kernel on its first call: tens to hundreds of ms), leaving the stage's st
   earlier than the running time. A gap longer than ``max_gap_us`` is a clock jump
   (``eventflow.kernels.window_bin``): a lone event that far off is rejected (``time_jump``);
   when the next event confirms the jump, the gap's windows are skipped (counted), windows start
-  again at the new time, and the first window after it carries ``restart``: the model and head
-  start that stream again from rest, which is where the skipped empty windows would have taken
-  a leaky network.
+  again at the new time, and the windows after it carry the next ``epoch`` (the number of jumps
+  before them): the runner starts the model and head again from rest when the epoch changes,
+  which is where the skipped empty windows would have taken a leaky network.
 - ``ModelStage``: ``FastNetwork`` (numba) or the torch ``Network``, explicit state for a
   batch of streams.
 - ``HeadStage``: classification by the model's ``DecisionSpec``: softmax of the mean logits of
@@ -78,14 +78,14 @@ class Windows:
     window_us: int
     n_events: np.ndarray
     t_host_ns: np.ndarray
-    restart: bool = False   # the first window follows a clock jump: the stream starts again from rest
+    epoch: int = 0          # clock jumps before these windows: a new epoch starts the stream again from rest
 
     def __len__(self):
         return len(self.t_start_us)
 
     def drop_first(self, n):
         return Windows(self.x[n:], self.t_start_us[n:], self.window_us, self.n_events[n:], self.t_host_ns[n:],
-                       self.restart and n == 0)
+                       self.epoch)
 
 
 class WindowStage:
@@ -116,15 +116,15 @@ class WindowStage:
         self._touched = np.zeros(self.CAPACITY + 1, np.int64)
         self.reset()
 
-    def _windows(self, xs, counts, host, t0, k0):
+    def _windows(self, xs, counts, host, t0, k0, epoch):
         starts = t0 + (k0 + np.arange(len(counts), dtype=np.int64)) * self.spec.window_us
-        restart, self.restart_pending = self.restart_pending, False
-        return Windows(self.spec._finish(xs), starts, self.spec.window_us, counts, host, restart)
+        return Windows(self.spec._finish(xs), starts, self.spec.window_us, counts, host, epoch)
 
     def step(self, events: np.ndarray, t_host_ns: int):
         """The windows these events complete: an iterator of ``Windows``, each of at most
-        ``CAPACITY`` consecutive windows (never across a clock jump), binned as it is consumed;
-        the events are all taken in once it is exhausted."""
+        ``CAPACITY`` consecutive windows of one epoch, binned as it is consumed. Take it to the
+        end before the next ``step`` or ``get_state``: events a consumer leaves unbinned are
+        counted as dropped (``abandoned``), and a ``reset`` while it is suspended ends it."""
         if len(events) == 0:
             return
         self.received += len(events)
@@ -133,6 +133,7 @@ class WindowStage:
             lead = (int(events["t"][0]) - t0) // self.spec.window_us   # empty windows before the first event
             limit = self.MAX_LEAD_BYTES // self._out[0].nbytes   # bytes of one window's frame
             if lead > limit:
+                self.received -= len(events)
                 raise ValueError(f"source.origin_us: the first event (t={int(events['t'][0])} us) comes {lead} windows "
                                  f"after the origin {t0} us; more than {limit} empty windows would be emitted "
                                  "(set origin_us near the stream's start, or leave it unset)")
@@ -140,23 +141,27 @@ class WindowStage:
         words = np.ascontiguousarray(events).view(np.uint64)
         (W, H) = self.spec.sensor_size
         acc, i = self.acc, 0
-        while True:
-            t0, k0, gaps = int(acc[K.A_T0]), int(acc[K.A_K]), int(acc[K.A_GAPS])
-            i, n = K.bin_windows(words, i, W, H, self.xmap, self.ymap, self.spec.window_us, acc,
-                                 self.partial, self._out, self._counts, self._touched, self.max_gap_us)
-            if n:
-                host = np.where(self._touched[:n] == 1, t_host_ns, self.host_open).astype(np.int64)
-                host[self._counts[:n] == 0] = t_host_ns
-                self.host_open = t_host_ns
-                w = self._windows(self._out[:n].copy(), self._counts[:n].copy(), host, t0, k0)
-            if self._touched[self.CAPACITY]:
-                self.host_open = t_host_ns
-            if int(acc[K.A_GAPS]) != gaps:   # windows from here on follow a clock jump
-                self.restart_pending = True
-            if n:
-                yield w
-            if i >= len(events):
-                return
+        self.unbinned = len(events)
+        try:
+            while True:
+                t0, k0, epoch = int(acc[K.A_T0]), int(acc[K.A_K]), int(acc[K.A_GAPS])
+                i, n = K.bin_windows(words, i, W, H, self.xmap, self.ymap, self.spec.window_us, acc,
+                                     self.partial, self._out, self._counts, self._touched, self.max_gap_us)
+                self.unbinned = len(events) - i
+                if n:
+                    host = np.where(self._touched[:n] == 1, t_host_ns, self.host_open).astype(np.int64)
+                    host[self._counts[:n] == 0] = t_host_ns
+                    self.host_open = t_host_ns
+                if self._touched[self.CAPACITY]:
+                    self.host_open = t_host_ns
+                if n:   # (windows made in a call come before any jump the call confirms)
+                    yield self._windows(self._out[:n].copy(), self._counts[:n].copy(), host, t0, k0, epoch)
+                if self.acc is not acc or i >= len(events):   # (reset meanwhile: the rest was the old stream's)
+                    return
+        finally:
+            if self.acc is acc and self.unbinned:   # the consumer stopped early: counted, never lost silently
+                self.abandoned += self.unbinned
+            self.unbinned = 0
 
     def finish(self, t_host_ns: int):
         """The open window at the end of the stream, if any event fell in it."""
@@ -164,13 +169,13 @@ class WindowStage:
             return None
         n_open = int(self.acc[K.A_N_OPEN])
         xs = self.partial[None].copy()
-        t0, k0 = int(self.acc[K.A_T0]), int(self.acc[K.A_K])
+        t0, k0, epoch = int(self.acc[K.A_T0]), int(self.acc[K.A_K]), int(self.acc[K.A_GAPS])
         self.acc[K.A_K] += 1
         self.acc[K.A_DONE] += n_open
         self.acc[K.A_N_OPEN] = 0
         self.acc[K.A_T_END] += self.spec.window_us
         self.partial[:] = 0
-        return self._windows(xs, np.array([n_open], np.int64), np.array([self.host_open], np.int64), t0, k0)
+        return self._windows(xs, np.array([n_open], np.int64), np.array([self.host_open], np.int64), t0, k0, epoch)
 
     def warm_up(self):
         (W, H), one = self.spec.sensor_size, np.zeros(2, np.uint64)   # one event at (0, 0), t = 0
@@ -183,8 +188,8 @@ class WindowStage:
 
     @property
     def dropped(self) -> dict:
-        n = 0 if self.acc is None else int(self.acc[K.A_BEFORE])
-        return {"before_origin": n} if n else {}
+        n = {"before_origin": 0 if self.acc is None else int(self.acc[K.A_BEFORE]), "abandoned": self.abandoned}
+        return {k: v for k, v in n.items() if v}
 
     @property
     def rejected(self) -> dict:
@@ -204,12 +209,15 @@ class WindowStage:
 
     @property
     def pending(self) -> int:
-        """Events held in the open window."""
-        return 0 if self.acc is None else int(self.acc[K.A_N_OPEN])
+        """Events held in the open window, or not yet binned (a step's iterator not yet taken to its end)."""
+        return (0 if self.acc is None else int(self.acc[K.A_N_OPEN])) + self.unbinned
 
     def get_state(self):
+        if self.unbinned:
+            raise ValueError("window stage: state taken in the middle of a step (its windows not all taken); "
+                             "take it between steps")
         return {"acc": None if self.acc is None else self.acc.copy(), "partial": self.partial.copy(),
-                "received": self.received, "host_open": self.host_open, "restart_pending": self.restart_pending}
+                "received": self.received, "host_open": self.host_open, "abandoned": self.abandoned}
 
     def reset(self, state=None):
         if state is None:
@@ -217,7 +225,8 @@ class WindowStage:
             self.partial = np.zeros(self.spec.shape, np.float32)
             self.received = 0
             self.host_open = 0
-            self.restart_pending = False
+            self.abandoned = 0
+            self.unbinned = 0
             return
         acc = None if state["acc"] is None else np.array(state["acc"], np.int64)
         if acc is not None and acc.shape != (K.ACC_SIZE,):
@@ -226,7 +235,8 @@ class WindowStage:
         self.partial = np.array(state["partial"], np.float32)
         self.received = int(state["received"])
         self.host_open = int(state["host_open"])
-        self.restart_pending = bool(state.get("restart_pending", False))
+        self.abandoned = int(state.get("abandoned", 0))
+        self.unbinned = 0
 
     def shutdown(self):
         pass
@@ -308,6 +318,10 @@ class ModelStage:
         from ..snn import state as S
 
         if state is None:
+            if self.gpu is not None and getattr(self, "state", None) is not None:
+                # at rest again in the same tensors: the CUDA graph recorded on them stays valid
+                S.map_state(lambda t, rest: t.copy_(rest), self.state, self.gpu.init_state(self.batch))
+                return
             self.state = (self.fast.init_state(self.batch) if self.fast is not None
                           else self.gpu.init_state(self.batch) if self.gpu is not None
                           else self.network.init_state(self.batch))
@@ -320,6 +334,7 @@ class ModelStage:
             self.state = FastState(tuple(v.copy() for v in state["v"]))
         elif self.gpu is not None:
             self.state = S.map_state(lambda t: t.to(self.gpu.device, copy=True), state["state"])
+            self.gpu._check(torch.zeros((self.batch, *self.gpu.in_shape)), self.state, "model state")
         else:
             self.state = S.clone(state["state"])
 
