@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -436,3 +437,28 @@ def test_pipeline_gpu_backend_decides_as_the_cpu_kernels():
     assert st["backend"] == "gpu" and all(t.device.type == "cpu" for _, t in S.leaves(st["state"]))
     r.reset(r.get_state())
     assert all(t.device.type == "cuda" for _, t in S.leaves(r.p.model.state))
+
+
+@needs_cuda
+def test_pipeline_gpu_backend_restarts_after_a_clock_jump_as_the_cpu_kernels():
+    """The bundled sample twice, the second copy a day later: the gpu backend restarts its
+    state in place at the jump and decides as the numba backend does, before and after it."""
+    import eventflow
+    from eventflow.pipeline import SyncRunner, build, from_dict
+
+    ev = eventflow.open(eventflow.sample_path()).read_all()
+    later = ev.copy()
+    later["t"] += 86_400 * 10**6
+    both = np.concatenate([ev, later]).astype(ev.dtype)
+    out = {}
+    for backend in ("fast", "gpu"):
+        got = []
+        cfg = from_dict({"model": {"name": "gesture-snn", "backend": backend}, "head": {"emit": "windows"}})
+        r = SyncRunner(build(cfg, sinks=[], source=False, callback=got.append))
+        r.step(both)
+        r.finish()
+        assert r.metrics()["clock_jumps"]["jumps"] == 1
+        out[backend] = got
+    assert [x["class_id"] for x in out["gpu"]] == [x["class_id"] for x in out["fast"]]
+    n = len(out["gpu"]) // 2
+    assert [x["class_id"] for x in out["gpu"][:n]] == [x["class_id"] for x in out["gpu"][n:]]   # from rest again
