@@ -412,6 +412,15 @@ def test_pipeline_gpu_backend_without_a_gpu_is_a_clear_error(capsys):
     assert "model.backend=gpu: torch sees no CUDA GPU" in capsys.readouterr().err
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error where there is no GPU")
+def test_bench_on_a_missing_or_unknown_device_is_a_clear_error(capsys):
+    from eventflow.cli import main
+    assert main(["bench", "snn", "--device", "cuda"]) == 2
+    assert "torch sees no CUDA device" in capsys.readouterr().err
+    assert main(["bench", "snn", "--device", "tpu"]) == 2
+    assert "expected cpu, cuda or cuda:N" in capsys.readouterr().err
+
+
 @needs_cuda
 def test_pipeline_gpu_backend_decides_as_the_cpu_kernels():
     """`eventflow run` (the bundled sample through gesture-snn) with model.backend=gpu: the same
