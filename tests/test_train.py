@@ -282,6 +282,7 @@ _INPUT = "input: {sensor_size: [34, 34], input_size: [34, 34], window_us: 1000}\
     (_DATA + _INPUT + "network: {channels: [1000000000]}\n", r"network\.channels: expected whole numbers in 1\.\.65536"),
     (_DATA + _INPUT + "network: {hidden: [-5]}\n", r"network\.hidden: expected whole numbers in 1\.\.65536"),
     (_DATA + _INPUT + "threads: 0\n", r"threads: expected at least 1, got 0"),
+    (_DATA + _INPUT + "device: gpu\n", r"device: expected auto, cpu, cuda or cuda:N, got 'gpu'"),
     (_DATA + _INPUT + "optim: {batch_size: 0}\n", r"optim\.batch_size: expected at least 1, got 0"),
     (_DATA.replace("root: a", "root: a, make: {n: 4, sed: 1}") + _INPUT, r"data\.train\.make: unknown key\(s\) sed"),
     (_DATA.replace("root: b", "root: b, make: {n: 4, seed: 1, vary: {contrast_on: [0.3, 0.1]}}") + _INPUT,
@@ -490,3 +491,13 @@ def test_augmentation_settings_out_of_range_name_the_key(tmp_path, body, message
     p.write_text("name: x\ndata: {train: {kind: digits, root: a}, val: {kind: digits, root: b}}\n" + spec + body + "\n")
     with pytest.raises(ValueError, match=rf"^{re.escape(str(p))}: {message}"):
         load_config(str(p))
+
+
+def test_training_device():
+    """``device: auto`` trains where a GPU is (the CPU here); ``cuda`` without one is a clear error."""
+    from eventflow.train.session import training_device
+    assert training_device("cpu").type == "cpu"
+    assert training_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="torch sees no CUDA GPU"):
+            training_device("cuda:0")

@@ -84,6 +84,7 @@ class TrainConfig:
     init_rate: float = 0.1          # data-driven init: each spiking layer starts firing near this rate
     seed: int = 0
     threads: int = 2
+    device: str = "auto"            # auto (a CUDA GPU when torch sees one, else the CPU), cpu, cuda, cuda:N
     out: str = "runs"
     path: str | None = None         # the config file this came from (relative paths are relative to it)
 
@@ -110,6 +111,8 @@ def load_config(path: str) -> TrainConfig:
             raise ValueError(f"{path}: {key}: expected whole numbers in 1..{MAX_WIDTH}, got {list(values)}")
     if cfg.threads < 1:
         raise ValueError(f"{path}: threads: expected at least 1, got {cfg.threads}")
+    if not (cfg.device in ("auto", "cpu", "cuda") or (cfg.device.startswith("cuda:") and cfg.device[5:].isdigit())):
+        raise ValueError(f"{path}: device: expected auto, cpu, cuda or cuda:N, got {cfg.device!r}")
     for split in ("train", "val", "test"):
         s = getattr(cfg.data, split)
         if s is not None and s.kind not in KINDS:

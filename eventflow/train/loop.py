@@ -98,8 +98,11 @@ def lr_at(cfg: OptimConfig, epoch: int) -> float:
     return cfg.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * epoch / max(cfg.epochs, 1))))
 
 
-def fit_epoch(net, opt, data: EncodedSet, cfg: OptimConfig, generator, epoch: int, teacher=None, progress=None):
-    """One epoch over random crops; returns ``{"loss", "accuracy"}`` on the training crops."""
+def fit_epoch(net, opt, data: EncodedSet, cfg: OptimConfig, generator, epoch: int, teacher=None, progress=None,
+              device="cpu"):
+    """One epoch over random crops; returns ``{"loss", "accuracy"}`` on the training crops.
+    Crops are drawn and augmented on the CPU (the same draws whatever the device), then moved to
+    ``device``, where ``net`` (and ``teacher``) live."""
     for g in opt.param_groups:
         g["lr"] = lr_at(cfg, epoch)
     net.train()
@@ -107,6 +110,7 @@ def fit_epoch(net, opt, data: EncodedSet, cfg: OptimConfig, generator, epoch: in
     for x, y, mask, rest in batches(data, cfg.batch_size, cfg.steps, generator, cfg.lead_in, rest=True,
                                       onset=cfg.onset_crops):
         x = augment(x, generator, cfg.shift, cfg.scale, cfg.rotate, cfg.drop, cfg.noise)
+        x, y, mask, rest = (t.to(device, non_blocking=True) for t in (x, y, mask, rest))
         out, _ = net.run(x, net.init_state(x.shape[1]))
         loss = tet_loss(out, y, mask, cfg.tet_lambda, cfg.tet_phi)
         if cfg.rest_weight:
@@ -130,20 +134,21 @@ def fit_epoch(net, opt, data: EncodedSet, cfg: OptimConfig, generator, epoch: in
 
 
 @torch.no_grad()
-def predict(net, data: EncodedSet, batch_size: int = 64):
-    """Mean output over each recording's labelled steps, run from rest over the whole recording: ``[N, C]``."""
+def predict(net, data: EncodedSet, batch_size: int = 64, device="cpu"):
+    """Mean output over each recording's labelled steps, run from rest over the whole recording:
+    ``[N, C]`` on the CPU (run on ``device``, where ``net`` lives)."""
     net.eval()
     outs = []
     labelled = data.label_mask().transpose(0, 1)   # [S, N]
     for b in range(0, len(data), batch_size):
         sl = slice(b, b + batch_size)
-        x = data.x[sl].float().transpose(0, 1)
+        x = data.x[sl].float().transpose(0, 1).to(device, non_blocking=True)
         out, _ = net.run(x, net.init_state(x.shape[1]))
-        outs.append(masked_mean(out, labelled[:, sl]))
+        outs.append(masked_mean(out, labelled[:, sl].to(device)).cpu())
     return torch.cat(outs)
 
 
-def evaluate(net, data: EncodedSet, batch_size: int = 64) -> dict:
-    logits = predict(net, data, batch_size)
+def evaluate(net, data: EncodedSet, batch_size: int = 64, device="cpu") -> dict:
+    logits = predict(net, data, batch_size, device)
     loss = F.cross_entropy(logits, data.y).item()
     return {"loss": loss, "accuracy": float((logits.argmax(-1) == data.y).float().mean())}

@@ -45,10 +45,10 @@ def load_split(cfg: TrainConfig, split: str, spec: InputSpec, log=print):
 def _save_checkpoint(folder, net, opt, gen, epoch, history, best):
     from safetensors.torch import save_file
 
-    tensors = {f"net.{k}": v.detach().contiguous() for k, v in net.weights.named_parameters()}
+    tensors = {f"net.{k}": v.detach().cpu().contiguous() for k, v in net.weights.named_parameters()}
     for i, st in opt.state_dict()["state"].items():
         for k, v in st.items():
-            tensors[f"opt.{i}.{k}"] = torch.as_tensor(v).detach().contiguous()
+            tensors[f"opt.{i}.{k}"] = torch.as_tensor(v).detach().cpu().contiguous()
     tensors["rng"] = gen.get_state()
     tmp = os.path.join(folder, "checkpoint.safetensors.tmp")
     save_file(tensors, tmp)
@@ -70,7 +70,7 @@ def _load_checkpoint(folder, net, opt, gen):
     for i in sd["state"] or range(len(list(net.parameters()))):
         keys = [k.split(".", 2)[2] for k in t if k.startswith(f"opt.{i}.")]
         sd["state"][i] = {k: t[f"opt.{i}.{k}"] for k in keys}
-    opt.load_state_dict(sd)
+    opt.load_state_dict(sd)   # (moves the moments to the parameters' device)
     gen.set_state(t["rng"])
     return meta
 
@@ -94,11 +94,22 @@ def plot_curves(history, path):
     plt.close(fig)
 
 
+def training_device(name: str) -> torch.device:
+    """``auto``: a CUDA GPU when torch sees one, else the CPU; ``cuda`` without one is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device: {name!r}, but torch sees no CUDA GPU here (use auto or cpu)")
+    return torch.device(name)
+
+
 def train(cfg: TrainConfig, resume: bool = False, log=print, data=None, stop_after: int | None = None) -> str:
     """Train as ``cfg`` says; returns the folder of the exported best model.
 
     ``data``: ``(train_set, val_set)`` already encoded, instead of ``cfg.data``'s splits.
     ``stop_after``: stop after this many epochs in this call (continue later with ``resume``).
+    The network trains on ``cfg.device`` (a GPU when present, by default); the data, the random
+    draws and the checkpoints stay on the CPU, so a run resumes on either.
     """
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
@@ -116,13 +127,17 @@ def train(cfg: TrainConfig, resume: bool = False, log=print, data=None, stop_aft
                             torch.Generator().manual_seed(cfg.seed), 0)))[0]
     rates = arch.calibrate_init(net, x0, cfg.init_rate)
     log(f"initial firing rates after calibration: {rates}")
+    device = training_device(cfg.device)
+    if device.type != "cpu":
+        log(f"training on {device} ({torch.cuda.get_device_name(device)})")
+    net = net.to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed)
     teacher = None
     if cfg.teacher is not None and cfg.optim.kd_alpha:
         from .teacher import train_teacher
 
-        teacher = train_teacher(train_set, cfg.teacher, len(classes), cfg.seed, log)
+        teacher = train_teacher(train_set, cfg.teacher, len(classes), cfg.seed, log).to(device)
     history, best, start = [], {"epoch": -1, "val_accuracy": -1.0}, 0
     if resume and os.path.exists(os.path.join(folder, "checkpoint.json")):
         meta = _load_checkpoint(folder, net, opt, gen)
@@ -133,10 +148,11 @@ def train(cfg: TrainConfig, resume: bool = False, log=print, data=None, stop_aft
         t0 = time.perf_counter()
         bar = terminal_bar(len(train_set), f"epoch {epoch + 1}/{cfg.optim.epochs}", "rec")
         tr = fit_epoch(net, opt, train_set, cfg.optim, gen, epoch, teacher,
-                       None if bar is None else lambda n, loss: (bar.update(n), bar.set_postfix(loss=f"{loss:.3f}")))
+                       None if bar is None else lambda n, loss: (bar.update(n), bar.set_postfix(loss=f"{loss:.3f}")),
+                       device)
         if bar is not None:
             bar.close()
-        va = evaluate(net, val_set)
+        va = evaluate(net, val_set, device=device)
         row = {"epoch": epoch + 1, "train_loss": tr["loss"], "train_accuracy": tr["accuracy"],
                "val_loss": va["loss"], "val_accuracy": va["accuracy"], "seconds": time.perf_counter() - t0}
         history.append(row)
