@@ -87,6 +87,17 @@ def _add_run(words, i, n, width, height, xmap, ymap, flat, hw, pw, t_last, t_end
     return i, t_last
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _emit_open(out, out_counts, out_touched, n_out, partial, n_open, touched, acc):
+    """Copy the open window out as completed window ``n_out`` and clear it; returns n_out + 1."""
+    out[n_out] = partial
+    out_counts[n_out] = n_open
+    out_touched[n_out] = touched
+    acc[A_DONE] += n_open
+    partial[:] = 0
+    return n_out + 1
+
+
 @njit(cache=True, nogil=True)
 def bin_windows(words, start, width, height, xmap, ymap, window_us, acc, partial, out, out_counts, out_touched,
                 max_gap_us=0):
@@ -135,11 +146,7 @@ def bin_windows(words, start, width, height, xmap, ymap, window_us, acc, partial
                 # (in the first window); this event is looked at again on the next call
                 if n_out == cap:
                     break
-                out[n_out] = partial
-                out_counts[n_out] = n_open
-                out_touched[n_out] = touched
-                n_out += 1
-                acc[A_DONE] += n_open
+                n_out = _emit_open(out, out_counts, out_touched, n_out, partial, n_open, touched, acc)
                 k_next = acc[A_K] + 1
                 if tc > t_last:
                     acc[A_SKIPPED] += max(np.int64(0), (tc - t0) // window_us - k_next)
@@ -148,7 +155,6 @@ def bin_windows(words, start, width, height, xmap, ymap, window_us, acc, partial
                 acc[A_GAPS] += 1
                 acc[A_JUMP] -= 1
                 acc[A_JUMP_T] = NO_TIME
-                partial[:] = 0
                 c = acc[A_JUMP_XYP]
                 flat[(c >> 32) * hw + ymap[(c >> 16) & 0xFFFF] * pw + xmap[c & 0xFFFF]] += 1.0
                 n_open = 1
@@ -169,13 +175,8 @@ def bin_windows(words, start, width, height, xmap, ymap, window_us, acc, partial
                 # close the open window, then any empty ones, until t is inside the open window
                 if n_out == cap:
                     break
-                out[n_out] = partial
-                out_counts[n_out] = n_open
-                out_touched[n_out] = touched
-                n_out += 1
-                acc[A_DONE] += n_open
+                n_out = _emit_open(out, out_counts, out_touched, n_out, partial, n_open, touched, acc)
                 acc[A_K] += 1
-                partial[:] = 0
                 n_open = 0
                 touched = 0
                 t_end += window_us
