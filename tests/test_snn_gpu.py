@@ -212,6 +212,14 @@ def test_bad_inputs_and_states_are_refused(device):
         gpu.step(x, st)
 
 
+def test_only_layer_spec_networks():
+    from eventflow.snn.network import HybridNet
+    hy = HybridNet(Sequential([Linear(3, 8), LIF()]), Sequential([Linear(8, 2)]), in_shape=(3,), seed=0)
+    with pytest.raises(TypeError, match="HybridNet's backbone"):
+        GpuNetwork(hy, "cpu")
+    GpuNetwork(hy.snn, "cpu")
+
+
 def test_graphs_need_cuda():
     with pytest.raises(ValueError, match="CUDA graphs"):
         GpuNetwork(_net(), "cpu", graph=True)

@@ -44,6 +44,7 @@ import torch
 from ..kernels import snn_gpu as K
 from . import state as S
 from .layers import MaxPool2d
+from .network import Network
 from .neurons import DALIF, LIF
 
 __all__ = ["GpuNetwork"]
@@ -101,6 +102,9 @@ class GpuNetwork:
     MAX_BOUND_GRAPHS = 4
 
     def __init__(self, net, device="cuda", graph: bool | None = None):
+        if not isinstance(net, Network):
+            raise TypeError(f"GpuNetwork runs an eventflow.snn.Network (a layer-spec Sequential), got "
+                            f"{type(net).__name__}; a HybridNet's backbone is its .snn")
         self.device = torch.device(device)
         if self.device.type == "cuda" and self.device.index is None:
             self.device = torch.device("cuda", torch.cuda.current_device())
