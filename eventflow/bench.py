@@ -17,13 +17,30 @@ from __future__ import annotations
 import time
 
 
+def _inputs(net, batch, n, density):
+    """``n`` steps of ``batch`` inputs, ``density`` of the pixels active (seed 0), float32 numpy."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    return (rng.random((n, batch, *net.in_shape)) < density).astype(np.float32)
+
+
+def _row(case, times_s, warmup, **extra):
+    """The JSON row of one case: ms per step over the steps after ``warmup``."""
+    import numpy as np
+
+    ms = np.array(times_s[warmup:]) * 1e3
+    return {"bench": "snn", "case": case, "median": round(float(np.median(ms)), 4), "min": round(float(ms.min()), 4),
+            "max": round(float(ms.max()), 4), "p99": round(float(np.percentile(ms, 99)), 4), "unit": "ms/step",
+            "n": int(len(ms)), **extra}
+
+
 def bench_snn(batches=(1, 16), threads: int = 2, steps: int = 20, warmup: int = 5, density: float = 0.05,
               device: str = "cpu"):
     """Rows ``{"bench": "snn", "case": "b<batch>", "median": ms, "unit": "ms/step", ...}``."""
     if device != "cpu":
         return _bench_snn_gpu(batches, steps, warmup, density, device)
     import numba
-    import numpy as np
     import torch
 
     from .snn import reference_network
@@ -36,23 +53,17 @@ def bench_snn(batches=(1, 16), threads: int = 2, steps: int = 20, warmup: int = 
     fast = FastNetwork.from_network(net, parallel=threads > 1)
     rows = []
     for batch in batches:
-        rng = np.random.default_rng(0)
-        xs = (rng.random((warmup + steps, batch, *net.in_shape)) < density).astype(np.float32)
         state = fast.init_state(batch)
         times = []
-        for x in xs:
+        for x in _inputs(net, batch, warmup + steps, density):
             t0 = time.perf_counter()
             _, state = fast.step(x, state, inplace=True)
             times.append(time.perf_counter() - t0)
-        ms = np.array(times[warmup:]) * 1e3
-        rows.append({"bench": "snn", "case": f"b{batch}", "median": round(float(np.median(ms)), 3),
-                     "min": round(float(ms.min()), 3), "max": round(float(ms.max()), 3), "unit": "ms/step",
-                     "n": int(len(ms)), "threads": threads, "batch": int(batch), "input_density": density})
+        rows.append(_row(f"b{batch}", times, warmup, threads=threads, batch=int(batch), input_density=density))
     return rows
 
 
 def _bench_snn_gpu(batches, steps, warmup, density, device):
-    import numpy as np
     import torch
 
     from .snn import reference_network
@@ -66,8 +77,7 @@ def _bench_snn_gpu(batches, steps, warmup, density, device):
     gpu = GpuNetwork(net, device)
     rows = []
     for batch in batches:
-        rng = np.random.default_rng(0)
-        xs = torch.from_numpy((rng.random((warmup + steps, batch, *net.in_shape)) < density).astype(np.float32))
+        xs = torch.from_numpy(_inputs(net, batch, warmup + steps, density))
         cases = [(f"b{batch}", xs.to(gpu.device), False)]
         if batch == 1:
             cases.append(("b1-host", xs.numpy(), True))
@@ -82,10 +92,7 @@ def _bench_snn_gpu(batches, steps, warmup, density, device):
                     y = y.cpu().numpy()
                 torch.cuda.synchronize(gpu.device)
                 times.append(time.perf_counter() - t0)
-            ms = np.array(times[warmup:]) * 1e3
-            rows.append({"bench": "snn", "case": case, "median": round(float(np.median(ms)), 4),
-                         "min": round(float(ms.min()), 4), "max": round(float(ms.max()), 4),
-                         "p99": round(float(np.percentile(ms, 99)), 4), "unit": "ms/step", "n": int(len(ms)),
-                         "device": str(gpu.device), "device_name": torch.cuda.get_device_name(gpu.device),
-                         "fused": gpu.fused, "graph": gpu.graph, "batch": int(batch), "input_density": density})
+            rows.append(_row(case, times, warmup, device=str(gpu.device),
+                             device_name=torch.cuda.get_device_name(gpu.device), fused=gpu.fused, graph=gpu.graph,
+                             batch=int(batch), input_density=density))
     return rows

@@ -91,17 +91,16 @@ class Windows:
 class WindowStage:
     """Events -> encoded windows (see the module docstring) by the streaming binning kernel
     ``eventflow.kernels.window_bin``; counts events in windows and those outside every window
-    (before ``origin_us``, or in the open window at the end when it is not emitted)."""
+    (before ``origin_us``, or in the open window at the end when it is not emitted).
+    ``max_gap_us``: the clock-jump limit (None: none; the pipeline passes ``source.max_gap_us``)."""
 
     name = "window"
     CAPACITY = 256   # windows binned per kernel call: the most one chunk of ``step`` holds
 
     #: the empty windows between ``origin_us`` and the first event may take at most this much memory
     MAX_LEAD_BYTES = 256 << 20
-    #: default clock-jump limit: a gap in event time longer than this is a jump (``source.max_gap_us``)
-    MAX_GAP_US = 10_000_000
 
-    def __init__(self, input_spec, origin_us: int | None = None, max_gap_us: int | None = MAX_GAP_US):
+    def __init__(self, input_spec, origin_us: int | None = None, max_gap_us: int | None = None):
         self.spec = input_spec
         self.origin_us = origin_us
         if max_gap_us is not None and not (isinstance(max_gap_us, int) and max_gap_us >= input_spec.window_us):
@@ -333,8 +332,7 @@ class ModelStage:
 
             self.state = FastState(tuple(v.copy() for v in state["v"]))
         elif self.gpu is not None:
-            self.state = S.map_state(lambda t: t.to(self.gpu.device, copy=True), state["state"])
-            self.gpu._check(torch.zeros((self.batch, *self.gpu.in_shape)), self.state, "model state")
+            self.state = S.map_state(lambda t: t.to(self.gpu.device, copy=True), state["state"])   # (checked by step)
         else:
             self.state = S.clone(state["state"])
 

@@ -46,7 +46,8 @@ import torch
 
 from ..kernels import snn as K
 from .layers import Conv2d, Flatten, Linear, MaxPool2d
-from .neurons import DALIF, LIF, MembraneState
+from .neurons import DALIF, LIF, MembraneState, dalif_factors
+from .neurons import kernel_args as _neuron_args
 
 __all__ = ["DENSE_ROWS", "LINEAR_PARTS", "FastNetwork", "FastState"]
 
@@ -97,14 +98,6 @@ class _Linear:
         self.args = _neuron_args(self.neuron) if self.neuron is not None else None
 
 
-def _neuron_args(p):
-    """The kernels' neuron arguments ``(tau, v_reset, threshold, decay_input, soft)``; a DA-LIF
-    has no tau (its factors follow as ``kt, ks``) and its input is scaled, not decayed."""
-    if type(p) is DALIF:
-        return (1.0, float(p.v_reset), float(p.v_threshold), False, p.reset == "soft")
-    return (float(p.tau), float(p.v_reset), float(p.v_threshold), bool(p.decay_input), p.reset == "soft")
-
-
 def _check_neuron(p, where):
     if type(p) not in (LIF, DALIF):
         raise NotImplementedError(f"FastNetwork: {where} must be followed by LIF or DALIF, got {p!r}")
@@ -112,12 +105,11 @@ def _check_neuron(p, where):
 
 
 def _dalif_factors(p, weights, n, where):
-    """DA-LIF's per-channel factors ``(kt, ks)`` as the torch step computes them (float32
-    sigmoids), or ``()`` for LIF: the kernels' optional last arguments."""
+    """DA-LIF's per-channel factors ``(kt, ks)`` (``neurons.dalif_factors``) as float32 numpy
+    arrays, or ``()`` for LIF: the kernels' optional last arguments."""
     if type(p) is not DALIF:
         return ()
-    kt = torch.sigmoid(weights["w_temporal"].detach().cpu().float()).numpy()
-    ks = torch.sigmoid(weights["w_spatial"].detach().cpu().float()).numpy()
+    kt, ks = (f.numpy() for f in dalif_factors(weights))
     if kt.shape != (n,) or ks.shape != (n,):
         raise ValueError(f"FastNetwork: {where}'s DALIF has {kt.shape[0]} channels, the layer {n}")
     return np.ascontiguousarray(kt), np.ascontiguousarray(ks)

@@ -45,7 +45,7 @@ from ..kernels import snn_gpu as K
 from . import state as S
 from .layers import MaxPool2d
 from .network import Network
-from .neurons import DALIF, LIF
+from .neurons import DALIF, LIF, dalif_factors, kernel_args
 
 __all__ = ["GpuNetwork"]
 
@@ -63,12 +63,6 @@ class _NeuronOp:
 class _TorchOp:
     name: str
     spec: object
-
-
-def _neuron_args(p):
-    if type(p) is DALIF:
-        return (1.0, float(p.v_reset), float(p.v_threshold), False, p.reset == "soft")
-    return (float(p.tau), float(p.v_reset), float(p.v_threshold), bool(p.decay_input), p.reset == "soft")
 
 
 def _plain(tree, device):
@@ -129,11 +123,9 @@ class GpuNetwork:
             if type(spec) in (LIF, DALIF):
                 pool = i + 1 < len(items) and _is_pool2(items[i + 1][1])
                 factors = ()
-                if type(spec) is DALIF:   # computed as the torch step computes them (float32, CPU)
-                    w = net.weights[name]
-                    factors = tuple(torch.sigmoid(w[k].detach().cpu().float()).to(self.device).contiguous()
-                                    for k in ("w_temporal", "w_spatial"))
-                ops.append(_NeuronOp(name, _neuron_args(spec), factors, pool, items[i + 1][0] if pool else name))
+                if type(spec) is DALIF:
+                    factors = tuple(f.to(self.device).contiguous() for f in dalif_factors(net.weights[name]))
+                ops.append(_NeuronOp(name, kernel_args(spec), factors, pool, items[i + 1][0] if pool else name))
                 i += 2 if pool else 1
             else:
                 ops.append(_TorchOp(name, spec))
@@ -150,6 +142,7 @@ class GpuNetwork:
         return self._net.init_state(batch, torch.float32, self.device)
 
     def _check(self, x, state, where):
+        """Refuse an input or state this network cannot step; returns the state's leaves."""
         if tuple(x.shape[1:]) != self.in_shape:
             raise ValueError(f"{where}: input samples shaped {tuple(x.shape[1:])}, the network takes {self.in_shape}")
         S.check_batch(state, x.shape[0], where)
@@ -161,6 +154,7 @@ class GpuNetwork:
             if t.shape[1:] != shape or t.dtype != torch.float32 or t.device != self.device or not t.is_contiguous():
                 raise ValueError(f"{where}: state {name} is {t.dtype} {tuple(t.shape)} on {t.device}; this network "
                                  f"needs contiguous float32 [B, {', '.join(map(str, shape))}] on {self.device}")
+        return leaves
 
     # ----- stepping
 
@@ -195,15 +189,17 @@ class GpuNetwork:
         ``Network.trace`` names them (a fused pool's output by the pool's name); it steps without
         the graph."""
         x = torch.as_tensor(x)   # (a graph copies it straight into its input buffer)
-        self._check(x, state, "GpuNetwork.step")
-        with torch.no_grad(), _float32_sums(), self._on_device():
+        leaves = self._check(x, state, "GpuNetwork.step")
+        with torch.no_grad(), self._on_device():
             if trace or not self.graph:
                 x = x.to(device=self.device, dtype=torch.float32, non_blocking=True)
                 work = state if inplace else S.clone(state)
                 outputs = {} if trace else None
-                y = self._forward(x, work, outputs)
+                with _float32_sums():
+                    y = self._forward(x, work, outputs)
                 return (y, work, outputs) if trace else (y, work)
-            batch, mine = x.shape[0], [t for _, t in S.leaves(state)]
+            # (a replay launches what was recorded: the flags only matter while recording)
+            batch, mine = x.shape[0], [t for _, t in leaves]
             if inplace and all(t.data_ptr() % 16 == 0 for t in mine):   # (the alignment the kernels were built for)
                 g = self._bound_graph(batch, state, mine)
                 if g is not None:   # the graph reads and writes this state's own tensors: no copies
@@ -243,13 +239,14 @@ class GpuNetwork:
         scratch = S.clone(state)
         side = torch.cuda.Stream(self.device)
         side.wait_stream(torch.cuda.current_stream(self.device))
-        with torch.cuda.stream(side):
-            for _ in range(2):
-                self._forward(x, scratch)
-        torch.cuda.current_stream(self.device).wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, stream=torch.cuda.Stream(self.device)):
-            y = self._forward(x, state)
+        with _float32_sums():
+            with torch.cuda.stream(side):
+                for _ in range(2):
+                    self._forward(x, scratch)
+            torch.cuda.current_stream(self.device).wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph, stream=torch.cuda.Stream(self.device)):
+                y = self._forward(x, state)
         return {"graph": graph, "x": x, "state": state, "v": [t for _, t in S.leaves(state)], "y": y}
 
     def run(self, x_seq, state):

@@ -38,7 +38,7 @@ from torch import nn
 from .surrogate import Surrogate, fire
 
 __all__ = ["ALIF", "ALIFState", "DALIF", "IF", "LI", "LIF", "MembraneState", "NeuronCell", "PLIF", "alif_step",
-           "dalif_step", "if_step", "li_step", "lif_step", "plif_step"]
+           "dalif_factors", "dalif_step", "if_step", "kernel_args", "li_step", "lif_step", "plif_step"]
 
 
 class MembraneState(NamedTuple):
@@ -223,6 +223,26 @@ class DALIF(_Spiking):
 
     def step(self, x, state, weights):
         return dalif_step(x, state, self, weights["w_spatial"], weights["w_temporal"])
+
+
+def kernel_args(p) -> tuple:
+    """A LIF's or DA-LIF's arguments as the fused kernels take them (``eventflow.kernels.snn`` on
+    the CPU, ``eventflow.kernels.snn_gpu``): ``(tau, v_reset, threshold, decay_input, soft)``. A
+    DA-LIF has no tau (its per-channel factors, ``dalif_factors``, follow) and scales its input
+    instead of decaying it.
+
+    >>> kernel_args(LIF(tau=4.0, reset="soft"))
+    (4.0, 0.0, 1.0, True, True)
+    """
+    if type(p) is DALIF:
+        return (1.0, float(p.v_reset), float(p.v_threshold), False, p.reset == "soft")
+    return (float(p.tau), float(p.v_reset), float(p.v_threshold), bool(p.decay_input), p.reset == "soft")
+
+
+def dalif_factors(weights) -> tuple[torch.Tensor, torch.Tensor]:
+    """A DA-LIF's per-channel ``(sigmoid(w_temporal), sigmoid(w_spatial))`` as ``dalif_step``
+    computes them on the CPU: float32 CPU tensors (the kernels' ``kt, ks``)."""
+    return tuple(torch.sigmoid(weights[k].detach().cpu().float()) for k in ("w_temporal", "w_spatial"))
 
 
 def dalif_step(x: torch.Tensor, state: MembraneState, p: DALIF, w_spatial: torch.Tensor,
