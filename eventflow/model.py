@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from .events import as_events
+from .heads import MAX_DETECTION_CLASSES, TASKS, DetectionSpec, FlowSpec
 from .schema import from_mapping
 from .snn.network import Network
 from .snn.spec_io import spec_from_dict, spec_to_dict
@@ -218,12 +219,18 @@ class Model:
     decision: DecisionSpec = field(default_factory=DecisionSpec)
     meta: dict = field(default_factory=dict, compare=False)
     path: str | None = None
+    detection: DetectionSpec = field(default_factory=DetectionSpec)   # (task "detection")
+    flow: FlowSpec = field(default_factory=FlowSpec)                  # (task "flow")
 
     def describe(self) -> dict:
         """The ``model.json`` content of this model."""
-        return {"format": FORMAT, "name": self.name, "task": self.task, "classes": list(self.classes),
-                "input": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self.input).items()},
-                "decision": asdict(self.decision), "network": spec_to_dict(self.network.spec), "meta": self.meta}
+        d = {"format": FORMAT, "name": self.name, "task": self.task, "classes": list(self.classes),
+             "input": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self.input).items()},
+             "decision": asdict(self.decision)}
+        if self.task in ("detection", "flow"):
+            d[self.task] = asdict(getattr(self, self.task))
+        d.update({"network": spec_to_dict(self.network.spec), "meta": self.meta})
+        return d
 
 
 def model_dir(name_or_path: str) -> str:
@@ -273,8 +280,13 @@ def load_model(name_or_path: str) -> Model:
         raise ValueError(f"{jpath}: expected a JSON object at the top, got {type(d).__name__}")
     if d.get("format") != FORMAT:
         raise ValueError(f"{jpath}: format {d.get('format')!r} is not {FORMAT!r}")
+    task = d.get("task", "classification")
+    if task not in TASKS:
+        raise ValueError(f"{jpath}: task: expected one of {', '.join(TASKS)}, got {task!r}")
     ispec = from_mapping(InputSpec, _require(d, "input", jpath, dict), jpath, key="input")
     decision = from_mapping(DecisionSpec, d.get("decision", {}), jpath, key="decision")
+    detection = from_mapping(DetectionSpec, d.get("detection", {}), jpath, key="detection")
+    flow = from_mapping(FlowSpec, d.get("flow", {}), jpath, key="flow")
     classes = tuple(_require(d, "classes", jpath, list))
     for i, c in enumerate(classes):
         if not isinstance(c, str) or not c.strip():
@@ -321,10 +333,24 @@ def load_model(name_or_path: str) -> Model:
                     p.copy_(f.get_tensor(k))
     except (SafetensorError, OSError) as e:
         raise ValueError(f"{wpath}: not a readable safetensors file ({e})") from None
-    if tuple(net.out_shape) != (len(classes),):
-        raise ValueError(f"{jpath}: the network outputs {tuple(net.out_shape)} but {len(classes)} classes are named")
-    return Model(name=d.get("name", os.path.basename(folder)), task=d.get("task", "classification"), classes=classes,
-                 input=ispec, network=net.eval(), decision=decision, meta=d.get("meta", {}), path=folder)
+    _check_outputs(jpath, task, tuple(net.out_shape), len(classes))
+    return Model(name=d.get("name", os.path.basename(folder)), task=task, classes=classes, input=ispec,
+                 network=net.eval(), decision=decision, meta=d.get("meta", {}), path=folder, detection=detection,
+                 flow=flow)
+
+
+def _check_outputs(where: str, task: str, out: tuple, n_classes: int) -> None:
+    """The network's output shape fits the task (see ``eventflow.heads``)."""
+    if task == "classification" and out != (n_classes,):
+        raise ValueError(f"{where}: the network outputs {out} but {n_classes} classes are named")
+    if task == "detection":
+        if not 1 <= n_classes <= MAX_DETECTION_CLASSES:
+            raise ValueError(f"{where}: a detection model names 1..{MAX_DETECTION_CLASSES} classes, got {n_classes}")
+        if len(out) != 3 or out[0] != 5 + n_classes:
+            raise ValueError(f"{where}: a detection network outputs a grid [5 + classes, height, width] = "
+                             f"[{5 + n_classes}, h, w] for {n_classes} classes, this one {out}")
+    if task == "flow" and (len(out) != 3 or out[0] != 2):
+        raise ValueError(f"{where}: a flow network outputs [2, height, width] (dx, dy), this one {out}")
 
 
 def save_model(folder: str, model: Model) -> str:

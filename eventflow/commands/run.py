@@ -19,8 +19,12 @@ camera:[SERIAL].
 Sinks (--sink, repeatable): jsonl:- (stdout), jsonl:PATH, hdf5:PATH, zmq+tcp://HOST:PORT.
 
 A result: {"stream", "t_start_us", "t_end_us" (sensor time), "latency_ms" (host time from
-the arrival of the window's last event to the result), "task", "class_id", "class_name",
-"probability", "probabilities", "committed"}.
+the arrival of the window's last event to the result), "task", then the task's payload:
+classification "class_id", "class_name", "probability", "probabilities", "committed";
+detection "boxes" (a list of {"x", "y", "w", "h", "class_id", "class_name", "confidence"},
+sensor pixels, top-left corner); flow "flow" ({"shape", "cell_px", "mean_px", "max_px",
+"ref"}: the field itself is stored by the sink, jsonl:PATH in PATH.flow.h5, hdf5:PATH in
+its file, zmq+tcp as a third frame; "ref" says where). The model's task decides which.
 
 Ctrl-C / SIGTERM: in-flight windows finish, sinks flush and close, the summary is printed,
 exit 0; a second Ctrl-C exits 130 at once. The summary goes to stderr; --metrics prints one

@@ -26,6 +26,8 @@ def cmd_eval(a) -> int:
     from ..train.evaluate import evaluate_model
 
     model = load_model(a.model)
+    if model.task != "classification":
+        raise ValueError(f"eval: model {model.name!r} is a {model.task} model; eval measures classification models")
     r = evaluate_model(model, a.data, fast=not a.reference, check_reference=a.check, limit=a.limit)
     if a.json:
         print(json.dumps(r))

@@ -18,7 +18,7 @@ _EXPORTS = {
                "from_dict", "load_config", "with_overrides"),
     "runner": ("Pipeline", "SyncRunner", "build", "make_runner"),
     "runner_async": ("AsyncRunner",),
-    "sinks": ("CallbackSink", "Hdf5Sink", "JsonlSink", "open_sink", "read_results"),
+    "sinks": ("CallbackSink", "Hdf5Sink", "JsonlSink", "open_sink", "read_flow", "read_results"),
     "sources": ("ArraySource", "FileSource", "SimSource", "StreamSource", "open_source"),
     "stage": ("Batch", "EndOfStream", "Sink", "Source"),
 }

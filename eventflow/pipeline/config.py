@@ -74,13 +74,19 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class HeadConfig:
-    """``emit``: ``decisions`` (a result when the committed class changes or is first reached)
-    or ``windows`` (a result per window, ``committed`` saying whether it reached the threshold).
-    ``smoothing_steps`` / ``commit_probability``: override the model's DecisionSpec."""
+    """``emit``: ``decisions`` (classification: a result when the committed class changes or is
+    first reached; detection: a result for each window with a box) or ``windows`` (a result per
+    window; classification's ``committed`` says whether it reached the threshold). A flow model
+    gives a result per window either way. Overrides of the model's head spec (None: the model's):
+    ``smoothing_steps`` / ``commit_probability`` (classification, its DecisionSpec),
+    ``score_threshold`` / ``iou_threshold`` / ``max_boxes`` (detection, its DetectionSpec)."""
 
     emit: str = "decisions"
     smoothing_steps: int | None = None
     commit_probability: float | None = None
+    score_threshold: float | None = None
+    iou_threshold: float | None = None
+    max_boxes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -136,6 +142,12 @@ def _check_ranges(c: PipelineConfig):
     need(sp is None or sp > 0, "head.smoothing_steps", "> 0", sp)
     cp = c.head.commit_probability
     need(cp is None or 0 < cp <= 1, "head.commit_probability", "a probability in (0, 1]", cp)
+    st = c.head.score_threshold
+    need(st is None or 0 < st <= 1, "head.score_threshold", "a score in (0, 1]", st)
+    it = c.head.iou_threshold
+    need(it is None or 0 <= it <= 1, "head.iou_threshold", "an IoU in [0, 1]", it)
+    mb = c.head.max_boxes
+    need(mb is None or 1 <= mb <= 100_000, "head.max_boxes", "1..100000", mb)
     need(len(c.sinks) > 0, "sinks", "at least one sink URI", list(c.sinks))
     if c.model.threads is not None:
         import numba

@@ -18,12 +18,14 @@ import os
 import threading
 import time
 
+import numpy as np
 import zmq
 import zmq.auth
 from zmq.utils.monitor import recv_monitor_message
 
 from .net_common import Counters, LiveSource, as_flag, as_int, is_loopback
 from .net_wire import Rejected, decode_message, encode_control, encode_message
+from .sinks import without_field
 from .stage import Batch, EndOfStream
 
 __all__ = ["ZmqEventSender", "ZmqResultSink", "ZmqSource", "zmq_socket"]
@@ -332,8 +334,10 @@ class ZmqEventSender:
 
 
 class ZmqResultSink:
-    """Results over PUB: two frames, ``[{"type": "result", "seq": n}, result JSON]``. Binds
-    unless ``connect=True`` (subscribers connect to it)."""
+    """Results over PUB: two frames, ``[{"type": "result", "seq": n}, result JSON]``; a flow
+    result adds its field as a third frame (raw little-endian float32, C order), its JSON's
+    ``flow.ref`` saying ``{"frame": 2, "dtype": "<f4", "shape": [2, h, w]}``. Binds unless
+    ``connect=True`` (subscribers connect to it)."""
 
     def __init__(self, host: str, port: int, *, connect=False, name: str = "sink", **options):
         self.name, self.seq = name, 0
@@ -344,7 +348,14 @@ class ZmqResultSink:
 
     def write(self, result: dict) -> None:
         header = {"type": "result", "seq": self.seq}
-        self._sock.send_multipart([json.dumps(header).encode(), json.dumps(result).encode()])
+        frames = [json.dumps(header).encode()]
+        if "field" in result.get("flow", ()):
+            field = np.ascontiguousarray(result["flow"]["field"], "<f4")
+            result = without_field(result, {"frame": 2, "dtype": "<f4", "shape": list(field.shape)})
+            frames += [json.dumps(result).encode(), field.tobytes()]
+        else:
+            frames.append(json.dumps(result).encode())
+        self._sock.send_multipart(frames)
         self.seq += 1
 
     def flush(self) -> None:

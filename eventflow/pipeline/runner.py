@@ -27,6 +27,7 @@ import threading
 import time
 
 from .metrics import StageTimes
+from .heads import DetectionHeadStage, FlowHeadStage
 from .sinks import CallbackSink, open_sink
 from .sources import is_live_uri, open_source
 from .stage import EndOfStream
@@ -62,17 +63,10 @@ class Pipeline:
             raise ValueError(f"source {c.source.uri!r} is {geom[0]}x{geom[1]} but model {model.name!r} takes "
                              f"{model.input.sensor_size[0]}x{model.input.sensor_size[1]} (input.sensor_size)")
         self.geometry = tuple(geom)
-        from dataclasses import replace
-
-        decision = model.decision
-        if c.head.smoothing_steps is not None:
-            decision = replace(decision, smoothing_steps=c.head.smoothing_steps)
-        if c.head.commit_probability is not None:
-            decision = replace(decision, commit_probability=c.head.commit_probability)
         self.decode = DecodeStage()
         self.window = WindowStage(model.input, c.source.origin_us, c.source.max_gap_us)
         self.model = ModelStage(model.network, c.model.backend)
-        self.head = HeadStage(decision, model.classes, c.head.emit, c.runner.stream)
+        self.head = _head(model, c)
         self.sinks = list(sinks)
 
     def stages(self):
@@ -87,6 +81,28 @@ class Pipeline:
                 errors.append(e)
         if errors:
             raise errors[0]
+
+
+_HEAD_KEYS = {"classification": ("smoothing_steps", "commit_probability"),
+              "detection": ("score_threshold", "iou_threshold", "max_boxes"), "flow": ()}
+
+
+def _head(model, c):
+    """The head stage of the model's task, with the config's ``head.*`` overrides of its spec."""
+    from dataclasses import replace
+
+    for task, keys in _HEAD_KEYS.items():
+        for k in keys:
+            if task != model.task and getattr(c.head, k) is not None:
+                raise ValueError(f"head.{k}: applies to {task} models; model {model.name!r} is a {model.task} model")
+    if model.task == "flow":
+        return FlowHeadStage(model.flow, model.input.input_size, model.input.sensor_size, c.runner.stream)
+    spec = model.detection if model.task == "detection" else model.decision
+    overrides = {k: getattr(c.head, k) for k in _HEAD_KEYS[model.task] if getattr(c.head, k) is not None}
+    spec = replace(spec, **overrides) if overrides else spec
+    if model.task == "detection":
+        return DetectionHeadStage(spec, model.classes, model.input.sensor_size, c.head.emit, c.runner.stream)
+    return HeadStage(spec, model.classes, c.head.emit, c.runner.stream)
 
 
 def build(config, *, model=None, source=None, sinks=None, callback=None) -> Pipeline:
@@ -114,7 +130,7 @@ def build(config, *, model=None, source=None, sinks=None, callback=None) -> Pipe
     try:
         if sinks is None:
             for uri in c.sinks:
-                opened.append(open_sink(uri, class_names=model.classes))
+                opened.append(open_sink(uri, class_names=model.classes, task=model.task))
         else:
             opened = list(sinks)
         if callback is not None:

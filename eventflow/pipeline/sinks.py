@@ -1,22 +1,28 @@
 """Sinks: where results go, by URI. Each follows ``eventflow.pipeline.stage.Sink``.
 
 - ``jsonl:-`` / ``jsonl:PATH``: one JSON object per line (standard output / a file).
-- ``hdf5:PATH``: a results file (``Hdf5Sink``; read back with ``read_results``).
+- ``hdf5:PATH``: a results file (``Hdf5Sink``; read back with ``read_results``; layout in
+  ``eventflow.pipeline.results_file``).
 - ``zmq+tcp://HOST:PORT``: a PUB socket (``eventflow.pipeline.net.open_net_sink``).
 - ``CallbackSink(fn)``: a Python function called with each result dict.
 
 A result dict: ``stream``, ``t_start_us``, ``t_end_us`` (the window, sensor time),
 ``latency_ms`` (host time from the arrival of the window's last event to the result),
-``task`` ("classification"), ``class_id``, ``class_name``, ``probability``,
-``probabilities`` (list, one per class) and ``committed``.
+``task``, then the task's payload:
 
-HDF5 results file layout (format attribute ``eventflow-results/1``):
+- ``"classification"``: ``class_id``, ``class_name``, ``probability``, ``probabilities``
+  (list, one per class) and ``committed``;
+- ``"detection"``: ``boxes``, a list of ``{x, y, w, h, class_id, class_name, confidence}``
+  (sensor pixels, top-left corner; ``eventflow.heads``);
+- ``"flow"``: ``flow``, ``{shape, cell_px, mean_px, max_px}`` and where the field is. A callback
+  gets the field itself (``"field"``, float32 ``[2, h, w]``, (dx, dy) in sensor pixels over the
+  window); the other sinks store it and put a reference ``"ref"`` in its place:
+  ``jsonl:PATH`` in ``PATH.flow.h5`` and ``hdf5:PATH`` in the results file (``{"file",
+  "dataset", "index"}``; ``read_flow(ref)`` loads it), ``zmq+tcp`` as the message's third frame
+  (``{"frame": 2, "dtype": "<f4", "shape"}``). ``jsonl:-`` cannot hold a field: its ``ref`` is
+  null, and it says so once on stderr.
 
-- ``/results``: a 1-D structured dataset, one row per result, fields ``stream`` (UTF-8 string),
-  ``t_start_us`` i8, ``t_end_us`` i8, ``latency_ms`` f8, ``class_id`` i4, ``probability`` f4,
-  ``committed`` bool;
-- ``/probabilities``: float32 ``[rows, n_classes]``, row i belongs to ``/results`` row i;
-- attributes ``format``, ``task`` and ``class_names`` (a JSON list, index = class_id).
+Sinks never modify the result dicts they are given (the same dict goes to every sink).
 
 >>> got = []
 >>> sink = CallbackSink(got.append)
@@ -29,11 +35,10 @@ import json
 import os
 import sys
 
-import numpy as np
+from .results_file import RESULTS_FORMAT, FlowStore, Hdf5Sink, read_flow, read_results
 
-__all__ = ["RESULTS_FORMAT", "CallbackSink", "Hdf5Sink", "JsonlSink", "open_sink", "read_results"]
-
-RESULTS_FORMAT = "eventflow-results/1"
+__all__ = ["RESULTS_FORMAT", "CallbackSink", "Hdf5Sink", "JsonlSink", "open_sink", "read_flow", "read_results",
+           "without_field"]
 
 
 class CallbackSink:
@@ -53,12 +58,24 @@ class CallbackSink:
         pass
 
 
+def without_field(result: dict, ref) -> dict:
+    """``result`` with its flow field replaced by ``ref`` (a shallow copy; ``result`` untouched)."""
+    out = dict(result)
+    out["flow"] = {k: v for k, v in result["flow"].items() if k != "field"}
+    out["flow"]["ref"] = ref
+    return out
+
+
 class JsonlSink:
-    """One JSON line per result, to standard output (``-``) or a file (truncated on open)."""
+    """One JSON line per result, to standard output (``-``) or a file (truncated on open); a flow
+    result's field goes to ``PATH.flow.h5`` (created at the first one), or nowhere for ``-``."""
 
     def __init__(self, path="-", name=None):
         self.name = name or f"jsonl:{path}"
+        self.path = path
         self._own = path != "-"
+        self._flow = None
+        self._told = False
         if self._own:
             try:
                 self._f = open(path, "w", encoding="utf-8")
@@ -67,7 +84,20 @@ class JsonlSink:
         else:
             self._f = sys.stdout
 
+    def _store_field(self, result):
+        if not self._own:
+            if not self._told:
+                print(f"sink {self.name}: flow fields are not written to standard output, only their summaries "
+                      f"(ref null); jsonl:PATH or hdf5:PATH keeps them", file=sys.stderr)
+                self._told = True
+            return None
+        if self._flow is None:
+            self._flow = FlowStore(self.path + ".flow.h5")
+        return self._flow.append(result["t_start_us"], result["t_end_us"], result["flow"]["field"])
+
     def write(self, result):
+        if "field" in result.get("flow", ()):
+            result = without_field(result, self._store_field(result))
         self._f.write(json.dumps(result) + "\n")
         if not self._own:
             self._f.flush()   # a reader of a pipe sees each decision as it is made
@@ -75,8 +105,12 @@ class JsonlSink:
     def flush(self):
         if self._f is not None:
             self._f.flush()
+        if self._flow is not None:
+            self._flow.flush()
 
     def shutdown(self):
+        if self._flow is not None:
+            self._flow.close()
         if self._f is None:
             return
         self._f.flush()
@@ -85,96 +119,8 @@ class JsonlSink:
         self._f = None
 
 
-_ROW = np.dtype([("stream", object), ("t_start_us", "<i8"), ("t_end_us", "<i8"), ("latency_ms", "<f8"),
-                 ("class_id", "<i4"), ("probability", "<f4"), ("committed", "?")])
-
-
-class Hdf5Sink:
-    """Results appended to an HDF5 file (layout in the module docstring); rows are buffered
-    and written every ``flush_rows`` results and at ``flush``/``shutdown``."""
-
-    def __init__(self, path, class_names=None, flush_rows=256, name=None):
-        import h5py
-
-        self.name = name or f"hdf5:{path}"
-        self.path = path
-        try:
-            self._f = h5py.File(path, "w")
-        except OSError as e:
-            raise OSError(f"sink hdf5:{path}: cannot create the file ({e})") from None
-        self._f.attrs["format"] = RESULTS_FORMAT
-        self._f.attrs["task"] = "classification"
-        self._class_names = None if class_names is None else list(class_names)
-        self._rows, self._probs = [], []
-        self._flush_rows = int(flush_rows)
-        self._h5py = h5py
-
-    def _create(self, n_classes):
-        h5 = self._h5py
-        dt = np.dtype([(k, h5.string_dtype("utf-8") if k == "stream" else v) for k, (v, _) in _ROW.fields.items()])
-        self._f.create_dataset("results", (0,), dtype=dt, maxshape=(None,), chunks=(1024,))
-        self._f.create_dataset("probabilities", (0, n_classes), dtype="<f4", maxshape=(None, n_classes),
-                               chunks=(1024, n_classes))
-        names = self._class_names or [str(i) for i in range(n_classes)]
-        self._f.attrs["class_names"] = json.dumps(names)
-
-    def write(self, result):
-        self._rows.append(tuple(result[k] for k in _ROW.names))
-        self._probs.append(result["probabilities"])
-        if len(self._rows) >= self._flush_rows:
-            self.flush()
-
-    def flush(self):
-        if self._f is None or not self._rows:
-            return
-        probs = np.asarray(self._probs, np.float32)
-        if "results" not in self._f:
-            self._create(probs.shape[1])
-        res, pr = self._f["results"], self._f["probabilities"]
-        if probs.shape[1] != pr.shape[1]:
-            raise ValueError(f"sink {self.name}: a result has {probs.shape[1]} probabilities, the file {pr.shape[1]}")
-        n0, n = res.shape[0], len(self._rows)
-        rows = np.array(self._rows, dtype=np.dtype([(k, v) for k, (v, _) in _ROW.fields.items()]))
-        res.resize((n0 + n,))
-        res[n0:] = rows
-        pr.resize((n0 + n, pr.shape[1]))
-        pr[n0:] = probs
-        self._rows, self._probs = [], []
-        self._f.flush()
-
-    def shutdown(self):
-        if self._f is None:
-            return
-        self.flush()
-        self._f.close()
-        self._f = None
-
-
-def read_results(path) -> list[dict]:
-    """The results in an HDF5 results file, as result dicts (``task``, ``class_name`` restored)."""
-    import h5py
-
-    with h5py.File(path, "r") as f:
-        if f.attrs.get("format") != RESULTS_FORMAT:
-            raise ValueError(f"{path}: not an eventflow results file (format {f.attrs.get('format')!r})")
-        if "results" not in f:
-            return []
-        names = json.loads(f.attrs["class_names"])
-        task = str(f.attrs["task"])
-        rows, probs = f["results"][:], f["probabilities"][:]
-    out = []
-    for r, p in zip(rows, probs):
-        s = r["stream"]
-        out.append({"stream": s.decode() if isinstance(s, bytes) else str(s), "t_start_us": int(r["t_start_us"]),
-                    "t_end_us": int(r["t_end_us"]), "latency_ms": float(r["latency_ms"]), "task": task,
-                    "class_id": int(r["class_id"]), "class_name": names[int(r["class_id"])],
-                    "probability": float(r["probability"]), "probabilities": [float(v) for v in p],
-                    "committed": bool(r["committed"])})
-    return out
-
-
-def open_sink(uri: str, class_names=None):
-    """The sink a URI names (see the module docstring)."""
+def open_sink(uri: str, class_names=None, task: str = "classification"):
+    """The sink a URI names (see the module docstring), for results of ``task``."""
     if uri.startswith("jsonl:"):
         return JsonlSink(uri[6:] or "-")
     if uri.startswith("hdf5:"):
@@ -184,7 +130,7 @@ def open_sink(uri: str, class_names=None):
         parent = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(parent):
             raise FileNotFoundError(f"sink {uri!r}: folder {parent!r} does not exist")
-        return Hdf5Sink(path, class_names=class_names)
+        return Hdf5Sink(path, class_names=class_names, task=task)
     if uri.startswith("zmq+tcp:"):
         from . import net
 
