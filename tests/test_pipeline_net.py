@@ -307,25 +307,32 @@ def test_curve_required_off_loopback_and_forced_on_loopback(tmp_path, procs):
     assert c["handshake_failures"] >= 1 and c["connects"] == 0 and c["received"] == 0
 
 
-def test_zmq_result_sink_publishes_header_and_json():
+def published(result) -> list:
+    """The frames a ZMQ result sink publishes for ``result``, as a real subscriber receives them."""
     sink = open_net_sink("zmq+tcp://127.0.0.1:0?bind=1")
     ctx = zmq.Context()
     sub = ctx.socket(zmq.SUB)
     try:
         sub.setsockopt(zmq.SUBSCRIBE, b"")
         sub.connect(f"tcp://127.0.0.1:{sink.port}")
-        result = {"stream": "s", "t_start_us": 0, "t_end_us": 100, "task": "classification", "class_id": 2}
         deadline, frames = time.monotonic() + 5, None
         while frames is None and time.monotonic() < deadline:  # PUB drops until the subscription arrives
             sink.write(result)
             if sub.poll(100):
                 frames = sub.recv_multipart()
-        assert frames is not None and len(frames) == 2
-        assert json.loads(frames[0])["type"] == "result" and json.loads(frames[1]) == result
+        assert frames is not None, "no result arrived within 5 s"
+        return frames
     finally:
         sub.close(0)
         ctx.term()
         sink.shutdown()
+
+
+def test_zmq_result_sink_publishes_header_and_json():
+    result = {"stream": "s", "t_start_us": 0, "t_end_us": 100, "task": "classification", "class_id": 2}
+    frames = published(result)
+    assert len(frames) == 2
+    assert json.loads(frames[0])["type"] == "result" and json.loads(frames[1]) == result
 
 
 # -- UDP ------------------------------------------------------------------------------

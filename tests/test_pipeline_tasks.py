@@ -11,12 +11,10 @@ import json
 import math
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 import torch
-import zmq
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -25,10 +23,11 @@ from eventflow.events import concatenate
 from eventflow.heads import BOX_DTYPE, DetectionSpec, FlowSpec, decode_boxes, flow_field, nms
 from eventflow.model import InputSpec, Model, load_model, save_model
 from eventflow.pipeline import CallbackSink, SyncRunner, build, from_dict, open_sink, read_results
-from eventflow.pipeline.net import open_net_sink
 from eventflow.pipeline.sinks import read_flow
 from eventflow.snn.layers import Conv2d, Sequential, SumPool2d
 from eventflow.snn.network import Network
+
+from .test_pipeline_net import published
 
 W, H = 64, 48
 ISPEC = InputSpec(sensor_size=(W, H), input_size=(16, 12), window_us=10_000)
@@ -241,31 +240,17 @@ def test_flow_results_carry_the_field_to_a_callback_and_a_reference_elsewhere(tm
 
 
 def test_flow_field_over_zmq_is_the_third_frame():
-    sink = open_net_sink("zmq+tcp://127.0.0.1:0?bind=1")
-    ctx = zmq.Context()
-    sub = ctx.socket(zmq.SUB)
     field = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
     result = {"stream": "s", "t_start_us": 0, "t_end_us": 100, "task": "flow",
               "flow": {"shape": [2, 3, 4], "cell_px": [16.0, 16.0], "mean_px": [0.0, 0.0], "max_px": 1.0,
                        "field": field}}
-    try:
-        sub.setsockopt(zmq.SUBSCRIBE, b"")
-        sub.connect(f"tcp://127.0.0.1:{sink.port}")
-        deadline, frames = time.monotonic() + 5, None
-        while frames is None and time.monotonic() < deadline:   # PUB drops until the subscription arrives
-            sink.write(result)
-            if sub.poll(100):
-                frames = sub.recv_multipart()
-        assert frames is not None and len(frames) == 3
-        body = json.loads(frames[1])
-        ref = body["flow"]["ref"]
-        assert ref == {"frame": 2, "dtype": "<f4", "shape": [2, 3, 4]} and "field" not in body["flow"]
-        assert np.array_equal(np.frombuffer(frames[ref["frame"]], ref["dtype"]).reshape(ref["shape"]), field)
-        assert "field" in result["flow"]
-    finally:
-        sub.close(0)
-        ctx.term()
-        sink.shutdown()
+    frames = published(result)
+    assert len(frames) == 3 and json.loads(frames[0])["type"] == "result"
+    body = json.loads(frames[1])
+    ref = body["flow"]["ref"]
+    assert ref == {"frame": 2, "dtype": "<f4", "shape": [2, 3, 4]} and "field" not in body["flow"]
+    assert np.array_equal(np.frombuffer(frames[ref["frame"]], ref["dtype"]).reshape(ref["shape"]), field)
+    assert "field" in result["flow"]   # the sink left the caller's dict alone
 
 
 def test_cli_runs_a_detection_model_from_its_folder(tmp_path):
