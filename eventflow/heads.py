@@ -6,18 +6,22 @@ pure functions over numpy, nothing kept between windows.
 
 Detection (``task: "detection"``): the output is a grid ``[5 + C, Gh, Gw]`` (C classes) laid over
 the sensor, each cell ``sensor_w / Gw`` by ``sensor_h / Gh`` sensor pixels, each predicting at
-most one box, anchor-free as YOLOX does: channel 0 the objectness logit; 1 and 2 the box centre
-within the cell, as logits (centre x = (column + sigmoid(o1)) * cell width); 3 and 4 the log of
-the box width and height in cells (width = exp(o3) * cell width, o3 and o4 clipped to
-[-20, log(2 * max(Gw, Gh))], so no box is more than twice the sensor); 5.. the class logits. A
-cell's score for class c is ``sigmoid(o0) * sigmoid(o[5 + c])`` and its box takes its best class.
-Cells scoring at least ``score_threshold`` are candidates (at most ``max_candidates``, highest
-first; equal scores: lower cell index first). Each box is clipped to the sensor, and one with no
-area left is dropped. Greedy non-maximum suppression, class by class, as torchvision's
-``batched_nms``: a candidate whose IoU with a kept box of its class exceeds ``iou_threshold`` is
-dropped. At most ``max_boxes`` are kept, highest score first. Boxes come in Prophesee's Gen1
-box layout ``BOX_DTYPE``: ts (the window's end, us), x, y (top-left corner), w, h in sensor
-pixels, class_id, confidence (the score), track_id 0 (boxes are not tracked across windows).
+most one box, anchor-free as in YOLOX, except that the centre goes through a sigmoid and so
+stays in its cell: channel 0 the objectness logit; 1 and 2 the box centre within the cell
+(centre x = (column + sigmoid(o1)) * cell width, y alike with the row); 3 and 4 the log of the
+box width and height in cells (width = exp(o3) * cell width, with o3 clipped to
+[-20, log(2 * Gw)] and o4 to [-20, log(2 * Gh)]: no box is more than twice the sensor); 5.. the
+class logits (NaN counts as -inf). A cell's score for class c is
+``sigmoid(o0) * sigmoid(o[5 + c])`` and its box takes its best class. Cells scoring at least
+``score_threshold`` are candidates (at most ``max_candidates``, highest first; equal scores:
+lower cell index first). Each box is clipped to the sensor, and one with no area left is
+dropped. Greedy non-maximum suppression, class by class, as torchvision's ``batched_nms``: a
+candidate whose IoU with a kept box of its class exceeds ``iou_threshold`` is dropped. At most
+``max_boxes`` are kept, highest score first. Boxes come in Prophesee's Gen1 box layout
+``BOX_DTYPE``: ts (the window's end, us), x, y (top-left corner), w, h in sensor pixels,
+class_id, confidence (the score), track_id 0 (boxes are not tracked across windows). The
+suppression's work grows with the square of the candidates (``max_candidates`` at most 10,000;
+the default 1,000 takes a few ms at worst).
 
 Flow (``task: "flow"``): the output is ``[2, Fh, Fw]``, the forward flow (dx, dy) over the window
 (E-RAFT / DSEC's convention, as ``eventflow.sim`` scenes give it: the displacement of the point
@@ -69,7 +73,7 @@ class DetectionSpec:
     max_boxes: int = 100
     max_candidates: int = 1000
 
-    MAX_BOXES = 100_000
+    MAX_BOXES = 10_000
 
     def __post_init__(self):
         _number(self.score_threshold, "detection.score_threshold", 0.0, 1.0)
@@ -107,17 +111,16 @@ def decode_boxes(output, sensor_size, spec: DetectionSpec, ts: int = 0) -> np.nd
     width, height = (float(v) for v in sensor_size)
     cell_w, cell_h = width / gw, height / gh
     o = out.reshape(out.shape[0], -1).astype(np.float64)
-    cls = _sigmoid(o[5:])
+    cls = _sigmoid(np.where(np.isnan(o[5:]), -np.inf, o[5:]))
     best = cls.argmax(0)
     score = _sigmoid(o[0]) * cls[best, np.arange(o.shape[1])]
     cand = np.flatnonzero(score >= spec.score_threshold)   # (NaN scores are not candidates)
     order = cand[np.argsort(-score[cand], kind="stable")][:spec.max_candidates]
     col, row = (order % gw).astype(np.float64), (order // gw).astype(np.float64)
-    log_max = math.log(2.0 * max(gw, gh))
     cx = (col + _sigmoid(o[1, order])) * cell_w
     cy = (row + _sigmoid(o[2, order])) * cell_h
-    bw = np.exp(np.clip(o[3, order], _MIN_LOG_SIZE, log_max)) * cell_w
-    bh = np.exp(np.clip(o[4, order], _MIN_LOG_SIZE, log_max)) * cell_h
+    bw = np.exp(np.clip(o[3, order], _MIN_LOG_SIZE, math.log(2.0 * gw))) * cell_w
+    bh = np.exp(np.clip(o[4, order], _MIN_LOG_SIZE, math.log(2.0 * gh))) * cell_h
     x0, x1 = np.clip(cx - bw / 2, 0.0, width), np.clip(cx + bw / 2, 0.0, width)
     y0, y1 = np.clip(cy - bh / 2, 0.0, height), np.clip(cy + bh / 2, 0.0, height)
     ok = (x1 > x0) & (y1 > y0)   # (False for NaN offsets or sizes)

@@ -222,6 +222,11 @@ class Model:
     detection: DetectionSpec = field(default_factory=DetectionSpec)   # (task "detection")
     flow: FlowSpec = field(default_factory=FlowSpec)                  # (task "flow")
 
+    def __post_init__(self):
+        if self.task not in TASKS:
+            raise ValueError(f"model {self.name!r}: task: expected one of {', '.join(TASKS)}, got {self.task!r}")
+        _check_outputs(f"model {self.name!r}", self.task, tuple(self.network.out_shape), len(self.classes))
+
     def describe(self) -> dict:
         """The ``model.json`` content of this model."""
         d = {"format": FORMAT, "name": self.name, "task": self.task, "classes": list(self.classes),

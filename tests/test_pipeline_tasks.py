@@ -265,3 +265,84 @@ def test_cli_runs_a_detection_model_from_its_folder(tmp_path):
     assert [(r["t_start_us"], [b["class_name"] for b in r["boxes"]]) for r in lines] == [(0, ["blob"]),
                                                                                         (10_000, ["dark"])]
     assert [r["boxes"] for r in read_results(str(tmp_path / "r.h5"))] == [r["boxes"] for r in lines]
+
+
+# -- the decoding rule by hand, and what goes wrong ------------------------------------------
+
+def test_decoding_follows_the_documented_rule_on_cells_that_are_not_square():
+    """A 3x2 grid (rows x columns) over a 100x60 sensor: cells 50 wide, 20 high."""
+    out = np.full((6, 3, 2), -30.0, np.float32)   # one class
+    logit = math.log(0.25 / 0.75)                  # sigmoid -> 0.25
+    out[:, 1, 0] = [10.0, logit, -logit, math.log(0.5), math.log(3.0), 10.0]
+    out[:, 2, 1] = [10.0, 0.0, 0.0, 40.0, 40.0, 10.0]   # a huge box: its size is clipped, then the box
+    boxes = decode_boxes(out, (100, 60), DetectionSpec(iou_threshold=1.0))
+    by_x = sorted(boxes.tolist(), key=lambda b: b[1])
+    # cell (row 1, col 0): centre ((0 + 0.25) * 50, (1 + 0.75) * 20) = (12.5, 35), size (25, 60) -> clipped at y = 60
+    (_, x, y, w, h, *_), (_, x2, y2, w2, h2, *_) = by_x
+    assert (x, y, w, h) == pytest.approx((0.0, 5.0, 25.0, 55.0))
+    # cell (row 2, col 1): size at most exp(log(2 * 2)) * 50 = 200 by exp(log(2 * 3)) * 20 = 120, clipped to the sensor
+    assert (x2, y2, w2, h2) == pytest.approx((0.0, 0.0, 100.0, 60.0))
+
+
+def test_the_score_threshold_is_inclusive_and_nan_class_logits_lose():
+    out = np.full((7, 1, 1), 0.0, np.float32)        # obj 0.5, classes 0.5 / NaN
+    out[6] = np.nan
+    (b,) = decode_boxes(out, (10, 10), DetectionSpec(score_threshold=0.25))
+    assert b["class_id"] == 0 and b["confidence"] == np.float32(0.25)
+    assert len(decode_boxes(out, (10, 10), DetectionSpec(score_threshold=0.2500001))) == 0
+
+
+def test_a_flow_model_gone_bad_still_writes_strict_json(tmp_path):
+    model = flow_model()
+    with torch.no_grad():
+        model.network.weights["head"]["bias"].fill_(float("nan"))
+    live = []
+    run(model, [open_sink(f"jsonl:{tmp_path / 'r.jsonl'}", task="flow"), open_sink(f"hdf5:{tmp_path / 'r.h5'}", (),
+                                                                                   "flow"), CallbackSink(live.append)])
+    assert live[0]["flow"]["mean_px"] == [None, None] and live[0]["flow"]["nonfinite"] == 12
+    for line in open(tmp_path / "r.jsonl"):
+        d = json.loads(line, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
+        assert d["flow"]["max_px"] is None
+    back = read_results(str(tmp_path / "r.h5"))
+    assert back[0]["flow"]["mean_px"] == [None, None] and back[0]["flow"]["nonfinite"] == 12
+
+
+def test_sinks_and_models_that_do_not_fit_the_task_are_refused(tmp_path):
+    with pytest.raises(ValueError, match=r"sink hdf5:.* is opened for classification results; model 'det' gives "
+                                         r"detection results"):
+        build(config(), model=detection_model(), source=False, sinks=[open_sink(f"hdf5:{tmp_path / 'x.h5'}", ("a",))])
+    net = _net(7, [[0, 0]] * 7, [0] * 7)
+    with pytest.raises(ValueError, match=r"model 'bad': a detection network outputs .* = \[6, h, w\] for 1 classes, "
+                                         r"this one \(7, 3, 4\)"):
+        Model("bad", "detection", ("one",), ISPEC, net)
+    with pytest.raises(ValueError, match="task: expected one of"):
+        Model("bad", "pose", ("one",), ISPEC, net)
+
+
+def test_read_flow_and_read_results_refuse_what_they_cannot_read(tmp_path):
+    run(flow_model(), [open_sink(f"hdf5:{tmp_path / 'r.h5'}", (), "flow")])
+    good = read_results(str(tmp_path / "r.h5"))[0]["flow"]["ref"]
+    assert read_flow(good).shape == (2, 3, 4)
+    for bad in ({**good, "index": 99}, {**good, "index": 1.0}, {**good, "index": True}, {**good, "dataset": "results"},
+                {"file": good["file"]}, "r.h5"):
+        with pytest.raises(ValueError, match="read_flow"):
+            read_flow(bad)
+    import h5py
+
+    with h5py.File(tmp_path / "r.h5", "a") as f:
+        f.attrs["task"] = "segmentation"
+    with pytest.raises(ValueError, match="unknown task 'segmentation'"):
+        read_results(str(tmp_path / "r.h5"))
+    with pytest.raises(OSError, match="read_flow"):
+        read_flow({**good, "file": str(tmp_path / "missing.h5")})
+
+
+def test_a_jsonl_flow_sink_truncates_its_field_store_on_open(tmp_path):
+    store = tmp_path / "r.jsonl.flow.h5"
+    store.write_bytes(b"stale")
+    sink = open_sink(f"jsonl:{tmp_path / 'r.jsonl'}", task="flow")
+    sink.shutdown()
+    import h5py
+
+    with h5py.File(store) as f:
+        assert f.attrs["format"] == "eventflow-flow/1"

@@ -147,7 +147,7 @@ def _check_ranges(c: PipelineConfig):
     it = c.head.iou_threshold
     need(it is None or 0 <= it <= 1, "head.iou_threshold", "an IoU in [0, 1]", it)
     mb = c.head.max_boxes
-    need(mb is None or 1 <= mb <= 100_000, "head.max_boxes", "1..100000", mb)
+    need(mb is None or 1 <= mb <= 10_000, "head.max_boxes", "1..10000", mb)
     need(len(c.sinks) > 0, "sinks", "at least one sink URI", list(c.sinks))
     if c.model.threads is not None:
         import numba

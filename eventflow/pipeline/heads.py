@@ -80,9 +80,21 @@ class FlowHeadStage(_Stateless):
             field = flow_field(outputs[i], self.input_size, self.sensor_size, self.spec)
             h, w = field.shape[1:]
             r = self._result(windows, i, "flow")
-            mag = np.hypot(field[0], field[1])
             r["flow"] = {"shape": [2, h, w], "cell_px": [self.sensor_size[0] / w, self.sensor_size[1] / h],
-                         "mean_px": [float(field[0].mean()), float(field[1].mean())], "max_px": float(mag.max()),
-                         "field": field}
+                         **flow_summary(field), "field": field}
             out.append(r)
         return out
+
+
+def flow_summary(field: np.ndarray) -> dict:
+    """``mean_px`` (mean dx, mean dy) and ``max_px`` (the largest displacement) over the cells
+    whose (dx, dy) is finite (None where no cell is), and ``nonfinite``: how many cells are not."""
+    f = field.astype(np.float64)
+    ok = np.isfinite(f[0]) & np.isfinite(f[1])
+    n = int(ok.sum())
+    if n == 0:
+        return {"mean_px": [None, None], "max_px": None, "nonfinite": int(ok.size)}
+    dx, dy = f[0][ok], f[1][ok]
+    mag = np.hypot(dx, dy)
+    return {"mean_px": [float(dx.mean()), float(dy.mean())], "max_px": float(mag.max()),
+            "nonfinite": int(ok.size - n)}

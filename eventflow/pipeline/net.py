@@ -72,7 +72,8 @@ def open_net_source(uri: str, geometry: tuple[int, int] | None = None, **options
 
 def open_net_sink(uri: str, **options):
     """A result ``Sink``: ``zmq+tcp://HOST:PORT`` publishes results (PUB, binds unless
-    ``connect=1``) as two frames ``[{"type": "result", "seq": n}, result JSON]``."""
+    ``connect=1``) as two frames ``[{"type": "result", "seq": n}, result JSON]`` (a flow result adds
+    its field as a third: see ``net_zmq.ZmqResultSink``)."""
     scheme, host, port, query = parse_uri(uri)
     opts = _merge(uri, query, options)
     if scheme == "zmq+tcp":

@@ -25,7 +25,7 @@ from zmq.utils.monitor import recv_monitor_message
 
 from .net_common import Counters, LiveSource, as_flag, as_int, is_loopback
 from .net_wire import Rejected, decode_message, encode_control, encode_message
-from .sinks import without_field
+from .sinks import result_json, without_field
 from .stage import Batch, EndOfStream
 
 __all__ = ["ZmqEventSender", "ZmqResultSink", "ZmqSource", "zmq_socket"]
@@ -352,9 +352,9 @@ class ZmqResultSink:
         if "field" in result.get("flow", ()):
             field = np.ascontiguousarray(result["flow"]["field"], "<f4")
             result = without_field(result, {"frame": 2, "dtype": "<f4", "shape": list(field.shape)})
-            frames += [json.dumps(result).encode(), field.tobytes()]
+            frames += [result_json(result).encode(), field.tobytes()]
         else:
-            frames.append(json.dumps(result).encode())
+            frames.append(result_json(result).encode())
         self._sock.send_multipart(frames)
         self.seq += 1
 

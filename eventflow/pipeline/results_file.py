@@ -10,8 +10,9 @@ Results file layout (attribute ``format`` = ``eventflow-results/1``, attribute `
   - detection: ``first_box`` i8, ``n_boxes`` i4: the result's boxes are rows
     ``first_box .. first_box + n_boxes - 1`` of ``/boxes``, in Prophesee's Gen1 box layout
     (``eventflow.heads.BOX_DTYPE``; ts = the window's end, track_id 0); attribute ``class_names``;
-  - flow: ``mean_dx``, ``mean_dy``, ``max_px`` f4; the field of results row i is ``/flow[i]``
-    (float32 ``[rows, 2, h, w]``, (dx, dy) in sensor pixels over the window).
+  - flow: ``mean_dx``, ``mean_dy``, ``max_px`` f4 (NaN where the result's is null),
+    ``nonfinite`` i8; the field of results row i is ``/flow[i]`` (float32 ``[rows, 2, h, w]``,
+    (dx, dy) in sensor pixels over the window); attribute ``cell_px``.
 
 A flow-field store (``FlowStore``, what ``jsonl:PATH`` writes beside its file as
 ``PATH.flow.h5``): datasets ``t_start_us``, ``t_end_us`` (i8) and ``flow`` (float32
@@ -35,7 +36,7 @@ _COMMON = [("stream", object), ("t_start_us", "<i8"), ("t_end_us", "<i8"), ("lat
 _ROWS = {
     "classification": np.dtype(_COMMON + [("class_id", "<i4"), ("probability", "<f4"), ("committed", "?")]),
     "detection": np.dtype(_COMMON + [("first_box", "<i8"), ("n_boxes", "<i4")]),
-    "flow": np.dtype(_COMMON + [("mean_dx", "<f4"), ("mean_dy", "<f4"), ("max_px", "<f4")]),
+    "flow": np.dtype(_COMMON + [("mean_dx", "<f4"), ("mean_dy", "<f4"), ("max_px", "<f4"), ("nonfinite", "<i8")]),
 }
 
 
@@ -112,7 +113,7 @@ class Hdf5Sink:
         self._f.attrs["format"] = RESULTS_FORMAT
         self._f.attrs["task"] = task
         self._class_names = None if class_names is None else list(class_names)
-        if self._class_names is not None and task != "flow":
+        if self._class_names and task != "flow":
             self._f.attrs["class_names"] = json.dumps(self._class_names)
         self._rows, self._probs, self._boxes = [], [], []
         self._n_boxes = 0
@@ -132,6 +133,9 @@ class Hdf5Sink:
             _appendable(self._f, "boxes", (), BOX_DTYPE, 4096)
 
     def write(self, result):
+        if result.get("task") != self.task:
+            raise ValueError(f"sink {self.name}: opened for {self.task} results, given a {result.get('task')!r} "
+                             f"result")
         common = (result["stream"], result["t_start_us"], result["t_end_us"], result["latency_ms"])
         if self.task == "classification":
             self._rows.append(common + (result["class_id"], result["probability"], result["committed"]))
@@ -145,13 +149,15 @@ class Hdf5Sink:
         else:
             fl = result["flow"]
             field = np.asarray(fl["field"], np.float32)
+            row = common + tuple(np.nan if v is None else v for v in (*fl["mean_px"], fl["max_px"])) + (
+                fl["nonfinite"],)   # (built before the field is stored: rows and fields stay in step)
             if "results" not in self._f:
                 self._create()
                 _appendable(self._f, "flow", field.shape, "<f4", 1)
                 self._f.attrs["cell_px"] = fl["cell_px"]
             _check_field(f"sink {self.name}", self._f["flow"], field)
             _append(self._f["flow"], field[None])
-            self._rows.append(common + (fl["mean_px"][0], fl["mean_px"][1], fl["max_px"]))
+            self._rows.append(row)
         if len(self._rows) >= self._flush_rows:
             self.flush()
 
@@ -185,6 +191,10 @@ class Hdf5Sink:
             self._f = None
 
 
+def _none_if_nan(v):
+    return None if np.isnan(v) else float(v)
+
+
 def _name(names, c):
     return names[c] if c < len(names) else str(c)
 
@@ -203,7 +213,9 @@ def read_results(path) -> list[dict]:
             raise ValueError(f"{path}: not an eventflow results file (format {f.attrs.get('format')!r})")
         if "results" not in f:
             return []
-        task = str(f.attrs["task"])
+        task = str(f.attrs.get("task"))
+        if task not in _ROWS:
+            raise ValueError(f"{path}: unknown task {task!r} (known: {', '.join(_ROWS)})")
         names = json.loads(f.attrs["class_names"]) if "class_names" in f.attrs else []
         rows = f["results"][:]
         extra = {k: f[k][:] for k in ("probabilities", "boxes") if k in f}
@@ -224,21 +236,32 @@ def read_results(path) -> list[dict]:
                            "class_id": int(x["class_id"]), "class_name": _name(names, int(x["class_id"])),
                            "confidence": float(x["confidence"])} for x in b]
         else:
-            d["flow"] = {"shape": shape, "cell_px": cell, "mean_px": [float(r["mean_dx"]), float(r["mean_dy"])],
-                         "max_px": float(r["max_px"]), "ref": {"file": os.fspath(path), "dataset": "flow", "index": i}}
+            d["flow"] = {"shape": shape, "cell_px": cell,
+                         "mean_px": [_none_if_nan(r["mean_dx"]), _none_if_nan(r["mean_dy"])],
+                         "max_px": _none_if_nan(r["max_px"]), "nonfinite": int(r["nonfinite"]),
+                         "ref": {"file": os.path.abspath(path), "dataset": "flow", "index": i}}
         out.append(d)
     return out
 
 
 def read_flow(ref: dict) -> np.ndarray:
-    """The flow field (float32 ``[2, h, w]``, sensor pixels) a result's ``"ref"`` names."""
+    """The flow field (float32 ``[2, h, w]``, sensor pixels) a result's ``"ref"`` names: a results
+    file (``hdf5:PATH``) or a flow store (``jsonl:PATH``'s ``PATH.flow.h5``)."""
     import h5py
 
-    if not isinstance(ref, dict) or not {"file", "dataset", "index"} <= set(ref):
-        raise ValueError(f"read_flow: expected a reference {{'file', 'dataset', 'index'}}, got {ref!r}")
-    with h5py.File(ref["file"], "r") as f:
-        ds = f[ref["dataset"]]
-        i = int(ref["index"])
-        if not 0 <= i < ds.shape[0]:
-            raise ValueError(f"read_flow: {ref['file']} has {ds.shape[0]} flow fields, no index {i}")
-        return ds[i]
+    if not (isinstance(ref, dict) and {"file", "dataset", "index"} <= set(ref) and ref["dataset"] == "flow"
+            and isinstance(ref["index"], int) and not isinstance(ref["index"], bool)):
+        raise ValueError(f"read_flow: expected a reference {{'file': PATH, 'dataset': 'flow', 'index': int}}, "
+                         f"got {ref!r}")
+    path, i = ref["file"], ref["index"]
+    try:
+        with h5py.File(path, "r") as f:
+            if f.attrs.get("format") not in (RESULTS_FORMAT, FLOW_FORMAT) or "flow" not in f:
+                raise ValueError(f"read_flow: {path}: no flow fields here (not an eventflow results file or flow "
+                                 f"store with a /flow dataset)")
+            ds = f["flow"]
+            if not 0 <= i < ds.shape[0]:
+                raise ValueError(f"read_flow: {path} holds {ds.shape[0]} flow fields, no index {i}")
+            return ds[i]
+    except OSError as e:
+        raise OSError(f"read_flow: {path}: cannot read ({e})") from None

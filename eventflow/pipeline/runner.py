@@ -28,7 +28,7 @@ import time
 
 from .metrics import StageTimes
 from .heads import DetectionHeadStage, FlowHeadStage
-from .sinks import CallbackSink, open_sink
+from .sinks import CallbackSink, Hdf5Sink, open_sink
 from .sources import is_live_uri, open_source
 from .stage import EndOfStream
 from .stages import DecodeStage, HeadStage, ModelStage, WindowStage
@@ -135,6 +135,10 @@ def build(config, *, model=None, source=None, sinks=None, callback=None) -> Pipe
             opened = list(sinks)
         if callback is not None:
             opened.append(CallbackSink(callback))
+        for s in opened:
+            if isinstance(s, Hdf5Sink) and s.task != model.task:
+                raise ValueError(f"sink {s.name} is opened for {s.task} results; model {model.name!r} gives "
+                                 f"{model.task} results")
         return Pipeline(source, model, opened, c)
     except BaseException:
         for s in opened:

@@ -22,7 +22,8 @@ A result dict: ``stream``, ``t_start_us``, ``t_end_us`` (the window, sensor time
   (``{"frame": 2, "dtype": "<f4", "shape"}``). ``jsonl:-`` cannot hold a field: its ``ref`` is
   null, and it says so once on stderr.
 
-Sinks never modify the result dicts they are given (the same dict goes to every sink).
+Sinks never modify the result dicts they are given (the same dict goes to every sink). JSON
+out is strict: a NaN or infinite number (a model gone bad) is written as null.
 
 >>> got = []
 >>> sink = CallbackSink(got.append)
@@ -32,13 +33,14 @@ Sinks never modify the result dicts they are given (the same dict goes to every 
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 
 from .results_file import RESULTS_FORMAT, FlowStore, Hdf5Sink, read_flow, read_results
 
 __all__ = ["RESULTS_FORMAT", "CallbackSink", "Hdf5Sink", "JsonlSink", "open_sink", "read_flow", "read_results",
-           "without_field"]
+           "result_json", "without_field"]
 
 
 class CallbackSink:
@@ -58,6 +60,24 @@ class CallbackSink:
         pass
 
 
+def result_json(result: dict) -> str:
+    """``result`` as strict JSON: a NaN or infinite number (a model's output gone bad) is null."""
+    try:
+        return json.dumps(result, allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite(result), allow_nan=False)
+
+
+def _finite(v):
+    if isinstance(v, dict):
+        return {k: _finite(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_finite(x) for x in v]
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
 def without_field(result: dict, ref) -> dict:
     """``result`` with its flow field replaced by ``ref`` (a shallow copy; ``result`` untouched)."""
     out = dict(result)
@@ -67,12 +87,13 @@ def without_field(result: dict, ref) -> dict:
 
 
 class JsonlSink:
-    """One JSON line per result, to standard output (``-``) or a file (truncated on open); a flow
-    result's field goes to ``PATH.flow.h5`` (created at the first one), or nowhere for ``-``."""
+    """One JSON line per result (strict JSON: non-finite numbers are null), to standard output
+    (``-``) or a file (truncated on open). For ``task="flow"`` the fields go to ``PATH.flow.h5``,
+    created (truncated) on open too; for ``-`` nowhere."""
 
-    def __init__(self, path="-", name=None):
+    def __init__(self, path="-", name=None, task="classification"):
         self.name = name or f"jsonl:{path}"
-        self.path = path
+        self.path, self.task = path, task
         self._own = path != "-"
         self._flow = None
         self._told = False
@@ -81,6 +102,12 @@ class JsonlSink:
                 self._f = open(path, "w", encoding="utf-8")
             except OSError as e:
                 raise OSError(f"sink jsonl:{path}: cannot open for writing ({e.strerror})") from None
+            if task == "flow":
+                try:
+                    self._flow = FlowStore(os.path.abspath(path) + ".flow.h5")
+                except BaseException:
+                    self._f.close()
+                    raise
         else:
             self._f = sys.stdout
 
@@ -91,14 +118,14 @@ class JsonlSink:
                       f"(ref null); jsonl:PATH or hdf5:PATH keeps them", file=sys.stderr)
                 self._told = True
             return None
-        if self._flow is None:
-            self._flow = FlowStore(self.path + ".flow.h5")
+        if self._flow is None:   # (a sink opened for another task, given a flow result)
+            self._flow = FlowStore(os.path.abspath(self.path) + ".flow.h5")
         return self._flow.append(result["t_start_us"], result["t_end_us"], result["flow"]["field"])
 
     def write(self, result):
         if "field" in result.get("flow", ()):
             result = without_field(result, self._store_field(result))
-        self._f.write(json.dumps(result) + "\n")
+        self._f.write(result_json(result) + "\n")
         if not self._own:
             self._f.flush()   # a reader of a pipe sees each decision as it is made
 
@@ -122,7 +149,7 @@ class JsonlSink:
 def open_sink(uri: str, class_names=None, task: str = "classification"):
     """The sink a URI names (see the module docstring), for results of ``task``."""
     if uri.startswith("jsonl:"):
-        return JsonlSink(uri[6:] or "-")
+        return JsonlSink(uri[6:] or "-", task=task)
     if uri.startswith("hdf5:"):
         path = uri[5:]
         if not path:
