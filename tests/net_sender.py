@@ -4,7 +4,8 @@ documented wire formats rather than eventflow's own encoder, and starts fast).
 
     python tests/net_sender.py zmq ENDPOINT EVENTS.npy [--mode pub|push] [--connect] [--per N] ...
     python tests/net_sender.py udp HOST PORT EVENTS.npy [--no-ts-every K] [--malformed]
-    python tests/net_sender.py dv FILE.aedat4          (serves one client, prints "ready PORT")
+    python tests/net_sender.py dv FILE.aedat4 [--port P] [--part 1|2]
+                                                       (serves one client, prints "ready PORT")
 
 Prints "ready" (and the port) on stdout once its socket is set up.
 """
@@ -137,7 +138,13 @@ def dv_main(a):
             break
         packets.append(raw[pos:pos + 8 + size])
         pos += 8 + size
-    srv = socket.create_server(("127.0.0.1", 0))
+    half = len(packets) // 2
+    tail = b""
+    if a.part == 1:    # the first half of the packets, then half a packet, and the server dies
+        packets, tail = packets[:half], packets[half][:len(packets[half]) // 2]
+    elif a.part == 2:  # a restarted server: the rest, from the packet the first one cut
+        packets = packets[half:]
+    srv = socket.create_server(("127.0.0.1", a.port))
     say("ready", srv.getsockname()[1])
     conn, _ = srv.accept()
     conn.sendall(header)
@@ -146,6 +153,10 @@ def dv_main(a):
     for p in packets:
         for i in range(0, len(p), 997):  # odd-sized writes: the client must reassemble frames
             conn.sendall(p[i:i + 997])
+    if tail:
+        conn.sendall(tail)
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # reset, as a crash does
+        os._exit(0)
     conn.close()
     srv.close()
 
@@ -181,6 +192,9 @@ def main():
     d.add_argument("file")
     d.add_argument("--end", type=int, default=0, help="byte offset where the packets end (the data table)")
     d.add_argument("--corrupt-sid", type=int, help="first send one corrupt packet on this stream id")
+    d.add_argument("--port", type=int, default=0)
+    d.add_argument("--part", type=int, choices=(1, 2), help="1: half the packets, half a packet, then die; "
+                   "2: the rest, from the packet part 1 cut")
     a = p.parse_args()
     {"zmq": zmq_main, "udp": udp_main, "dv": dv_main}[a.cmd](a)
 

@@ -41,7 +41,8 @@ def test_stdin_source_through_a_pipe(model_dir):
     assert "eventflow run:" in p.stderr.decode()
 
 
-def test_sigint_ends_a_paced_run_cleanly(model_dir, tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_ends_a_paced_run_cleanly(model_dir, tmp_path, signum):
     path = str(tmp_path / "ev.hdf5")
     eventflow.write_events(path, EVENTS, width=32, height=32)
     out = tmp_path / "r.jsonl"
@@ -51,7 +52,7 @@ def test_sigint_ends_a_paced_run_cleanly(model_dir, tmp_path):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
     first = proc.stdout.readline()          # a result: the pipeline is running
     assert json.loads(first)["task"] == "classification"
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     rest, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err.decode()
     lines = [first.decode()] + rest.decode().splitlines()

@@ -429,6 +429,25 @@ def test_dv_tcp_client_reads_an_aedat4_stream(procs):
     assert c["other_stream_packets"] > 0  # the file's IMU and trigger packets are skipped
 
 
+def test_dv_tcp_client_reconnects_after_the_server_dies_mid_packet(procs):
+    path = real("dvxplorer_112k.aedat4")
+    reader = Aedat4Reader(path)
+    ref = reader.read_all()
+    end = reader.data_table_position if reader.data_table_position > reader.data_start else 0
+    first_server, (port,) = procs(HELPER, "dv", str(path), "--end", str(end), "--part", "1")
+    src = open_net_source(f"dv+tcp://127.0.0.1:{port}?reconnect_s=0.1", geometry=(320, 240))
+    try:
+        first, _ = collect(src, timeout=1.0)   # until quiet: the server sent half, then died mid-packet
+        assert first_server.wait(10) == 0
+        procs(HELPER, "dv", str(path), "--end", str(end), "--part", "2", "--port", port)   # restarted
+        rest, _ = collect(src, until=len(ref) - len(first))
+        c = src.counters()
+    finally:
+        src.shutdown()
+    assert 0 < len(first) < len(ref) and same(concatenate([first, rest]), ref)   # the cut packet came again whole
+    assert c["connects"] == 2 and c["disconnects"] >= 1 and c["received"] == len(ref) and c["protocol_errors"] == 0
+
+
 # -- camera ---------------------------------------------------------------------------
 
 def test_camera_packet_conversion():
