@@ -188,11 +188,14 @@ class DecisionSpec:
         if n == 0:
             return np.zeros((0, logits.shape[1]), np.float32), np.zeros(0, np.int64), state
         seen0 = int(state.seen[0])
-        rings = np.empty((n, size, logits.shape[1]), np.float32)
-        ring = state.ring[0].copy()
-        for i in range(n):
-            ring[(seen0 + i) % size] = logits[i]
-            rings[i] = ring
+        # window i's ring: slot s holds the latest step j <= seen0 + i with j = s (mod size), which is
+        # logits[j - seen0] if j >= seen0, else what the state's ring holds in slot s
+        slot = np.arange(size)
+        last = seen0 + np.arange(n)[:, None]
+        j = last - (last - slot) % size
+        src = np.concatenate([state.ring[0], logits])
+        rings = src[np.where(j >= seen0, size + j - seen0, slot)]
+        ring = rings[-1].copy()
         steps = np.minimum(seen0 + 1 + np.arange(n), size).astype(np.float32)[:, None]
         mean = rings.sum(1) / steps
         z = np.exp(mean - mean.max(1, keepdims=True))

@@ -34,7 +34,7 @@ F32 = np.float32
 __all__ = ["active_chw", "active_chw_reference", "active_to_dense", "conv_scatter", "conv_scatter_parallel",
            "conv_scatter_reference", "conv_weight_layout", "lif_pool_conv", "lif_pool_conv_parallel",
            "lif_reset_flat", "lif_step", "lif_step_reference", "linear_scatter", "linear_scatter_reference",
-           "linear_scatter_split", "linear_scatter_split_parallel", "maxpool2_spikes", "maxpool2_spikes_reference", "network_step"]
+           "linear_scatter_split", "linear_scatter_split_parallel", "maxpool2_spikes", "maxpool2_spikes_reference", "network_run", "network_step"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -626,3 +626,16 @@ def network_step(x, in_idx, in_val, in_n, ones,
             lif_reset_flat(lin_buf[i], lin_bias[i], lin_v[i], lin_spikes[i], lin_idx[i], lin_n[i],
                            p[0], p[1], p[2], p[3] != 0, p[4] != 0)
             idx, n = lin_idx[i], lin_n[i]
+
+
+@njit(cache=True, nogil=True)
+def network_run(xs, in_idx, in_val, in_n, ones,
+                conv_w, conv_bias, conv_buf, conv_v, conv_spikes, conv_idx, conv_n, conv_geo, conv_neuron,
+                lin_w, lin_bias, lin_buf, lin_partials, lin_v, lin_spikes, lin_idx, lin_n, lin_neuron, y, ys):
+    """``network_step`` for each ``xs[t]`` in turn (``xs [T, B, C, H, W]``), the output of step t
+    into ``ys[t]`` (``[T, B, N]``): several consecutive windows in one call, the same numbers."""
+    for t in range(xs.shape[0]):
+        network_step(xs[t], in_idx, in_val, in_n, ones,
+                     conv_w, conv_bias, conv_buf, conv_v, conv_spikes, conv_idx, conv_n, conv_geo, conv_neuron,
+                     lin_w, lin_bias, lin_buf, lin_partials, lin_v, lin_spikes, lin_idx, lin_n, lin_neuron, y)
+        ys[t] = y

@@ -275,8 +275,8 @@ def test_slow_consumer_with_a_drop_policy_counts_the_dropped_events(policy):
     assert all(g["t_start_us"] < h["t_start_us"] for g, h in zip(got, got[1:]))  # still in time order
 
 
-@settings(max_examples=25, deadline=None)
-@given(seed=st.integers(0, 1000), steps=st.integers(1, 3), n=st.integers(1, 40), cut=st.integers(0, 40),
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 1000), steps=st.integers(1, 12), n=st.integers(1, 40), cut=st.integers(0, 40),
        background=st.sampled_from([None, 0]))
 def test_decision_run_over_all_windows_at_once_equals_step_by_step(seed, steps, n, cut, background):
     rng = np.random.default_rng(seed)

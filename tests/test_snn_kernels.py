@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from eventflow import snn
 from eventflow.kernels import snn as K
-from eventflow.snn.fast import FastNetwork
+from eventflow.snn.fast import FastNetwork, FastState
 from eventflow.snn.layers import Conv2d, Flatten, Linear, MaxPool2d, Sequential
 from eventflow.snn.neurons import DALIF, LIF, MembraneState, lif_step
 
@@ -381,3 +381,29 @@ def test_fast_dalif_net_exact(reset, v_reset):
     x = (torch.rand(20, 2, 2, 16, 16, generator=torch.Generator().manual_seed(1)) < 0.2).float()
     _assert_runs_equal(fast, FastNetwork.from_network(net, parallel=True), x)   # the parallel kernels too
     assert fast._work[2]["fused"] is None                    # (the one-call step is LIF only)
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+def test_run_in_one_call_equals_step_by_step(batch, monkeypatch):
+    # network_run (all T windows in one kernel call) against T calls of step, bit for bit
+    calls = []
+    whole_run = K.network_run
+    monkeypatch.setattr(K, "network_run", lambda *a: calls.append(1) or whole_run(*a))
+    net = _small_net(dyadic=False, neuron=LIF(tau=3.0, reset="soft", v_threshold=0.75))
+    fast = FastNetwork.from_network(net)
+    x = (torch.rand(12, batch, 2, 16, 16, generator=torch.Generator().manual_seed(5)) < 0.3).float().numpy()
+    s0 = fast.init_state(batch)
+    s0 = FastState(tuple(v + 0.1 for v in s0.v))   # not at rest
+    before = [v.copy() for v in s0.v]
+    ys, s_run = fast.run(x, s0)
+    assert len(calls) == 1 and all(np.array_equal(a, b) for a, b in zip(s0.v, before))   # state left alone
+    st = s0
+    for t in range(12):
+        y, st = fast.step(x[t], st)
+        np.testing.assert_array_equal(ys[t], y)
+    for a, b in zip(s_run.v, st.v):
+        np.testing.assert_array_equal(a, b)
+    ys2, s_in = fast.run(x[:5], s0, inplace=True)   # inplace: the caller's arrays are the new state
+    assert all(a is b for a, b in zip(s_in.v, s0.v)) and np.array_equal(ys2, ys[:5])
+    empty, _ = fast.run(x[:0], s0)
+    assert empty.shape == (0, batch, *fast.out_shape)

@@ -332,19 +332,23 @@ class FastNetwork:
         ws["fused"] = fused
         return fused
 
+    def _fused_call(self, ws, batch, vs):
+        """The arguments of ``kernels.snn.network_step`` after the input, or None where it does not apply."""
+        fused = self._fused_args(ws, batch)
+        if fused is None or not all(v.flags.c_contiguous and v.dtype == np.float32 for v in vs):
+            return None
+        nc = fused["n_conv"]
+        spikes, idx, n, geo, neuron = fused["conv_rest"]
+        lspikes, lidx, ln, lneuron = fused["lin_rest"]
+        return (ws["in_idx"], ws["in_val"], ws["in_n"], ws["ones"], *fused["conv"], tuple(vs[:nc]), spikes, idx, n,
+                geo, neuron, *fused["lin"], (*vs[nc:], fused["dummy_v"]), lspikes, lidx, ln, lneuron, fused["y"])
+
     def _step(self, x, batch, vs, trace):
         ws = self._workspace(batch)
-        fused = None if trace else self._fused_args(ws, batch)
-        if fused is not None and all(v.flags.c_contiguous and v.dtype == np.float32 for v in vs):
-            nc = fused["n_conv"]
-            lin_v = (*vs[nc:], fused["dummy_v"])
-            spikes, idx, n, geo, neuron = fused["conv_rest"]
-            lspikes, lidx, ln, lneuron = fused["lin_rest"]
-            y = fused["y"]
-            K.network_step(np.ascontiguousarray(x), ws["in_idx"], ws["in_val"], ws["in_n"], ws["ones"],
-                           *fused["conv"], tuple(vs[:nc]), spikes, idx, n, geo, neuron,
-                           *fused["lin"], lin_v, lspikes, lidx, ln, lneuron, y)
-            return y.reshape(batch, *self.out_shape).copy(), FastState(tuple(vs))
+        call = None if trace else self._fused_call(ws, batch, vs)
+        if call is not None:
+            K.network_step(np.ascontiguousarray(x), *call)
+            return call[-1].reshape(batch, *self.out_shape).copy(), FastState(tuple(vs))
         par = self.parallel   # (stream, band of rows) work items; identical numbers to the serial kernels
         split = max(1, numba.get_num_threads() // batch) if par else 1   # one stream over several threads
         linear = K.linear_scatter_split_parallel if par else K.linear_scatter_split
@@ -393,12 +397,35 @@ class FastNetwork:
         out = (y.reshape(batch, *self.out_shape), FastState(tuple(vs)))
         return (*out, spikes) if trace else out
 
-    def run(self, x_seq, state: FastState, trace: bool = False):
+    def run(self, x_seq, state: FastState, trace: bool = False, inplace: bool = False):
         """``step`` over ``x_seq``'s leading time axis: ``(y [T, B, ...], final state)``; ``state``
-        itself is left as it was. ``trace`` adds a third result: each LIF layer's spikes by name,
-        ``[T, B, ...]`` (``step``'s traced spikes, stacked)."""
+        itself is left as it was unless ``inplace``. ``trace`` adds a third result: each LIF
+        layer's spikes by name, ``[T, B, ...]`` (``step``'s traced spikes, stacked). Where one
+        step runs in one kernel call (``kernels.snn.network_step``), so do all T steps
+        (``network_run``): the same numbers, without Python between the windows."""
+        if isinstance(x_seq, torch.Tensor):
+            x_seq = x_seq.detach().cpu().numpy()
+        x_seq = np.asarray(x_seq)
+        if x_seq.ndim != len(self.in_shape) + 2 or x_seq.shape[2:] != self.in_shape:
+            raise ValueError(f"FastNetwork.run: expected inputs [T, B, *{self.in_shape}], got {x_seq.shape}")
+        if not inplace:
+            state = FastState(tuple(v.copy() for v in state.v))
+        if len(x_seq) == 0 and not trace:
+            return np.zeros((0, x_seq.shape[1], *self.out_shape), np.float32), state
+        if not trace:
+            batch = x_seq.shape[1]
+            sizes = self._v_sizes
+            if len(state.v) == len(sizes) and all(v.shape == (batch, n) for v, n in zip(state.v, sizes)):
+                call = self._fused_call(self._workspace(batch), batch, list(state.v))
+                if call is not None:
+                    ys = np.empty((len(x_seq), batch, call[-1].shape[1]), np.float32)
+                    try:
+                        K.network_run(np.ascontiguousarray(x_seq), *call, ys)
+                    except BaseException:
+                        self._work.pop(batch, None)   # (as step: partial sums may be left in the scratch)
+                        raise
+                    return ys.reshape(len(x_seq), batch, *self.out_shape), state
         ys, traced = [], {}
-        state = FastState(tuple(v.copy() for v in state.v))
         for x in x_seq:
             if trace:
                 y, state, spikes = self.step(x, state, inplace=True, trace=True)
