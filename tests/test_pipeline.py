@@ -18,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import eventflow
+from eventflow.events import concatenate
 from eventflow.model import DecisionSpec, InputSpec, Model, save_model
 from eventflow.pipeline import (ArraySource, AsyncRunner, CallbackSink, StreamSource, SyncRunner, build, from_dict,
                                 load_config, open_sink, read_results, with_overrides)
@@ -222,6 +223,24 @@ def test_file_source_replays_a_file_and_counts_its_events(tmp_path):
               callback=got.append)
     m = SyncRunner(p).run()
     assert strip(got) == WHOLE and m["events_in"] == len(EVENTS) and m["balanced"]
+
+
+def test_unpaced_file_replay_gathers_the_readers_small_chunks(tmp_path):
+    from eventflow.pipeline import FileSource
+
+    path = str(tmp_path / "ev.hdf5")
+    eventflow.write_events(path, EVENTS, width=32, height=32, chunk_length=500)   # HDF5 chunks of 500 events
+    src = FileSource(path, chunk_events=2048)
+    sizes, got = [], []
+    try:
+        while True:
+            b = src.next()
+            sizes.append(len(b.events))
+            got.append(b.events)
+    except EndOfStream:
+        pass
+    assert max(sizes) <= 2048 and sum(sizes) == len(EVENTS) and len(sizes) <= -(-len(EVENTS) // 1500)
+    assert np.array_equal(concatenate(got), EVENTS)
 
 
 def test_stdin_source_keeps_records_split_across_reads():
