@@ -437,10 +437,16 @@ def _lif_rows(bf, bias, vb, sb, oy0, oy1, w_out, c, k, off, tau, v_reset, thresh
     # The usual neuron (decay_input, v_reset 0, hard reset) has its own loop, free of the
     # per-neuron flags (same operations, same results), which LLVM vectorises. With kt, ks the
     # neurons are DA-LIF, with one pair of factors per channel.
+    # Each loop also puts the bias back into the currents it read, from a row of biases built
+    # once (a slice assignment per pixel cost more than the neurons themselves).
     wp = w_out + k - 1
     m = w_out * c
     usual = decay_input and v_reset == 0 and not soft
     zero = F32(0.0)
+    brow = np.empty(m, np.float32)
+    for ox in range(w_out):
+        for q in range(c):
+            brow[ox * c + q] = bias[q]
     for oy in range(oy0, oy1):
         start = ((oy + off) * wp + off) * c
         base = oy * m
@@ -455,20 +461,21 @@ def _lif_rows(bf, bias, vb, sb, oy0, oy1, w_out, c, k, off, tau, v_reset, thresh
                     fired = h >= threshold
                     vv[o + q] = _reset(h, fired, v_reset, threshold, soft)
                     ss[o + q] = fired
+                    cur[o + q] = bias[q]
         elif usual:
             for q in range(m):
                 h = vv[q] + (cur[q] - vv[q]) / tau
                 fired = h >= threshold
                 vv[q] = zero if fired else h
                 ss[q] = fired
+                cur[q] = brow[q]
         else:
             for q in range(m):
                 h = _charge(vv[q], cur[q], tau, v_reset, decay_input)
                 fired = h >= threshold
                 vv[q] = _reset(h, fired, v_reset, threshold, soft)
                 ss[q] = fired
-        for ox in range(w_out):
-            cur[ox * c:(ox + 1) * c] = bias
+                cur[q] = brow[q]
 
 
 @njit(cache=True, nogil=True)
@@ -484,14 +491,10 @@ def _active_rows(sb, ib, r0, r1, w_out, c, pool):
             s1 = s0 + w_out * c
             top = sb[s0:s0 + w_out * c]
             bot = sb[s1:s1 + w_out * c]
-            for px in range(wq):
-                a0 = top[2 * px * c:(2 * px + 1) * c]
-                a1 = top[(2 * px + 1) * c:(2 * px + 2) * c]
-                a2 = bot[2 * px * c:(2 * px + 1) * c]
-                a3 = bot[(2 * px + 1) * c:(2 * px + 2) * c]
-                o = row[px * c:(px + 1) * c]
+            for px in range(wq):   # (offsets, not a slice per pixel: slices cost more than the ORs)
+                a, o = 2 * px * c, px * c
                 for q in range(c):
-                    o[q] = (a0[q] | a1[q]) | (a2[q] | a3[q])
+                    row[o + q] = (top[a + q] | top[a + c + q]) | (bot[a + q] | bot[a + c + q])
             out0 = py * wq * c
             for q in range(wq * c):
                 ib[n] = out0 + q
