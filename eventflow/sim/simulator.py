@@ -4,7 +4,7 @@ The scene is rendered on a fixed grid of ``sensor.base_interval_us`` (1 ms at th
 1 kHz); where some pixels' log intensity changes by more than ``refine_fraction`` of a threshold
 between consecutive samples, the interval is halved for the bounding rectangle of those pixels
 (at most ``max_refine_levels`` times): a mid sample is rendered there only (with the scene's
-``render_region`` when it has one), and the pixels inside use the two halves while the others
+``render_log_region`` or ``render_region`` when it has one), and the pixels inside use the two halves while the others
 use the whole interval. So the sample times and rectangles depend on the scene only. Each pixel
 compares ``log(I + log_eps)`` (float32, ``eventflow.kernels.sim.log_region``) with its reference
 level and fires one event per threshold crossed (per-pixel thresholds with
@@ -107,6 +107,7 @@ class Simulator:
         self.refine_limit = sensor.refine_fraction * min(sensor.contrast_on, sensor.contrast_off)
         self._whole = (0, sensor.height, 0, sensor.width)
         self._render_region = getattr(scene, "render_region", None)
+        self._render_log_region = getattr(scene, "render_log_region", None)
         self._image = np.empty((sensor.height, sensor.width), np.float32)  # scratch of a render
         self._image_flat = self._image.reshape(-1)
         self._log_scratch = (np.empty(n, np.float32), np.empty(n, np.int32), np.empty(n, np.int32))
@@ -119,12 +120,15 @@ class Simulator:
     def _sample(self, t_us: float, out: np.ndarray, region) -> np.ndarray:
         """The log intensity at ``t_us`` in ``region`` (y0, y1, x0, x1) of flat frame ``out``."""
         y0, y1, x0, x1 = region
-        if self._render_region is not None:
-            self._render_region(t_us * 1e-6, self._image, y0, y1, x0, x1)
+        if self._render_log_region is not None:
+            bad = self._render_log_region(t_us * 1e-6, self.sensor.log_eps, out, y0, y1, x0, x1)
         else:
-            self.scene.render(t_us * 1e-6, self._image)
-        bad = K.log_region(self._image_flat, self.sensor.log_eps, self.sensor.width, y0, y1, x0, x1, out,
-                           *self._log_scratch)
+            if self._render_region is not None:
+                self._render_region(t_us * 1e-6, self._image, y0, y1, x0, x1)
+            else:
+                self.scene.render(t_us * 1e-6, self._image)
+            bad = K.log_region(self._image_flat, self.sensor.log_eps, self.sensor.width, y0, y1, x0, x1, out,
+                               *self._log_scratch)
         if bad:
             raise ValueError(f"scene {type(self.scene).__name__} rendered {bad} pixel(s) that are not positive "
                              f"and finite at t={t_us:g} us (intensity must be in (0, 1])")
