@@ -137,15 +137,18 @@ def exceeding_box(l0, l1, limit, width, y0, y1, x0, x1):
         for j in range(b.shape[0]):
             count += abs(np.float64(b[j]) - np.float64(a[j])) > limit
         if count:
-            lo, hi = x1, x0 - 1
-            for x in range(x0, x1):
-                if abs(np.float64(l1[row + x]) - np.float64(l0[row + x])) > limit:
-                    lo = min(lo, x)
-                    hi = x
             by0 = min(by0, y)
             by1 = y + 1
-            bx0 = min(bx0, lo)
-            bx1 = max(bx1, hi + 1)
+            # the row's first and last such column matter only outside the columns found so far:
+            # look from each end inwards, no further than those
+            for j in range(bx0 - x0):
+                if abs(np.float64(b[j]) - np.float64(a[j])) > limit:
+                    bx0 = x0 + j
+                    break
+            for j in range(b.shape[0] - 1, bx1 - x0 - 1, -1):
+                if abs(np.float64(b[j]) - np.float64(a[j])) > limit:
+                    bx1 = x0 + j + 1
+                    break
     if by0 == y1:
         return y1, y1, x1, x1
     return by0, by1, bx0, bx1
