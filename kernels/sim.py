@@ -23,6 +23,8 @@ agree bit for bit. Hot loops index slices from 0 (``s = a[start:stop]; s[j]``): 
   ``t_floor``; ``ref`` moves to ``ref +- n * thr`` (in place). Events are written from index
   ``start``, pixel by pixel (increasing flat index). A pixel whose events do not fit is left
   untouched and the kernel returns there: the caller grows the buffers and resumes from that pixel.
+- ``interval_crossings``: the ``crossings`` of a sample interval whose fast rectangle was
+  refined (its halves, then the rest), in one call, growing the buffers itself.
 - ``refractory_pass``: walks candidate events in ``order`` (sorted by time); an event of a pixel
   less than ``refractory_us`` after that pixel's last kept event is dropped and counted in
   ``suppressed[kind]``; ``last_t`` (int64 per pixel) is updated in place by kept events.
@@ -198,6 +200,49 @@ def crossings(l0, l1, ref, thr_on, thr_off, ta, tb, t_floor, out_pix, out_t, out
                         if k < 0:
                             return i, -k - 1
     return n_pix, k
+
+
+@njit(cache=True, nogil=True)
+def interval_crossings(l0, lm, l1, ref, thr_on, thr_off, ta, tb, t_floor, out_pix, out_t, out_p, start, width,
+                       y0, y1, x0, x1, by0, by1, bx0, bx1, split, bounds, mask):
+    """The crossings of one sample interval ``(ta, tb]`` of region ``(y0, y1, x0, x1)`` whose
+    rectangle ``box = (by0, by1, bx0, bx1)`` was refined: with ``split``, the box's pixels over
+    ``(ta, tm]`` then ``(tm, tb]`` (``tm = 0.5 * (ta + tb)``, the mid frame ``lm`` holding them),
+    then the other pixels of the region over ``(ta, tb]``; without, the box's pixels are left out
+    (done by the caller) and ``lm`` is not read. The same events, in the same order, as the
+    ``crossings`` calls for those parts; an empty box is the whole region. Events are written from
+    ``start``; a full buffer is replaced by one twice as long (64 at least). Returns
+    ``(out_pix, out_t, out_p, end)``."""
+    if split and by0 < by1 and bx0 < bx1:
+        tm = 0.5 * (ta + tb)
+        out_pix, out_t, out_p, start = _crossings_growing(l0, lm, ref, thr_on, thr_off, ta, tm, t_floor, out_pix,
+                                                          out_t, out_p, start, width, by0, by1, bx0, bx1, 0, 0, 0, 0,
+                                                          bounds, mask)
+        out_pix, out_t, out_p, start = _crossings_growing(lm, l1, ref, thr_on, thr_off, tm, tb, t_floor, out_pix,
+                                                          out_t, out_p, start, width, by0, by1, bx0, bx1, 0, 0, 0, 0,
+                                                          bounds, mask)
+    return _crossings_growing(l0, l1, ref, thr_on, thr_off, ta, tb, t_floor, out_pix, out_t, out_p, start, width,
+                              y0, y1, x0, x1, by0, by1, bx0, bx1, bounds, mask)
+
+
+@njit(cache=True, nogil=True)
+def _crossings_growing(l0, l1, ref, thr_on, thr_off, ta, tb, t_floor, out_pix, out_t, out_p, start, width,
+                       y0, y1, x0, x1, hy0, hy1, hx0, hx1, bounds, mask):
+    """``crossings`` of a whole region, doubling the buffers whenever they are full."""
+    stop = 0
+    while True:
+        stop, start = crossings(l0, l1, ref, thr_on, thr_off, ta, tb, t_floor, out_pix, out_t, out_p, start, stop,
+                                width, y0, y1, x0, x1, hy0, hy1, hx0, hx1, bounds, mask)
+        if stop == l1.shape[0]:
+            return out_pix, out_t, out_p, start
+        out_pix, out_t, out_p = _doubled(out_pix, start), _doubled(out_t, start), _doubled(out_p, start)
+
+
+@njit(cache=True, nogil=True)
+def _doubled(a, used):
+    b = np.empty(max(2 * a.shape[0], 64), a.dtype)
+    b[:used] = a[:used]
+    return b
 
 
 @njit(cache=True, nogil=True, inline="always")
