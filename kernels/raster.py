@@ -303,11 +303,11 @@ def rasterise_region_kernel(prims, background, light, gain, out, ry0, ry1, rx0, 
 
 
 @njit(cache=True, nogil=True)
-def figure_log_kernel(rest, g0, rate, harm, omega, segment, tau, w, big_w, idle, t, joint_index, joint_value, shapes,
-                      background, light, gain, image, eps, out, ry0, ry1, rx0, rx1):
+def figure_log_kernel(rest, g0, rate, harm, omega, idle, joint_index, joint_value, shapes, background, light, image,
+                      segment, tau, w, big_w, t, gain, eps, out, ry0, ry1, rx0, rx1):
     """A figure's log intensity over a rectangle in one call (what a simulator sample needs):
     ``pose_figure_kernel`` at ``t`` with row ``segment`` of ``g0``, ``rate``, ``harm`` and
-    ``omega``, then ``rasterise_region_kernel`` of rows ``ry0..ry1-1``, columns ``rx0..rx1-1``
+    ``omega``, then ``rasterise_region_kernel`` (with ``gain``) of rows ``ry0..ry1-1``, columns ``rx0..rx1-1``
     into ``image`` (float32[H, W], scratch), then ``eventflow.kernels.sim.log_region`` of that
     rectangle into the flat float32 frame ``out`` (its other pixels untouched). The same values
     as those three calls. Returns how many pixels ``log_region`` counts as bad, or -1 (nothing

@@ -112,7 +112,7 @@ class Simulator:
         self._image_flat = self._image.reshape(-1)
         self._log_scratch = (np.empty(n, np.float32), np.empty(n, np.int32), np.empty(n, np.int32))
         self._mask = np.zeros(K.mask_size(sensor.width), np.uint8)
-        self._width, self._max_depth = sensor.width, sensor.max_refine_levels
+        self._width, self._max_depth, self._log_eps = sensor.width, sensor.max_refine_levels, sensor.log_eps
         self._mid = [np.empty(n, np.float32) for _ in range(sensor.max_refine_levels + 1)]  # per depth
         self._noise_block = (-1, None)  # memo of the last noise block drawn (a pure function of its index)
 
@@ -120,10 +120,10 @@ class Simulator:
 
     def _sample(self, t_us: float, out: np.ndarray, region) -> np.ndarray:
         """The log intensity at ``t_us`` in ``region`` (y0, y1, x0, x1) of flat frame ``out``."""
-        y0, y1, x0, x1 = region
         if self._render_log_region is not None:
-            bad = self._render_log_region(t_us * 1e-6, self.sensor.log_eps, out, y0, y1, x0, x1)
+            bad = self._render_log_region(t_us * 1e-6, self._log_eps, out, *region)
         else:
+            y0, y1, x0, x1 = region
             if self._render_region is not None:
                 self._render_region(t_us * 1e-6, self._image, y0, y1, x0, x1)
             else:

@@ -87,10 +87,12 @@ class GestureScene:
     _pos: np.ndarray = field(init=False, repr=False)
     _angle: np.ndarray = field(init=False, repr=False)
     _prims: np.ndarray = field(init=False, repr=False)
-    _image: np.ndarray = field(init=False, repr=False)
+    _figure: tuple = field(init=False, repr=False)  # figure_log_kernel's first arguments
 
     def __post_init__(self):
-        object.__setattr__(self, "_image", np.empty((self.height, self.width), np.float32))
+        object.__setattr__(self, "_figure", (self.rest, self.g0, self.rate, self.harm, self.omega, self.idle,
+                                             self.joint_index, self.joint_value, self.shapes, self.background,
+                                             self.light, np.empty((self.height, self.width), np.float32)))
         object.__setattr__(self, "_q", np.zeros(N_CHANNELS))
         object.__setattr__(self, "_pos", np.zeros((len(JOINT_NAMES), 2)))
         object.__setattr__(self, "_angle", np.zeros(len(JOINT_NAMES)))
@@ -134,10 +136,7 @@ class GestureScene:
         computes it, into rows ``y0..y1-1``, columns ``x0..x1-1`` of the flat float32 frame ``out``
         (the simulator's fast path: one numba call per sample); returns the bad pixels' count."""
         t_s = float(t_s)
-        i, tau, w, big_w = self._envelope(t_s)
-        bad = raster.figure_log_kernel(self.rest, self.g0, self.rate, self.harm, self.omega, i, tau, w, big_w,
-                                       self.idle, t_s, self.joint_index, self.joint_value, self.shapes,
-                                       self.background, self.light, self._gain(t_s), self._image, eps, out,
+        bad = raster.figure_log_kernel(*self._figure, *self._envelope(t_s), t_s, self._gain(t_s), eps, out,
                                        y0, y1, x0, x1)
         if bad < 0:
             raise ValueError(f"gesture render_log_region: region rows {y0}..{y1}, columns {x0}..{x1} is not inside "
