@@ -180,16 +180,17 @@ def crossings(l0, l1, ref, thr_on, thr_off, ta, tb, t_floor, out_pix, out_t, out
             n_seg = b - a
             l1s = l1[row:row + n_seg]  # indexed from 0: no wraparound checks, so it vectorises
             lows, highs = bounds[0, row:row + n_seg], bounds[1, row:row + n_seg]
-            candidates = 0
             for j in range(n_seg):  # branch free, in float32; most rows have no candidate
-                c = (l1s[j] >= highs[j]) | (l1s[j] <= lows[j])
-                mask[j] = c
-                candidates += c
+                mask[j] = (l1s[j] >= highs[j]) | (l1s[j] <= lows[j])
+            n_words = (n_seg + 7) // 8
+            for j in range(n_seg, n_words * 8):
+                mask[j] = 0
+            candidates = np.uint64(0)
+            for w in range(n_words):  # any candidate, 8 pixels at a time (a count in the loop above
+                candidates |= words[w]  # would keep it from vectorising well)
             if candidates == 0:
                 continue
-            for j in range(n_seg, (n_seg + 7) // 8 * 8):
-                mask[j] = 0
-            for w in range((n_seg + 7) // 8):  # then skip 8 quiet pixels at a time
+            for w in range(n_words):  # then skip 8 quiet pixels at a time
                 if words[w] == 0:
                     continue
                 for j in range(8 * w, min(8 * w + 8, n_seg)):
