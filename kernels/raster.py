@@ -58,11 +58,15 @@ MIN_COLOUR = 1e-4
 @njit(cache=True, nogil=True)
 def pose_channels_kernel(rest, g0, rate, harm, omega, tau, w, big_w, idle, t, q):
     """Fill ``q`` (float64[K]); see the module docstring."""
+    n_h = harm.shape[1]
+    cos_h, sin_h = np.empty(n_h), np.empty(n_h)  # the harmonics' phases are the same for every channel
+    for h in range(n_h):
+        ph = (h + 1) * omega * tau
+        cos_h[h], sin_h[h] = math.cos(ph), math.sin(ph)
     for k in range(q.shape[0]):
         s = g0[k] - rest[k]
-        for h in range(harm.shape[1]):
-            ph = (h + 1) * omega * tau
-            s += harm[k, h, 0] * math.cos(ph) + harm[k, h, 1] * math.sin(ph)
+        for h in range(n_h):
+            s += harm[k, h, 0] * cos_h[h] + harm[k, h, 1] * sin_h[h]
         q[k] = rest[k] + w * s + rate[k] * big_w + idle[k, 0] * math.sin(idle[k, 1] * t + idle[k, 2])
 
 
