@@ -121,10 +121,23 @@ def log_region(img, eps, width, y0, y1, x0, x1, out, xs, expo, mant_bits):
     eps32 = np.float32(eps)
     if x0 == 0 and x1 == width:  # whole rows: one span
         return _log_span(img, y0 * width, (y1 - y0) * width, eps32, out, xs, expo, mant_bits)
-    bad = 0
+    # part rows: packed into one span and back (span by span, short rows ran mostly in the loops' ends)
+    w, n = x1 - x0, max(y1 - y0, 0) * max(x1 - x0, 0)
+    if n == 0:
+        return 0
+    packed, logs = np.empty(n, np.float32), np.empty(n, np.float32)
     for y in range(y0, y1):
-        bad += _log_span(img, y * width + x0, x1 - x0, eps32, out, xs, expo, mant_bits)
+        _copy(img[y * width + x0:y * width + x1], packed[(y - y0) * w:(y - y0 + 1) * w])
+    bad = _log_span(packed, 0, n, eps32, logs, xs, expo, mant_bits)
+    for y in range(y0, y1):
+        _copy(logs[(y - y0) * w:(y - y0 + 1) * w], out[y * width + x0:y * width + x1])
     return bad
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _copy(src, dst):
+    for j in range(src.shape[0]):
+        dst[j] = src[j]
 
 
 @njit(cache=True, nogil=True)
