@@ -4,8 +4,8 @@ The scene is rendered on a fixed grid of ``sensor.base_interval_us`` (1 ms at th
 1 kHz); where some pixels' log intensity changes by more than ``refine_fraction`` of a threshold
 between consecutive samples, the interval is halved for the bounding rectangle of those pixels
 (at most ``max_refine_levels`` times): a mid sample is rendered there only (with the scene's
-``render_log_region`` or ``render_region`` when it has one), and the pixels inside use the two halves while the others
-use the whole interval. So the sample times and rectangles depend on the scene only. Each pixel
+``render_log_region`` or ``render_region`` when it has one), and the pixels inside use the two
+halves while the others use the whole interval. So the sample times and rectangles depend on the scene only. Each pixel
 compares ``log(I + log_eps)`` (float32, ``eventflow.kernels.sim.log_region``) with its reference
 level and fires one event per threshold crossed (per-pixel thresholds with
 Gaussian mismatch), at a time interpolated linearly between the two samples. Background
