@@ -227,35 +227,27 @@ def interval_crossings(l0, lm, l1, ref, thr_on, thr_off, ta, tb, t_floor, out_pi
     ``crossings`` calls for those parts; an empty box is the whole region. Events are written from
     ``start``; a full buffer is replaced by one twice as long (64 at least). Returns
     ``(out_pix, out_t, out_p, end)``."""
-    if split and by0 < by1 and bx0 < bx1:
-        tm = 0.5 * (ta + tb)
-        out_pix, out_t, out_p, start = _crossings_growing(l0, lm, ref, thr_on, thr_off, ta, tm, t_floor, out_pix,
-                                                          out_t, out_p, start, width, by0, by1, bx0, bx1, 0, 0, 0, 0,
-                                                          bounds, mask)
-        out_pix, out_t, out_p, start = _crossings_growing(lm, l1, ref, thr_on, thr_off, tm, tb, t_floor, out_pix,
-                                                          out_t, out_p, start, width, by0, by1, bx0, bx1, 0, 0, 0, 0,
-                                                          bounds, mask)
-    return _crossings_growing(l0, l1, ref, thr_on, thr_off, ta, tb, t_floor, out_pix, out_t, out_p, start, width,
-                              y0, y1, x0, x1, by0, by1, bx0, bx1, bounds, mask)
-
-
-@njit(cache=True, nogil=True)
-def _crossings_growing(l0, l1, ref, thr_on, thr_off, ta, tb, t_floor, out_pix, out_t, out_p, start, width,
-                       y0, y1, x0, x1, hy0, hy1, hx0, hx1, bounds, mask):
-    """``crossings`` of a whole region, doubling the buffers whenever they are full."""
-    stop = 0
-    while True:
-        stop, start = crossings(l0, l1, ref, thr_on, thr_off, ta, tb, t_floor, out_pix, out_t, out_p, start, stop,
-                                width, y0, y1, x0, x1, hy0, hy1, hx0, hx1, bounds, mask)
-        if stop == l1.shape[0]:
-            return out_pix, out_t, out_p, start
-        out_pix, out_t, out_p = _doubled(out_pix, start), _doubled(out_t, start), _doubled(out_p, start)
+    tm = 0.5 * (ta + tb)
+    n_pix = l1.shape[0]
+    for part in range(0 if split and by0 < by1 and bx0 < bx1 else 2, 3):  # one call site: one compilation
+        a, b, t0, t1 = (l0, lm, ta, tm) if part == 0 else (lm, l1, tm, tb) if part == 1 else (l0, l1, ta, tb)
+        ry0, ry1, rx0, rx1 = (by0, by1, bx0, bx1) if part < 2 else (y0, y1, x0, x1)
+        hy0, hy1, hx0, hx1 = (by1, by1, bx1, bx1) if part < 2 else (by0, by1, bx0, bx1)  # part < 2: no hole
+        stop = 0
+        while True:
+            stop, start = crossings(a, b, ref, thr_on, thr_off, t0, t1, t_floor, out_pix, out_t, out_p, start, stop,
+                                    width, ry0, ry1, rx0, rx1, hy0, hy1, hx0, hx1, bounds, mask)
+            if stop == n_pix:
+                break
+            out_pix, out_t, out_p = _doubled(out_pix, start), _doubled(out_t, start), _doubled(out_p, start)
+    return out_pix, out_t, out_p, start
 
 
 @njit(cache=True, nogil=True)
 def _doubled(a, used):
     b = np.empty(max(2 * a.shape[0], 64), a.dtype)
-    b[:used] = a[:used]
+    for j in range(used):
+        b[j] = a[j]
     return b
 
 
