@@ -27,6 +27,9 @@ Three steps per frame, each a kernel and a reference:
   ``value * (1 + tex_amp * (tri(u / period) + tri(v / period) - 1)) * (1 - shade * r^2) * light * gain``
   clipped to [1e-4, 1] (period > 0): (u, v) the pixel in the primitive's own frame (so the
   pattern moves with it), ``tri(s) = |2 frac(s) - 1|``, ``r`` the normalised distance from its axis.
+
+``figure_log_kernel`` chains the three with ``eventflow.kernels.sim.log_region`` in one call (a
+simulator sample of the gesture scene: numba dispatch and Python glue cost as much as drawing).
 """
 from __future__ import annotations
 
@@ -34,6 +37,8 @@ import math
 
 import numpy as np
 from numba import njit
+
+from .sim import log_region
 
 CAPSULE, ELLIPSE = 0, 1
 # primitive columns
@@ -53,11 +58,15 @@ MIN_COLOUR = 1e-4
 @njit(cache=True, nogil=True)
 def pose_channels_kernel(rest, g0, rate, harm, omega, tau, w, big_w, idle, t, q):
     """Fill ``q`` (float64[K]); see the module docstring."""
+    n_h = harm.shape[1]
+    cos_h, sin_h = np.empty(n_h), np.empty(n_h)  # the harmonics' phases are the same for every channel
+    for h in range(n_h):
+        ph = (h + 1) * omega * tau
+        cos_h[h], sin_h[h] = math.cos(ph), math.sin(ph)
     for k in range(q.shape[0]):
         s = g0[k] - rest[k]
-        for h in range(harm.shape[1]):
-            ph = (h + 1) * omega * tau
-            s += harm[k, h, 0] * math.cos(ph) + harm[k, h, 1] * math.sin(ph)
+        for h in range(n_h):
+            s += harm[k, h, 0] * cos_h[h] + harm[k, h, 1] * sin_h[h]
         q[k] = rest[k] + w * s + rate[k] * big_w + idle[k, 0] * math.sin(idle[k, 1] * t + idle[k, 2])
 
 
@@ -295,6 +304,30 @@ def rasterise_region_kernel(prims, background, light, gain, out, ry0, ry1, rx0, 
             _draw_capsule(out, light, cols, gain, x0, y0, x1, y1, r, *args, r0, r1, c0, c1)
         else:
             _draw_ellipse(out, light, cols, gain, x0, y0, x1, y1, r, *args, r0, r1, c0, c1)
+
+
+@njit(cache=True, nogil=True)
+def figure_log_kernel(rest, g0, rate, harm, omega, idle, joint_index, joint_value, shapes, background, light, image,
+                      segment, tau, w, big_w, t, gain, eps, out, ry0, ry1, rx0, rx1):
+    """A figure's log intensity over a rectangle in one call (what a simulator sample needs):
+    ``pose_figure_kernel`` at ``t`` with row ``segment`` of ``g0``, ``rate``, ``harm`` and
+    ``omega``, then ``rasterise_region_kernel`` (with ``gain``) of rows ``ry0..ry1-1``, columns ``rx0..rx1-1``
+    into ``image`` (float32[H, W], scratch), then ``eventflow.kernels.sim.log_region`` of that
+    rectangle into the flat float32 frame ``out`` (its other pixels untouched). The same values
+    as those three calls. Returns how many pixels ``log_region`` counts as bad, or -1 (nothing
+    written) when the rectangle is not inside the image or ``out`` is not H * W long."""
+    height, width = image.shape
+    n = height * width
+    if not (0 <= ry0 <= ry1 <= height and 0 <= rx0 <= rx1 <= width) or out.shape[0] != n:
+        return -1
+    n_joints = joint_index.shape[0]
+    q, pos, angle = np.zeros(rest.shape[0]), np.zeros((n_joints, 2)), np.zeros(n_joints)
+    prims = np.zeros((shapes.shape[0], PRIM_COLUMNS))
+    pose_figure_kernel(rest, g0[segment], rate[segment], harm[segment], omega[segment], tau, w, big_w, idle, t, q,
+                       joint_index, joint_value, shapes, pos, angle, prims)
+    rasterise_region_kernel(prims, background, light, gain, image, ry0, ry1, rx0, rx1)
+    return log_region(image.reshape(n), eps, width, ry0, ry1, rx0, rx1, out, np.empty(n, np.float32),
+                      np.empty(n, np.int32), np.empty(n, np.int32))
 
 
 @njit(cache=True, nogil=True)

@@ -23,6 +23,8 @@ agree bit for bit. Hot loops index slices from 0 (``s = a[start:stop]; s[j]``): 
   ``t_floor``; ``ref`` moves to ``ref +- n * thr`` (in place). Events are written from index
   ``start``, pixel by pixel (increasing flat index). A pixel whose events do not fit is left
   untouched and the kernel returns there: the caller grows the buffers and resumes from that pixel.
+- ``interval_crossings``: the ``crossings`` of a sample interval whose fast rectangle was
+  refined (its halves, then the rest), in one call, growing the buffers itself.
 - ``refractory_pass``: walks candidate events in ``order`` (sorted by time); an event of a pixel
   less than ``refractory_us`` after that pixel's last kept event is dropped and counted in
   ``suppressed[kind]``; ``last_t`` (int64 per pixel) is updated in place by kept events.
@@ -119,10 +121,23 @@ def log_region(img, eps, width, y0, y1, x0, x1, out, xs, expo, mant_bits):
     eps32 = np.float32(eps)
     if x0 == 0 and x1 == width:  # whole rows: one span
         return _log_span(img, y0 * width, (y1 - y0) * width, eps32, out, xs, expo, mant_bits)
-    bad = 0
+    # part rows: packed into one span and back (span by span, short rows ran mostly in the loops' ends)
+    w, n = x1 - x0, max(y1 - y0, 0) * max(x1 - x0, 0)
+    if n == 0:
+        return 0
+    packed, logs = np.empty(n, np.float32), np.empty(n, np.float32)
     for y in range(y0, y1):
-        bad += _log_span(img, y * width + x0, x1 - x0, eps32, out, xs, expo, mant_bits)
+        _copy(img[y * width + x0:y * width + x1], packed[(y - y0) * w:(y - y0 + 1) * w])
+    bad = _log_span(packed, 0, n, eps32, logs, xs, expo, mant_bits)
+    for y in range(y0, y1):
+        _copy(logs[(y - y0) * w:(y - y0 + 1) * w], out[y * width + x0:y * width + x1])
     return bad
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _copy(src, dst):
+    for j in range(src.shape[0]):
+        dst[j] = src[j]
 
 
 @njit(cache=True, nogil=True)
@@ -137,15 +152,18 @@ def exceeding_box(l0, l1, limit, width, y0, y1, x0, x1):
         for j in range(b.shape[0]):
             count += abs(np.float64(b[j]) - np.float64(a[j])) > limit
         if count:
-            lo, hi = x1, x0 - 1
-            for x in range(x0, x1):
-                if abs(np.float64(l1[row + x]) - np.float64(l0[row + x])) > limit:
-                    lo = min(lo, x)
-                    hi = x
             by0 = min(by0, y)
             by1 = y + 1
-            bx0 = min(bx0, lo)
-            bx1 = max(bx1, hi + 1)
+            # the row's first and last such column matter only outside the columns found so far:
+            # look from each end inwards, no further than those
+            for j in range(bx0 - x0):
+                if abs(np.float64(b[j]) - np.float64(a[j])) > limit:
+                    bx0 = x0 + j
+                    break
+            for j in range(b.shape[0] - 1, bx1 - x0 - 1, -1):
+                if abs(np.float64(b[j]) - np.float64(a[j])) > limit:
+                    bx1 = x0 + j + 1
+                    break
     if by0 == y1:
         return y1, y1, x1, x1
     return by0, by1, bx0, bx1
@@ -175,16 +193,17 @@ def crossings(l0, l1, ref, thr_on, thr_off, ta, tb, t_floor, out_pix, out_t, out
             n_seg = b - a
             l1s = l1[row:row + n_seg]  # indexed from 0: no wraparound checks, so it vectorises
             lows, highs = bounds[0, row:row + n_seg], bounds[1, row:row + n_seg]
-            candidates = 0
             for j in range(n_seg):  # branch free, in float32; most rows have no candidate
-                c = (l1s[j] >= highs[j]) | (l1s[j] <= lows[j])
-                mask[j] = c
-                candidates += c
+                mask[j] = (l1s[j] >= highs[j]) | (l1s[j] <= lows[j])
+            n_words = (n_seg + 7) // 8
+            for j in range(n_seg, n_words * 8):
+                mask[j] = 0
+            candidates = np.uint64(0)
+            for w in range(n_words):  # any candidate, 8 pixels at a time (a count in the loop above
+                candidates |= words[w]  # would keep it from vectorising well)
             if candidates == 0:
                 continue
-            for j in range(n_seg, (n_seg + 7) // 8 * 8):
-                mask[j] = 0
-            for w in range((n_seg + 7) // 8):  # then skip 8 quiet pixels at a time
+            for w in range(n_words):  # then skip 8 quiet pixels at a time
                 if words[w] == 0:
                     continue
                 for j in range(8 * w, min(8 * w + 8, n_seg)):
@@ -195,6 +214,41 @@ def crossings(l0, l1, ref, thr_on, thr_off, ta, tb, t_floor, out_pix, out_t, out
                         if k < 0:
                             return i, -k - 1
     return n_pix, k
+
+
+@njit(cache=True, nogil=True)
+def interval_crossings(l0, lm, l1, ref, thr_on, thr_off, ta, tb, t_floor, out_pix, out_t, out_p, start, width,
+                       y0, y1, x0, x1, by0, by1, bx0, bx1, split, bounds, mask):
+    """The crossings of one sample interval ``(ta, tb]`` of region ``(y0, y1, x0, x1)`` whose
+    rectangle ``box = (by0, by1, bx0, bx1)`` was refined: with ``split``, the box's pixels over
+    ``(ta, tm]`` then ``(tm, tb]`` (``tm = 0.5 * (ta + tb)``, the mid frame ``lm`` holding them),
+    then the other pixels of the region over ``(ta, tb]``; without, the box's pixels are left out
+    (done by the caller) and ``lm`` is not read. The same events, in the same order, as the
+    ``crossings`` calls for those parts; an empty box is the whole region. Events are written from
+    ``start``; a full buffer is replaced by one twice as long (64 at least). Returns
+    ``(out_pix, out_t, out_p, end)``."""
+    tm = 0.5 * (ta + tb)
+    n_pix = l1.shape[0]
+    for part in range(0 if split and by0 < by1 and bx0 < bx1 else 2, 3):  # one call site: one compilation
+        a, b, t0, t1 = (l0, lm, ta, tm) if part == 0 else (lm, l1, tm, tb) if part == 1 else (l0, l1, ta, tb)
+        ry0, ry1, rx0, rx1 = (by0, by1, bx0, bx1) if part < 2 else (y0, y1, x0, x1)
+        hy0, hy1, hx0, hx1 = (by1, by1, bx1, bx1) if part < 2 else (by0, by1, bx0, bx1)  # part < 2: no hole
+        stop = 0
+        while True:
+            stop, start = crossings(a, b, ref, thr_on, thr_off, t0, t1, t_floor, out_pix, out_t, out_p, start, stop,
+                                    width, ry0, ry1, rx0, rx1, hy0, hy1, hx0, hx1, bounds, mask)
+            if stop == n_pix:
+                break
+            out_pix, out_t, out_p = _doubled(out_pix, start), _doubled(out_t, start), _doubled(out_p, start)
+    return out_pix, out_t, out_p, start
+
+
+@njit(cache=True, nogil=True)
+def _doubled(a, used):
+    b = np.empty(max(2 * a.shape[0], 64), a.dtype)
+    for j in range(used):
+        b[j] = a[j]
+    return b
 
 
 @njit(cache=True, nogil=True, inline="always")

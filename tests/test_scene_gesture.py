@@ -107,6 +107,29 @@ def test_scene_renders_regions_exactly_as_whole_frames():
         scene.render_region(0.1, part, 0, 129, 0, 5)
 
 
+def test_render_log_region_equals_render_then_log_region():
+    """The simulator's fast path (figure_log_kernel: pose, raster and log in one call) gives what
+    render_region then eventflow.kernels.sim.log_region give, and leaves the other pixels alone."""
+    from eventflow.kernels import sim as KS
+    scene = G.make_scene(W, H, seed=3, gestures=[4, 8], flicker=0.05)
+    image, n = np.empty((H, W), np.float32), H * W
+    scratch = (np.empty(n, np.float32), np.empty(n, np.int32), np.empty(n, np.int32))
+    regions = ((0, H, 0, W), (10, 70, 20, 90), (5, 6, 100, 128), (40, 40, 0, W), (0, H, 64, 65))
+    for t in np.linspace(0, scene.duration_s, 9):
+        for eps in (1e-3, 0.0):
+            for y0, y1, x0, x1 in regions:
+                scene.render_region(float(t), image, y0, y1, x0, x1)
+                expected = np.full(n, -7.0, np.float32)
+                bad = KS.log_region(image.reshape(-1), eps, W, y0, y1, x0, x1, expected, *scratch)
+                out = np.full(n, -7.0, np.float32)
+                assert scene.render_log_region(float(t), eps, out, y0, y1, x0, x1) == bad == 0
+                assert np.array_equal(out, expected), (t, eps, (y0, y1, x0, x1))  # bit for bit
+    with pytest.raises(ValueError, match="region rows 0..129"):
+        scene.render_log_region(0.1, 1e-3, out, 0, 129, 0, 5)
+    with pytest.raises(ValueError, match="flat frame"):
+        scene.render_log_region(0.1, 1e-3, out[:-1], 0, 1, 0, 5)
+
+
 def test_rasterise_draws_antialiased_shapes_where_they_are():
     bg = np.full((32, 32), 0.2, np.float32)
     light = np.ones((32, 32), np.float32)

@@ -174,6 +174,44 @@ def test_crossings_and_log_kernels_equal_references(seed, width, height, scale, 
     assert ((e_t > ta) & (e_t <= math.ceil(ta + span))).all()
 
 
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), width=st.integers(1, 9), height=st.integers(1, 6), split=st.booleans(),
+       ta=st.integers(0, 10**6), span=st.sampled_from([2.0, 125.0, 1000.0]))
+def test_interval_crossings_equal_reference_crossings_of_its_parts(seed, width, height, split, ta, span):
+    """interval_crossings = the crossings of the box's halves (with split) then of the region
+    outside the box, from a buffer that has to grow (the kernel replaces it)."""
+    rng = np.random.default_rng(seed)
+    n = width * height
+    l0 = rng.normal(-1.0, 0.5, n).astype(np.float32)
+    lm = (l0 + rng.normal(0, 0.4, n) * (rng.random(n) < 0.7)).astype(np.float32)
+    l1 = (lm + rng.normal(0, 0.4, n) * (rng.random(n) < 0.7)).astype(np.float32)
+    region = random_rect(rng, height, width) if rng.random() < 0.7 else (0, height, 0, width)
+    box = random_rect(rng, region[1] - region[0], region[3] - region[2]) if rng.random() < 0.8 else (0, 0, 0, 0)
+    box = (box[0] + region[0], box[1] + region[0], box[2] + region[2], box[3] + region[2])
+    ref = l0 + rng.normal(0, 0.1, n)
+    thr_on, thr_off = rng.uniform(0.01, 0.3, n), rng.uniform(0.01, 0.3, n)
+    tb, tm = ta + span, ta + 0.5 * span
+    parts, r = [], ref.copy()
+    if split and box[0] < box[1] and box[2] < box[3]:
+        for a, b, t0, t1 in ((l0, lm, float(ta), tm), (lm, l1, tm, tb)):
+            *ev, r = K.crossings_reference(a, b, r, thr_on, thr_off, t0, t1, ta, width, box)
+            parts.append(ev)
+    *ev, r = K.crossings_reference(l0, l1, r, thr_on, thr_off, float(ta), tb, ta, width, region, box)
+    parts.append(ev)
+    e_pix, e_t, e_p = (np.concatenate(col) for col in zip(*parts))
+    bounds = np.empty((2, n), np.float32)
+    K.candidate_bounds(ref, thr_on, thr_off, bounds)
+    pix, t, p = np.full(3, -1, np.int64), np.full(3, -1, np.int64), np.full(3, -1, np.int8)
+    pix, t, p, end = K.interval_crossings(l0, lm, l1, ref, thr_on, thr_off, float(ta), tb, np.int64(ta), pix, t, p, 1,
+                                          width, *region, *box, split, bounds, np.zeros(K.mask_size(width), np.uint8))
+    assert end == 1 + len(e_pix) and pix[0] == t[0] == p[0] == -1  # written from start, what was before kept
+    np.testing.assert_array_equal(pix[1:end], e_pix)
+    np.testing.assert_array_equal(t[1:end], e_t)
+    np.testing.assert_array_equal(p[1:end], e_p)
+    np.testing.assert_array_equal(ref, r)
+    np.testing.assert_array_equal(bounds, K.candidate_bounds_reference(r, thr_on, thr_off))
+
+
 def test_log_is_accurate_and_counts_bad_pixels():
     img = np.concatenate([np.linspace(0.0, 1.0, 5001), [2.5e-7, 0.999999]]).astype(np.float32)
     out = np.empty(len(img), np.float32)

@@ -12,7 +12,8 @@ gliding over a textured background on a DVS128 (128x128). Each case is simulated
 (compilation, caches), then ``--repeats`` times; the table shows the run with the least CPU
 time: x real time (simulated seconds / wall seconds, and / process CPU seconds, which a loaded
 machine inflates less), events, frames rendered (whole or the refined rectangle), wall time per
-frame, and the share of wall time spent rendering. Also timed: the
+frame, and the share of wall time spent rendering (with the log intensity, for a scene that has
+``render_log_region``: the gesture scene). Also timed: the
 threshold kernel alone on a 128x128 frame pair (``crossings``, the per-sample budget).
 Threads are pinned to one (NUMBA_NUM_THREADS, OMP_NUM_THREADS, torch) and printed.
 """
@@ -64,8 +65,10 @@ class _TimedScene:
     def __init__(self, scene):
         self.scene, self.render_s = scene, 0.0
         self.width, self.height, self.duration_s = scene.width, scene.height, scene.duration_s
-        if hasattr(scene, "render_region"):  # keep the optional method (the simulator looks for it)
+        if hasattr(scene, "render_region"):  # keep the optional methods (the simulator looks for them)
             self.render_region = self._render_region
+        if hasattr(scene, "render_log_region"):
+            self.render_log_region = self._render_log_region
 
     def render(self, t_s, out):
         t0 = time.perf_counter()
@@ -76,6 +79,12 @@ class _TimedScene:
         t0 = time.perf_counter()
         self.scene.render_region(t_s, out, y0, y1, x0, x1)
         self.render_s += time.perf_counter() - t0
+
+    def _render_log_region(self, t_s, eps, out, y0, y1, x0, x1):
+        t0 = time.perf_counter()
+        bad = self.scene.render_log_region(t_s, eps, out, y0, y1, x0, x1)
+        self.render_s += time.perf_counter() - t0
+        return bad
 
 
 def bench_case(name, make, sensor, seconds, repeats):

@@ -4,8 +4,8 @@ The scene is rendered on a fixed grid of ``sensor.base_interval_us`` (1 ms at th
 1 kHz); where some pixels' log intensity changes by more than ``refine_fraction`` of a threshold
 between consecutive samples, the interval is halved for the bounding rectangle of those pixels
 (at most ``max_refine_levels`` times): a mid sample is rendered there only (with the scene's
-``render_region`` when it has one), and the pixels inside use the two halves while the others
-use the whole interval. So the sample times and rectangles depend on the scene only. Each pixel
+``render_log_region`` or ``render_region`` when it has one), and the pixels inside use the two
+halves while the others use the whole interval. So the sample times and rectangles depend on the scene only. Each pixel
 compares ``log(I + log_eps)`` (float32, ``eventflow.kernels.sim.log_region``) with its reference
 level and fires one event per threshold crossed (per-pixel thresholds with
 Gaussian mismatch), at a time interpolated linearly between the two samples. Background
@@ -107,10 +107,12 @@ class Simulator:
         self.refine_limit = sensor.refine_fraction * min(sensor.contrast_on, sensor.contrast_off)
         self._whole = (0, sensor.height, 0, sensor.width)
         self._render_region = getattr(scene, "render_region", None)
+        self._render_log_region = getattr(scene, "render_log_region", None)
         self._image = np.empty((sensor.height, sensor.width), np.float32)  # scratch of a render
         self._image_flat = self._image.reshape(-1)
         self._log_scratch = (np.empty(n, np.float32), np.empty(n, np.int32), np.empty(n, np.int32))
         self._mask = np.zeros(K.mask_size(sensor.width), np.uint8)
+        self._width, self._max_depth, self._log_eps = sensor.width, sensor.max_refine_levels, sensor.log_eps
         self._mid = [np.empty(n, np.float32) for _ in range(sensor.max_refine_levels + 1)]  # per depth
         self._noise_block = (-1, None)  # memo of the last noise block drawn (a pure function of its index)
 
@@ -118,13 +120,16 @@ class Simulator:
 
     def _sample(self, t_us: float, out: np.ndarray, region) -> np.ndarray:
         """The log intensity at ``t_us`` in ``region`` (y0, y1, x0, x1) of flat frame ``out``."""
-        y0, y1, x0, x1 = region
-        if self._render_region is not None:
-            self._render_region(t_us * 1e-6, self._image, y0, y1, x0, x1)
+        if self._render_log_region is not None:
+            bad = self._render_log_region(t_us * 1e-6, self._log_eps, out, *region)
         else:
-            self.scene.render(t_us * 1e-6, self._image)
-        bad = K.log_region(self._image_flat, self.sensor.log_eps, self.sensor.width, y0, y1, x0, x1, out,
-                           *self._log_scratch)
+            y0, y1, x0, x1 = region
+            if self._render_region is not None:
+                self._render_region(t_us * 1e-6, self._image, y0, y1, x0, x1)
+            else:
+                self.scene.render(t_us * 1e-6, self._image)
+            bad = K.log_region(self._image_flat, self.sensor.log_eps, self.sensor.width, y0, y1, x0, x1, out,
+                               *self._log_scratch)
         if bad:
             raise ValueError(f"scene {type(self.scene).__name__} rendered {bad} pixel(s) that are not positive "
                              f"and finite at t={t_us:g} us (intensity must be in (0, 1])")
@@ -193,23 +198,21 @@ class Simulator:
     def _interval(self, ta, log_a, tb, log_b, depth, region, ref, bounds, buf, t_floor) -> int:
         """Crossings of the pixels of ``region`` between two samples, halving the interval for the
         rectangle that changes too fast; returns the (partial) frames rendered."""
-        hole, rendered = _NO_HOLE, 0
-        if depth < self.sensor.max_refine_levels:
-            box = K.exceeding_box(log_a, log_b, self.refine_limit, self.sensor.width, *region)
+        box, log_m, split, rendered = _NO_HOLE, log_b, True, 0
+        if depth < self._max_depth:
+            box = K.exceeding_box(log_a, log_b, self.refine_limit, self._width, *region)
             if box[0] < box[1]:
                 tm = 0.5 * (ta + tb)
                 log_m = self._sample(tm, self._mid[depth], box)
-                rendered = (1 + self._interval(ta, log_a, tm, log_m, depth + 1, box, ref, bounds, buf, t_floor)
-                            + self._interval(tm, log_m, tb, log_b, depth + 1, box, ref, bounds, buf, t_floor))
-                hole = box
-        stop = 0
-        while True:
-            stop, buf.n = K.crossings(log_a, log_b, ref, self.thr_on, self.thr_off, ta, tb, t_floor,
-                                      buf.pix, buf.t, buf.p, buf.n, stop, self.sensor.width, *region, *hole,
-                                      bounds, self._mask)
-            if stop == len(ref):
-                return rendered
-            buf.grow()
+                rendered = 1
+                if depth + 1 < self._max_depth:  # the halves may be refined again: they are done first
+                    rendered += (self._interval(ta, log_a, tm, log_m, depth + 1, box, ref, bounds, buf, t_floor)
+                                 + self._interval(tm, log_m, tb, log_b, depth + 1, box, ref, bounds, buf, t_floor))
+                    split = False
+        buf.pix, buf.t, buf.p, buf.n = K.interval_crossings(log_a, log_m, log_b, ref, self.thr_on, self.thr_off, ta, tb,
+                                                            t_floor, buf.pix, buf.t, buf.p, buf.n, self._width,
+                                                            *region, *box, split, bounds, self._mask)
+        return rendered
 
     # ------------------------------------------------------------------ noise
 
@@ -235,19 +238,12 @@ class Simulator:
 _NO_HOLE = (0, 0, 0, 0)  # an empty rectangle
 
 class _Buffer:
-    """Growable scratch for candidate signal events (pixel, time, polarity); ``n`` are in use."""
+    """Scratch for candidate signal events (pixel, time, polarity); ``n`` are in use
+    (``K.interval_crossings`` replaces the arrays by longer ones when they are full)."""
 
     def __init__(self, capacity):
         self.pix, self.t, self.p, self.n = (np.empty(capacity, np.int64), np.empty(capacity, np.int64),
                                             np.empty(capacity, np.int8), 0)
-
-    def grow(self):
-        cap = 2 * len(self.pix)
-        for name in ("pix", "t", "p"):
-            old = getattr(self, name)
-            new = np.empty(cap, old.dtype)
-            new[:self.n] = old[:self.n]
-            setattr(self, name, new)
 
 
 def noise_block(sensor: SensorConfig, hot_pixels: np.ndarray, seed: int, block: int):

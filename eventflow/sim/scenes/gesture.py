@@ -87,8 +87,12 @@ class GestureScene:
     _pos: np.ndarray = field(init=False, repr=False)
     _angle: np.ndarray = field(init=False, repr=False)
     _prims: np.ndarray = field(init=False, repr=False)
+    _figure: tuple = field(init=False, repr=False)  # figure_log_kernel's first arguments
 
     def __post_init__(self):
+        object.__setattr__(self, "_figure", (self.rest, self.g0, self.rate, self.harm, self.omega, self.idle,
+                                             self.joint_index, self.joint_value, self.shapes, self.background,
+                                             self.light, np.empty((self.height, self.width), np.float32)))
         object.__setattr__(self, "_q", np.zeros(N_CHANNELS))
         object.__setattr__(self, "_pos", np.zeros((len(JOINT_NAMES), 2)))
         object.__setattr__(self, "_angle", np.zeros(len(JOINT_NAMES)))
@@ -125,9 +129,23 @@ class GestureScene:
         check_region("gesture render", out, self.height, self.width, y0, y1, x0, x1)
         t_s = float(t_s)
         self._pose(t_s)
+        raster.rasterise_region_kernel(self._prims, self.background, self.light, self._gain(t_s), out, y0, y1, x0, x1)
+
+    def render_log_region(self, t_s: float, eps: float, out: np.ndarray, y0: int, y1: int, x0: int, x1: int) -> int:
+        """``log(I + eps)`` of ``render_region``'s intensity, as ``eventflow.kernels.sim.log_region``
+        computes it, into rows ``y0..y1-1``, columns ``x0..x1-1`` of the flat float32 frame ``out``
+        (the simulator's fast path: one numba call per sample); returns the bad pixels' count."""
+        t_s = float(t_s)
+        bad = raster.figure_log_kernel(*self._figure, *self._envelope(t_s), t_s, self._gain(t_s), eps, out,
+                                       y0, y1, x0, x1)
+        if bad < 0:
+            raise ValueError(f"gesture render_log_region: region rows {y0}..{y1}, columns {x0}..{x1} is not inside "
+                             f"{self.width}x{self.height}, or out is not a flat frame of {self.width * self.height}")
+        return bad
+
+    def _gain(self, t_s: float) -> float:
         s = self.subject
-        gain = s.light_level * (1.0 + s.flicker * math.sin(2 * math.pi * s.flicker_hz * t_s + s.flicker_phase))
-        raster.rasterise_region_kernel(self._prims, self.background, self.light, gain, out, y0, y1, x0, x1)
+        return s.light_level * (1.0 + s.flicker * math.sin(2 * math.pi * s.flicker_hz * t_s + s.flicker_phase))
 
     def pose(self, t_s: float) -> np.ndarray:
         """Joint positions at ``t_s`` (float64[J, 2], (x, y) pixels, rows as ``JOINT_NAMES``)."""
