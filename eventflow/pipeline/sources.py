@@ -113,6 +113,10 @@ class ArraySource:
         pass
 
 
+#: an unpaced file replay joins the reader's arrays into batches of up to this many events
+GATHER_EVENTS = 1 << 16
+
+
 class FileSource:
     """An event file read in chunks; paced replay splits chunks into ``batch_us`` pieces."""
 
@@ -133,7 +137,7 @@ class FileSource:
         self.reset()
 
     def _batches(self):
-        if self.realtime is None:   # as fast as possible: the reader's arrays gathered up to chunk_events
+        if self.realtime is None:   # as fast as possible: the reader's arrays gathered (``_gathered``)
             yield from self._gathered()
             return
         for chunk in self.reader:
@@ -147,11 +151,14 @@ class FileSource:
             yield chunk[lo:]
 
     def _gathered(self):
-        """The reader's arrays, consecutive ones joined up to ``chunk_events`` (a file format whose
-        chunks are small, as HDF5's 16k events, then costs the stages fewer calls per window)."""
+        """The reader's arrays, consecutive ones joined up to ``GATHER_EVENTS`` (at most
+        ``chunk_events``): a format whose chunks are small, as HDF5's 16k events, then costs the
+        stages fewer calls per window, while a batch's windows wait little for each other (each
+        one's latency counts from its batch's arrival)."""
+        most = min(self.chunk_events, GATHER_EVENTS)
         parts, n = [], 0
         for chunk in self.reader:
-            if n and n + len(chunk) > self.chunk_events:
+            if n and n + len(chunk) > most:
                 yield parts[0] if len(parts) == 1 else concatenate(parts)
                 parts, n = [], 0
             parts.append(chunk)
