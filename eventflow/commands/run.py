@@ -22,7 +22,7 @@ A result: {"stream", "t_start_us", "t_end_us" (sensor time), "latency_ms" (host 
 the arrival of the window's last event to the result), "task", then the task's payload:
 classification "class_id", "class_name", "probability", "probabilities", "committed";
 detection "boxes" (a list of {"x", "y", "w", "h", "class_id", "class_name", "confidence"},
-sensor pixels, top-left corner); flow "flow" ({"shape", "cell_px", "mean_px", "max_px",
+sensor pixels, top-left corner); flow "flow" ({"shape", "cell_px", "mean_px", "max_px", "nonfinite",
 "ref"}: the field itself is stored by the sink, jsonl:PATH in PATH.flow.h5, hdf5:PATH in
 its file, zmq+tcp as a third frame; "ref" says where). The model's task decides which.
 
