@@ -243,6 +243,36 @@ def test_unpaced_file_replay_gathers_the_readers_small_chunks(tmp_path):
     assert np.array_equal(concatenate(got), EVENTS)
 
 
+def test_a_reader_failing_mid_file_still_delivers_what_it_read_before(tmp_path):
+    from eventflow.pipeline import FileSource
+
+    path = str(tmp_path / "ev.hdf5")
+    eventflow.write_events(path, EVENTS, width=32, height=32, chunk_length=500)
+    src = FileSource(path)
+
+    def failing():
+        yield EVENTS[:500]
+        yield EVENTS[500:1000]
+        raise ValueError("ev.hdf5: corrupt chunk at byte 1234")
+    src.reader = type("R", (), {"__iter__": lambda self: failing(), "width": 32, "height": 32,
+                                "violations": None})()
+    src.reset()
+    assert np.array_equal(src.next().events, EVENTS[:1000])
+    with pytest.raises(ValueError, match="corrupt chunk"):
+        src.next()
+
+
+def test_warm_up_loads_the_kernel_a_model_step_runs(monkeypatch):
+    from eventflow.kernels import snn as K
+
+    calls = []
+    run = K.network_run
+    monkeypatch.setattr(K, "network_run", lambda *a: calls.append(1) or run(*a))
+    p = build(config(), model=MODEL, source=False, sinks=[])
+    p.model.warm_up()
+    assert calls and p.model.backend == "fast"
+
+
 def test_stdin_source_keeps_records_split_across_reads():
     r, w = os.pipe()
     data = EVENTS[:500].tobytes()

@@ -482,3 +482,25 @@ def test_seconds_sets_the_timeline_of_scenes_that_have_one():
     labels = scene.ground_truth()
     assert scene.duration_s == 0.6 and len(labels) == 1
     assert 0 < labels["t_start"][0] < labels["t_end"][0] <= 600_000 and ev["t"][-1] <= 600_000
+
+
+def test_a_kernel_cache_older_than_a_kernel_it_calls_is_dropped(tmp_path):
+    """numba keys a cache on the defining file only: kernels/__init__ drops the cache index of a
+    module when a module it calls into (raster -> sim) has newer source."""
+    import os
+
+    from eventflow.kernels import _drop_stale_caches
+
+    (tmp_path / "__pycache__").mkdir()
+    for name in ("sim.py", "raster.py", "words.py", "binning.py"):
+        (tmp_path / name).write_text("")
+    stale = tmp_path / "__pycache__" / "raster.figure_log_kernel-300.py311.nbi"
+    fresh = tmp_path / "__pycache__" / "binning.count-10.py311.nbi"
+    for f in (stale, fresh):
+        f.write_bytes(b"index")
+    os.utime(tmp_path / "words.py", (1000, 1000))
+    os.utime(fresh, (2000, 2000))    # newer than words.py: kept
+    os.utime(stale, (1000, 1000))
+    os.utime(tmp_path / "sim.py", (3000, 3000))   # edited after raster's cache was written: dropped
+    assert _drop_stale_caches(str(tmp_path)) == [str(stale)]
+    assert not stale.exists() and fresh.exists()

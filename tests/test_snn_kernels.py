@@ -407,3 +407,12 @@ def test_run_in_one_call_equals_step_by_step(batch, monkeypatch):
     assert all(a is b for a, b in zip(s_in.v, s0.v)) and np.array_equal(ys2, ys[:5])
     empty, _ = fast.run(x[:0], s0)
     assert empty.shape == (0, batch, *fast.out_shape)
+
+
+def test_run_checks_the_state_even_for_no_steps():
+    fast = FastNetwork.from_network(_small_net(dyadic=False, neuron=LIF()))
+    x = np.zeros((0, 2, 2, 16, 16), np.float32)
+    with pytest.raises(ValueError, match="2 streams but the state holds 1"):
+        fast.run(x, fast.init_state(1))
+    y, _, traced = fast.run(x, fast.init_state(2), trace=True)
+    assert y.shape == (0, 2, *fast.out_shape) and traced == {}

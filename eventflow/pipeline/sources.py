@@ -157,12 +157,17 @@ class FileSource:
         one's latency counts from its batch's arrival)."""
         most = min(self.chunk_events, GATHER_EVENTS)
         parts, n = [], 0
-        for chunk in self.reader:
-            if n and n + len(chunk) > most:
+        try:
+            for chunk in self.reader:
+                if n and n + len(chunk) > most:
+                    yield parts[0] if len(parts) == 1 else concatenate(parts)
+                    parts, n = [], 0
+                parts.append(chunk)
+                n += len(chunk)
+        except Exception:   # a reader failing mid-file: what it read before still goes through first
+            if n:
                 yield parts[0] if len(parts) == 1 else concatenate(parts)
-                parts, n = [], 0
-            parts.append(chunk)
-            n += len(chunk)
+            raise
         if n:
             yield parts[0] if len(parts) == 1 else concatenate(parts)
 

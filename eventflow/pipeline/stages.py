@@ -291,8 +291,9 @@ class ModelStage:
     def warm_up(self):
         x = np.zeros((self.batch, *self.network.in_shape), np.float32)
         x.reshape(self.batch, -1)[:, ::7] = 1.0    # some active inputs: every kernel of a step runs
-        if self.fast is not None:
+        if self.fast is not None:   # (run: the kernel ``step`` uses, and the one-call kernel of several windows)
             self.fast.step(x, self.fast.init_state(self.batch), inplace=True)
+            self.fast.run(x[None], self.fast.init_state(self.batch), inplace=True)
         elif self.gpu is not None:   # compiles the kernels and records the graph of this batch size
             st = self.gpu.init_state(self.batch)
             for _ in range(2):

@@ -14,13 +14,14 @@ where the image changes fast; without it, it renders whole frames (``render``) a
 part it needs.
 
 A scene MAY also implement ``render_log_region(t_s, eps, out, y0, y1, x0, x1) -> int``: write
-``log(I + eps)`` of ``render_region``'s intensity there, with exactly the values
-``eventflow.kernels.sim.log_region`` computes, into the flat float32 frame ``out`` (length
-``height * width``, other pixels untouched), and return how many pixels ``log_region`` would
-count as bad (not positive, finite and normal); ValueError when the rectangle is not inside
-the image. The simulator then takes every sample (whole or refined) from it: a scene whose
-rendering is a numba kernel can fuse rendering and the log into one call per sample (the
-gesture scene does), where Python glue and kernel dispatch are much of the cost.
+``log(I + eps)`` of ``render``'s intensity there (the scene need not have ``render_region``),
+with exactly the values ``eventflow.kernels.sim.log_region`` computes, into the flat float32
+frame ``out`` (length ``height * width``, other pixels untouched), and return how many pixels
+``log_region`` would count as bad (not positive, finite and normal); ValueError when the
+rectangle is not inside the image or ``out`` is not one frame long. The simulator then takes
+every sample (whole or refined) from it: a scene whose rendering is a numba kernel can fuse
+rendering and the log into one call per sample (the gesture scene does), where Python glue and
+kernel dispatch are much of the cost.
 
 ``ground_truth()`` returns the scene's labels in its own documented form (gesture: class
 intervals; digits: the class; detection: Gen1 boxes over time; flow: dense flow on request),

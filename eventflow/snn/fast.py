@@ -410,21 +410,24 @@ class FastNetwork:
             raise ValueError(f"FastNetwork.run: expected inputs [T, B, *{self.in_shape}], got {x_seq.shape}")
         if not inplace:
             state = FastState(tuple(v.copy() for v in state.v))
-        if len(x_seq) == 0 and not trace:
-            return np.zeros((0, x_seq.shape[1], *self.out_shape), np.float32), state
+        batch = x_seq.shape[1]
+        sizes = self._v_sizes
+        if len(state.v) != len(sizes) or any(v.shape != (batch, n) for v, n in zip(state.v, sizes)):
+            raise ValueError(f"FastNetwork.run: the input has {batch} streams but the state holds "
+                             f"{state.v[0].shape[0] if state.v else '?'} (or the state is not this network's)")
+        if len(x_seq) == 0:
+            empty = np.zeros((0, batch, *self.out_shape), np.float32)
+            return (empty, state, {}) if trace else (empty, state)
         if not trace:
-            batch = x_seq.shape[1]
-            sizes = self._v_sizes
-            if len(state.v) == len(sizes) and all(v.shape == (batch, n) for v, n in zip(state.v, sizes)):
-                call = self._fused_call(self._workspace(batch), batch, list(state.v))
-                if call is not None:
-                    ys = np.empty((len(x_seq), batch, call[-1].shape[1]), np.float32)
-                    try:
-                        K.network_run(np.ascontiguousarray(x_seq), *call, ys)
-                    except BaseException:
-                        self._work.pop(batch, None)   # (as step: partial sums may be left in the scratch)
-                        raise
-                    return ys.reshape(len(x_seq), batch, *self.out_shape), state
+            call = self._fused_call(self._workspace(batch), batch, list(state.v))
+            if call is not None:
+                ys = np.empty((len(x_seq), batch, call[-1].shape[1]), np.float32)
+                try:
+                    K.network_run(np.ascontiguousarray(x_seq), *call, ys)
+                except BaseException:
+                    self._work.pop(batch, None)   # (as step: partial sums may be left in the scratch)
+                    raise
+                return ys.reshape(len(x_seq), batch, *self.out_shape), state
         ys, traced = [], {}
         for x in x_seq:
             if trace:
