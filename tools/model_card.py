@@ -6,7 +6,8 @@
 
 Copies model.json + model.safetensors (and curves.png) from the run's model/ folder, and writes
 README.md (the card): data, training history, the evaluation JSONs (`eventflow eval --json`
-output) as tables, latency, and the commands that reproduce everything. Nothing in the card is
+output) as tables, latency, the streaming picture (`tools/show_predictions.py`, run after
+shipping: it reads the shipped model), and the commands that reproduce everything. Nothing in the card is
 typed by hand except the free-text notes given with --notes.
 """
 from __future__ import annotations
@@ -86,6 +87,11 @@ def main():
               _table([{k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in h.items() if k != "seconds"}
                       for h in hist], ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy"]), "",
               "![training curves](curves.png)", ""]
+    lines += ["## Streaming on the bundled sample", "",
+              f"`python tools/show_predictions.py --model {a.name} --out models/{a.name}/predictions.png` "
+              "(the bundled simulated recording replayed through the pipeline; frames: the last 50 ms of "
+              "events and the top class then; below: the smoothed probabilities, the labelled gestures shaded)",
+              "", "![predictions on the bundled sample](predictions.png)", ""]
     lines += ["## Reproduce", "", "```bash", f"eventflow train {a.config}      # simulates the splits it needs first",
               *(f"eventflow eval {a.name} {r['data']} --json --check" for _, r in evals), "```", ""]
     if a.notes:
