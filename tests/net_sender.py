@@ -153,9 +153,8 @@ def dv_main(a):
     for p in packets:
         for i in range(0, len(p), 997):  # odd-sized writes: the client must reassemble frames
             conn.sendall(p[i:i + 997])
-    if tail:
+    if tail:   # the process dies: the kernel still delivers what was sent, then closes the connection
         conn.sendall(tail)
-        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # reset, as a crash does
         os._exit(0)
     conn.close()
     srv.close()
