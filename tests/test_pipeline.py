@@ -241,6 +241,17 @@ def test_unpaced_file_replay_gathers_the_readers_small_chunks(tmp_path):
         pass
     assert max(sizes) <= 2048 and sum(sizes) == len(EVENTS) and len(sizes) <= -(-len(EVENTS) // 1500)
     assert np.array_equal(concatenate(got), EVENTS)
+    slow = EVENTS.copy()
+    slow["t"] = np.sort(np.random.default_rng(1).integers(0, 9_000_000, len(slow)))   # 9 s of sensor time
+    eventflow.write_events(path, slow, width=32, height=32, chunk_length=500)
+    src, spans = FileSource(path), []
+    try:
+        while True:
+            b = src.next().events
+            spans.append(int(b["t"][-1]) - int(b["t"][0]))
+    except EndOfStream:
+        pass
+    assert 4 <= len(spans) <= 5 and all(s >= 2_000_000 - 10_000 for s in spans[:-1])   # about two seconds each
 
 
 def test_a_reader_failing_mid_file_still_delivers_what_it_read_before(tmp_path):

@@ -113,8 +113,9 @@ class ArraySource:
         pass
 
 
-#: an unpaced file replay joins the reader's arrays into batches of up to this many events
-GATHER_EVENTS = 1 << 16
+#: an unpaced file replay joins the reader's arrays into batches spanning this much sensor time
+#: (or up to ``chunk_events``)
+GATHER_US = 2_000_000
 
 
 class FileSource:
@@ -151,25 +152,36 @@ class FileSource:
             yield chunk[lo:]
 
     def _gathered(self):
-        """The reader's arrays, consecutive ones joined up to ``GATHER_EVENTS`` (at most
-        ``chunk_events``): a format whose chunks are small, as HDF5's 16k events, then costs the
-        stages fewer calls per window, while a batch's windows wait little for each other (each
-        one's latency counts from its batch's arrival)."""
-        most = min(self.chunk_events, GATHER_EVENTS)
-        parts, n = [], 0
+        """The reader's arrays, consecutive ones joined until a batch spans ``GATHER_US`` of sensor
+        time or would pass ``chunk_events``: a format whose chunks are small, as HDF5's 16k events,
+        then costs the stages one call per two seconds of recording rather than per chunk (each
+        call has a fixed cost: fewer, larger batches replay faster), and a window waits at most
+        for two seconds' windows before it (its latency counts from its batch's arrival)."""
+        parts, n, t0 = [], 0, 0
+
+        def joined():
+            return parts[0] if len(parts) == 1 else concatenate(parts)
+
         try:
             for chunk in self.reader:
-                if n and n + len(chunk) > most:
-                    yield parts[0] if len(parts) == 1 else concatenate(parts)
+                if len(chunk) == 0:
+                    continue
+                if n and n + len(chunk) > self.chunk_events:
+                    yield joined()
                     parts, n = [], 0
+                if n == 0:
+                    t0 = int(chunk["t"][0])
                 parts.append(chunk)
                 n += len(chunk)
+                if int(chunk["t"][-1]) - t0 >= GATHER_US:
+                    yield joined()
+                    parts, n = [], 0
         except Exception:   # a reader failing mid-file: what it read before still goes through first
             if n:
-                yield parts[0] if len(parts) == 1 else concatenate(parts)
+                yield joined()
             raise
         if n:
-            yield parts[0] if len(parts) == 1 else concatenate(parts)
+            yield joined()
 
     def next(self, timeout_s=None):
         while True:
