@@ -158,7 +158,8 @@ def nms(xyxy, classes, iou_threshold: float, max_boxes: int) -> np.ndarray:
         iw = np.minimum(xyxy[rest, 2], xyxy[i, 2]) - np.maximum(xyxy[rest, 0], xyxy[i, 0])
         ih = np.minimum(xyxy[rest, 3], xyxy[i, 3]) - np.maximum(xyxy[rest, 1], xyxy[i, 1])
         inter = np.maximum(iw, 0.0) * np.maximum(ih, 0.0)
-        iou = inter / (area[rest] + area[i] - inter)
+        union = area[rest] + area[i] - inter
+        iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)   # (empty boxes overlap nothing)
         alive[rest[iou > iou_threshold]] = False
     return np.array(keep, np.int64)
 
