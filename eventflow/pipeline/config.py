@@ -41,7 +41,9 @@ class SourceConfig:
     """Where events come from. ``uri``: a path / ``file:PATH``, ``sim:SCENE[?seed=..&seconds=..]``,
     ``-`` / ``stdin:`` (raw EventCD bytes), or a network URI (``zmq+tcp://``, ``udp://``,
     ``dv+tcp://``, ``camera:``). ``realtime``: pace file/sim replay at this factor of real time
-    (None: as fast as possible). ``batch_us``: sensor time per paced batch. ``width``/``height``:
+    (None: as fast as possible). ``batch_us``: sensor time per paced batch. ``chunk_events``: the
+    largest array a file is read in; an unpaced replay hands on batches of the reader's arrays
+    joined up to this many events or 2 s of sensor time. ``width``/``height``:
     geometry where the source does not state it. ``origin_us``: the first window's start
     (None: the stream's first event). ``max_gap_us``: a gap in event time longer than this is a
     clock jump: a lone event that far ahead or behind is rejected (``time_jump``); a jump the next
