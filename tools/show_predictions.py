@@ -96,7 +96,8 @@ def main():
             h, w = f.shape[1:]
             cx, cy = r["flow"]["cell_px"]
             ys, xs = np.mgrid[0:h, 0:w]
-            ax.quiver((xs + 0.5) * cx, (ys + 0.5) * cy, f[0], -f[1], color="tab:red", angles="xy")
+            ax.quiver((xs + 0.5) * cx, (ys + 0.5) * cy, f[0], f[1], color="tab:red", angles="xy", scale_units="xy",
+                      scale=1.0)   # arrows as long as the displacement (image y points down, as the flow's dy)
             title = f"max {r['flow']['max_px'] or 0:.1f} px"
         ax.set_title(f"{t1 / 1e6:.2f} s: {title}", fontsize=8)
 
@@ -123,7 +124,8 @@ def main():
     ax.set_xlim(t[0] - 0.05, t[-1] + 0.05)
     ax.set_xlabel("sensor time (s)")
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    fig.suptitle(f"{model.name} on {os.path.basename(path)} (shaded: labelled gestures)", fontsize=10)
+    fig.suptitle(f"{model.name} on {os.path.basename(path)}" + (" (shaded: labelled gestures)" if labels else ""),
+                 fontsize=10)
     fig.savefig(a.out, bbox_inches="tight")
     print(a.out)
 
