@@ -42,6 +42,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .schema import check_count, check_number
+
 __all__ = ["BOX_DTYPE", "DetectionSpec", "FlowSpec", "decode_boxes", "flow_field", "nms", "TASKS"]
 
 TASKS = ("classification", "detection", "flow")
@@ -50,18 +52,6 @@ BOX_DTYPE = np.dtype([("ts", "<u8"), ("x", "<f4"), ("y", "<f4"), ("w", "<f4"), (
                       ("class_id", "u1"), ("confidence", "<f4"), ("track_id", "<u4")])
 MAX_DETECTION_CLASSES = 256    # class_id is a u1
 _MIN_LOG_SIZE = -20.0
-
-
-def _number(v, key, lo, hi, lo_open=True):
-    ok = isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
-    ok = ok and math.isfinite(v) and (v > lo if lo_open else v >= lo) and v <= hi
-    if not ok:
-        raise ValueError(f"{key}: expected a number in {'(' if lo_open else '['}{lo}, {hi}], got {v!r}")
-
-
-def _count(v, key, hi):
-    if not (isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) and 1 <= v <= hi):
-        raise ValueError(f"{key}: expected an integer in 1..{hi}, got {v!r}")
 
 
 @dataclass(frozen=True)
@@ -76,10 +66,10 @@ class DetectionSpec:
     MAX_BOXES = 10_000
 
     def __post_init__(self):
-        _number(self.score_threshold, "detection.score_threshold", 0.0, 1.0)
-        _number(self.iou_threshold, "detection.iou_threshold", 0.0, 1.0, lo_open=False)
-        _count(self.max_boxes, "detection.max_boxes", self.MAX_BOXES)
-        _count(self.max_candidates, "detection.max_candidates", self.MAX_BOXES)
+        check_number(self.score_threshold, "detection.score_threshold", 0.0, 1.0)
+        check_number(self.iou_threshold, "detection.iou_threshold", 0.0, 1.0, lo_open=False)
+        check_count(self.max_boxes, "detection.max_boxes", self.MAX_BOXES)
+        check_count(self.max_candidates, "detection.max_candidates", self.MAX_BOXES)
 
 
 @dataclass(frozen=True)
@@ -89,7 +79,7 @@ class FlowSpec:
     scale: float = 1.0
 
     def __post_init__(self):
-        _number(self.scale, "flow.scale", 0.0, 1e9)
+        check_number(self.scale, "flow.scale", 0.0, 1e9)
 
 
 def _sigmoid(z):

@@ -33,7 +33,7 @@ import torch
 
 from .events import as_events
 from .heads import MAX_DETECTION_CLASSES, TASKS, DetectionSpec, FlowSpec
-from .schema import from_mapping
+from .schema import check_count, check_number, from_mapping
 from .snn.network import Network
 from .snn.spec_io import spec_from_dict, spec_to_dict
 
@@ -130,12 +130,8 @@ class DecisionSpec:
         def whole(v):
             return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
 
-        if not (whole(self.smoothing_steps) and 1 <= self.smoothing_steps <= self.MAX_SMOOTHING_STEPS):
-            raise ValueError(f"decision.smoothing_steps: expected an integer in 1..{self.MAX_SMOOTHING_STEPS}, "
-                             f"got {self.smoothing_steps!r}")
-        p = self.commit_probability
-        if isinstance(p, (bool, np.bool_)) or not isinstance(p, (int, float, np.floating)) or not 0 < p <= 1:
-            raise ValueError(f"decision.commit_probability: expected a number in (0, 1], got {p!r}")
+        check_count(self.smoothing_steps, "decision.smoothing_steps", self.MAX_SMOOTHING_STEPS)
+        check_number(self.commit_probability, "decision.commit_probability", 0, 1)
         if self.background is not None and not (whole(self.background) and self.background >= 0):
             raise ValueError(f"decision.background: expected a class index >= 0 or null, got {self.background!r}")
 
@@ -289,7 +285,7 @@ def load_model(name_or_path: str) -> Model:
     if d.get("format") != FORMAT:
         raise ValueError(f"{jpath}: format {d.get('format')!r} is not {FORMAT!r}")
     task = d.get("task", "classification")
-    if task not in TASKS:
+    if task not in TASKS:   # (before the network is built; Model checks it again)
         raise ValueError(f"{jpath}: task: expected one of {', '.join(TASKS)}, got {task!r}")
     ispec = from_mapping(InputSpec, _require(d, "input", jpath, dict), jpath, key="input")
     decision = from_mapping(DecisionSpec, d.get("decision", {}), jpath, key="decision")
@@ -341,10 +337,12 @@ def load_model(name_or_path: str) -> Model:
                     p.copy_(f.get_tensor(k))
     except (SafetensorError, OSError) as e:
         raise ValueError(f"{wpath}: not a readable safetensors file ({e})") from None
-    _check_outputs(jpath, task, tuple(net.out_shape), len(classes))
-    return Model(name=d.get("name", os.path.basename(folder)), task=task, classes=classes, input=ispec,
-                 network=net.eval(), decision=decision, meta=d.get("meta", {}), path=folder, detection=detection,
-                 flow=flow)
+    try:   # (Model checks the task against the network's outputs)
+        return Model(name=d.get("name", os.path.basename(folder)), task=task, classes=classes, input=ispec,
+                     network=net.eval(), decision=decision, meta=d.get("meta", {}), path=folder,
+                     detection=detection, flow=flow)
+    except ValueError as e:
+        raise ValueError(f"{jpath}: {e}") from None
 
 
 def _check_outputs(where: str, task: str, out: tuple, n_classes: int) -> None:

@@ -26,10 +26,12 @@ Nested dataclass fields are built from nested mappings, and their errors name th
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 import types
 import typing
 
-__all__ = ["from_mapping", "type_name"]
+__all__ = ["check_count", "check_number", "from_mapping", "type_name"]
 
 _NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true/false", dict: "a mapping",
           tuple: "a list"}
@@ -126,3 +128,22 @@ def from_mapping(cls, d, where: str = "", choices: dict | None = None, key: str 
         return _build(cls, {} if d is None else d, key, choices or {})
     except ValueError as e:
         raise ValueError(f"{where}: {e}" if where else str(e)) from None
+
+
+def check_number(v, key: str, lo, hi, lo_open: bool = True) -> None:
+    """Raise ValueError naming ``key`` unless ``v`` is a finite number in ``(lo, hi]`` (``[lo, hi]``
+    when not ``lo_open``); the range checks of spec dataclasses' ``__post_init__``."""
+    ok = isinstance(v, numbers.Real) and not _is_bool(v) and math.isfinite(v)
+    if not (ok and (v > lo if lo_open else v >= lo) and v <= hi):
+        raise ValueError(f"{key}: expected a number in {'(' if lo_open else '['}{lo}, {hi}], got {v!r}")
+
+
+def check_count(v, key: str, hi: int) -> None:
+    """Raise ValueError naming ``key`` unless ``v`` is an integer (not a bool) in ``1..hi``."""
+    if not (isinstance(v, numbers.Integral) and not _is_bool(v) and 1 <= v <= hi):
+        raise ValueError(f"{key}: expected an integer in 1..{hi}, got {v!r}")
+
+
+def _is_bool(v) -> bool:
+    return isinstance(v, bool) or type(v).__name__ == "bool_"   # (numpy's bool, without importing numpy)
+

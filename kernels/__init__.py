@@ -5,24 +5,28 @@ tests check them against each other on random and real inputs.
 """
 import glob
 import os
+import re
 
-#: kernel modules whose cached (numba ``cache=True``) functions call functions of other modules:
-#: numba keys a cache on the defining file only, so a change in a dependency would leave the
-#: dependent's cached machine code stale
-_CALLS_INTO = {"raster": ("sim",), "binning": ("words",), "bounds": ("words",), "filters": ("words",),
-               "surface": ("words",), "window_bin": ("words",)}
+_IMPORT = re.compile(r"^from \.(\w+) import", re.M)
 
 
 def _drop_stale_caches(here: str = os.path.dirname(os.path.abspath(__file__))) -> list[str]:
-    """Delete the numba cache index of a module whose dependency's source is newer than it (so it
-    compiles again); returns the files removed. Only the default cache folder (``__pycache__``
-    beside the sources) is looked at: that is where a working tree's edits happen."""
+    """Delete the numba cache index of a kernel module whose sources it calls into (its
+    ``from .other import ...`` lines) are newer than that index, so that it compiles again:
+    numba keys a cache on the defining file only, so a change in a callee would leave the
+    caller's cached machine code stale. Returns the files removed. Only the default cache folder
+    (``__pycache__`` beside the sources) is looked at: that is where a working tree's edits happen."""
     removed = []
-    for mod, deps in _CALLS_INTO.items():
+    for path in glob.glob(os.path.join(here, "*.py")):
         try:
-            newest = max(os.path.getmtime(os.path.join(here, d + ".py")) for d in deps)
+            with open(path, encoding="utf-8") as f:
+                callees = _IMPORT.findall(f.read())
+            if not callees:
+                continue
+            newest = max(os.path.getmtime(os.path.join(here, c + ".py")) for c in callees)
         except OSError:
             continue
+        mod = os.path.splitext(os.path.basename(path))[0]
         for index in glob.glob(os.path.join(here, "__pycache__", f"{mod}.*.nbi")):
             try:
                 if os.path.getmtime(index) < newest:

@@ -486,14 +486,16 @@ def test_seconds_sets_the_timeline_of_scenes_that_have_one():
 
 def test_a_kernel_cache_older_than_a_kernel_it_calls_is_dropped(tmp_path):
     """numba keys a cache on the defining file only: kernels/__init__ drops the cache index of a
-    module when a module it calls into (raster -> sim) has newer source."""
+    module when a module it imports from (raster -> sim, read from its source) has newer source."""
     import os
 
     from eventflow.kernels import _drop_stale_caches
 
     (tmp_path / "__pycache__").mkdir()
-    for name in ("sim.py", "raster.py", "words.py", "binning.py"):
-        (tmp_path / name).write_text("")
+    sources = {"sim.py": "", "words.py": "", "raster.py": "from .sim import log_region\n",
+               "binning.py": "import math\nfrom .words import xyp\n"}
+    for name, text in sources.items():
+        (tmp_path / name).write_text(text)
     stale = tmp_path / "__pycache__" / "raster.figure_log_kernel-300.py311.nbi"
     fresh = tmp_path / "__pycache__" / "binning.count-10.py311.nbi"
     for f in (stale, fresh):

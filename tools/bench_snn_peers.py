@@ -82,21 +82,25 @@ def _state_shapes(batch):
 # ---------------------------------------------------------------- the implementations
 # Each maker returns (reset() -> None, step(x_torch, x_numpy) -> output, membranes() -> [4 torch tensors]).
 
-def make_eventflow_gpu(net, batch, device, graph=True):
-    from eventflow.snn.gpu import GpuNetwork
-    gpu = GpuNetwork(net, device, graph=graph)
+def _explicit_state(init_state, step, membranes):
+    """The maker triple of an implementation whose state is a value: ``init_state() -> state``,
+    ``step(x_torch, x_numpy, state) -> (y, state)``, ``membranes(state) -> [4 tensors]``."""
     st = {}
 
     def reset():
-        st["s"] = gpu.init_state(batch)
+        st["s"] = init_state()
 
-    def step(xt, xn):
-        y, st["s"] = gpu.step(xt, st["s"], inplace=True)
+    def do_step(xt, xn):
+        y, st["s"] = step(xt, xn, st["s"])
         return y
+    return reset, do_step, lambda: membranes(st["s"])
 
-    def membranes():
-        return [st["s"][k].v for k in LIFS]
-    return reset, step, membranes
+
+def make_eventflow_gpu(net, batch, device, graph=True):
+    from eventflow.snn.gpu import GpuNetwork
+    gpu = GpuNetwork(net, device, graph=graph)
+    return _explicit_state(lambda: gpu.init_state(batch), lambda xt, xn, s: gpu.step(xt, s, inplace=True),
+                           lambda s: [s[k].v for k in LIFS])
 
 
 def make_eventflow(net, batch, device="cpu"):
@@ -104,19 +108,12 @@ def make_eventflow(net, batch, device="cpu"):
         return make_eventflow_gpu(net, batch, device)
     from eventflow.snn.fast import FastNetwork
     fast = FastNetwork.from_network(net, parallel=True)
-    st = {}
 
-    def reset():
-        st["s"] = fast.init_state(batch)
-
-    def step(xt, xn):
-        y, st["s"] = fast.step(xn, st["s"], inplace=True)
-        return y
-
-    def membranes():
-        ts = fast.to_torch_state(st["s"])
+    def membranes(s):
+        ts = fast.to_torch_state(s)
         return [ts[k].v for k in LIFS]
-    return reset, step, membranes
+    return _explicit_state(lambda: fast.init_state(batch), lambda xt, xn, s: fast.step(xn, s, inplace=True),
+                           membranes)
 
 
 def make_torch_module(net):

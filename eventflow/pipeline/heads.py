@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..heads import decode_boxes, flow_field
+from .stage import window_result
 
 __all__ = ["DetectionHeadStage", "FlowHeadStage"]
 
@@ -37,10 +38,6 @@ class _Stateless:
     def shutdown(self):
         pass
 
-    def _result(self, windows, i, task):
-        t0 = int(windows.t_start_us[i])
-        return {"stream": self.stream, "t_start_us": t0, "t_end_us": t0 + windows.window_us, "latency_ms": None,
-                "task": task, "_host_ns": int(windows.t_host_ns[i])}
 
 
 class DetectionHeadStage(_Stateless):
@@ -58,7 +55,7 @@ class DetectionHeadStage(_Stateless):
             boxes = decode_boxes(outputs[i], self.sensor_size, self.spec, ts=t_end)
             if self.emit == "decisions" and len(boxes) == 0:
                 continue
-            r = self._result(windows, i, "detection")
+            r = window_result(windows, i, self.stream, "detection")
             r["boxes"] = [{"x": float(b["x"]), "y": float(b["y"]), "w": float(b["w"]), "h": float(b["h"]),
                            "class_id": int(b["class_id"]), "class_name": self.classes[int(b["class_id"])],
                            "confidence": float(b["confidence"])} for b in boxes]
@@ -79,7 +76,7 @@ class FlowHeadStage(_Stateless):
         for i in range(len(windows)):
             field = flow_field(outputs[i], self.input_size, self.sensor_size, self.spec)
             h, w = field.shape[1:]
-            r = self._result(windows, i, "flow")
+            r = window_result(windows, i, self.stream, "flow")
             r["flow"] = {"shape": [2, h, w], "cell_px": [self.sensor_size[0] / w, self.sensor_size[1] / h],
                          **flow_summary(field), "field": field}
             out.append(r)

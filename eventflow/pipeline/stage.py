@@ -27,7 +27,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["Batch", "EndOfStream", "Sink", "Source"]
+__all__ = ["Batch", "EndOfStream", "Sink", "Source", "window_result"]
 
 
 class EndOfStream(Exception):
@@ -82,3 +82,12 @@ class Sink(Protocol):
     def flush(self) -> None: ...
 
     def shutdown(self) -> None: ...
+
+
+def window_result(windows, i: int, stream: str, task: str) -> dict:
+    """The keys every head's result for window ``i`` of ``windows`` starts with (``latency_ms``
+    is filled in by the runner from ``_host_ns``, which it then removes)."""
+    t0 = int(windows.t_start_us[i])
+    return {"stream": stream, "t_start_us": t0, "t_end_us": t0 + windows.window_us, "latency_ms": None,
+            "task": task, "_host_ns": int(windows.t_host_ns[i])}
+

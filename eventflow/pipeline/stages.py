@@ -35,6 +35,7 @@ import torch
 
 from ..events import EVENT_DTYPE
 from ..kernels import window_bin as K
+from .stage import window_result
 
 __all__ = ["DecodeStage", "HeadStage", "ModelStage", "WindowStage", "Windows"]
 
@@ -291,8 +292,7 @@ class ModelStage:
     def warm_up(self):
         x = np.zeros((self.batch, *self.network.in_shape), np.float32)
         x.reshape(self.batch, -1)[:, ::7] = 1.0    # some active inputs: every kernel of a step runs
-        if self.fast is not None:   # (run: the kernel ``step`` uses, and the one-call kernel of several windows)
-            self.fast.step(x, self.fast.init_state(self.batch), inplace=True)
+        if self.fast is not None:   # run, as ``step`` does (network_run where it applies, else per layer)
             self.fast.run(x[None], self.fast.init_state(self.batch), inplace=True)
         elif self.gpu is not None:   # compiles the kernels and records the graph of this batch size
             st = self.gpu.init_state(self.batch)
@@ -365,11 +365,10 @@ class HeadStage:
             p = prob[i]
             c = int(p.argmax())
             is_committed = bool(p[c] >= self.decision.commit_probability and c != self.decision.background)
-            t0 = int(windows.t_start_us[i])
-            out.append({"stream": self.stream, "t_start_us": t0, "t_end_us": t0 + windows.window_us,
-                        "latency_ms": None, "task": "classification", "class_id": c, "class_name": self.classes[c],
-                        "probability": float(p[c]), "probabilities": p.tolist(),
-                        "committed": is_committed, "_host_ns": int(windows.t_host_ns[i])})
+            r = window_result(windows, i, self.stream, "classification")
+            r.update({"class_id": c, "class_name": self.classes[c], "probability": float(p[c]),
+                      "probabilities": p.tolist(), "committed": is_committed})
+            out.append(r)
         return out
 
     def warm_up(self):

@@ -115,6 +115,11 @@ def _dalif_factors(p, weights, n, where):
     return np.ascontiguousarray(kt), np.ascontiguousarray(ks)
 
 
+def _numpy(x) -> np.ndarray:
+    """An input as numpy (a torch tensor detached and moved to the CPU)."""
+    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+
 class FastNetwork:
     """The weights of a conv / linear LIF network in kernel layout, with ``init_state`` and ``step``."""
 
@@ -277,17 +282,11 @@ class FastNetwork:
         ``inplace`` updates ``state``'s arrays instead of copying them first; ``trace`` adds a
         third result, each LIF layer's spikes by name in the reference layout ``[B, C, H, W]`` / ``[B, N]``.
         """
-        if isinstance(x, torch.Tensor):
-            x = x.detach().cpu().numpy()
-        x = np.asarray(x)
+        x = _numpy(x)
         if x.shape[1:] != self.in_shape:
             raise ValueError(f"FastNetwork.step: input samples shaped {x.shape[1:]}, the network takes {self.in_shape}")
         batch = x.shape[0]
-        sizes = self._v_sizes
-        if len(state.v) != len(sizes) or any(v.shape != (batch, n) for v, n in zip(state.v, sizes)):
-            raise ValueError(f"FastNetwork.step: the input has {batch} streams but the state holds "
-                             f"{state.v[0].shape[0] if state.v else '?'} (or the state is not this network's); "
-                             "streams join or leave explicitly")
+        self._check_state(state, batch, "step")
         vs = list(state.v) if inplace else [v.copy() for v in state.v]
         try:
             return self._step(x, batch, vs, trace)
@@ -296,6 +295,13 @@ class FastNetwork:
             # left partial sums in them: rebuild them on the next call
             self._work.pop(batch, None)
             raise
+
+    def _check_state(self, state, batch, where):
+        sizes = self._v_sizes
+        if len(state.v) != len(sizes) or any(v.shape != (batch, n) for v, n in zip(state.v, sizes)):
+            raise ValueError(f"FastNetwork.{where}: the input has {batch} streams but the state holds "
+                             f"{state.v[0].shape[0] if state.v else '?'} (or the state is not this network's); "
+                             "streams join or leave explicitly")
 
     def _fused_args(self, ws, batch):
         """The workspace as ``kernels.snn.network_step`` takes it (built once per batch size), or
@@ -403,18 +409,13 @@ class FastNetwork:
         layer's spikes by name, ``[T, B, ...]`` (``step``'s traced spikes, stacked). Where one
         step runs in one kernel call (``kernels.snn.network_step``), so do all T steps
         (``network_run``): the same numbers, without Python between the windows."""
-        if isinstance(x_seq, torch.Tensor):
-            x_seq = x_seq.detach().cpu().numpy()
-        x_seq = np.asarray(x_seq)
+        x_seq = _numpy(x_seq)
         if x_seq.ndim != len(self.in_shape) + 2 or x_seq.shape[2:] != self.in_shape:
             raise ValueError(f"FastNetwork.run: expected inputs [T, B, *{self.in_shape}], got {x_seq.shape}")
+        batch = x_seq.shape[1]
+        self._check_state(state, batch, "run")
         if not inplace:
             state = FastState(tuple(v.copy() for v in state.v))
-        batch = x_seq.shape[1]
-        sizes = self._v_sizes
-        if len(state.v) != len(sizes) or any(v.shape != (batch, n) for v, n in zip(state.v, sizes)):
-            raise ValueError(f"FastNetwork.run: the input has {batch} streams but the state holds "
-                             f"{state.v[0].shape[0] if state.v else '?'} (or the state is not this network's)")
         if len(x_seq) == 0:
             empty = np.zeros((0, batch, *self.out_shape), np.float32)
             return (empty, state, {}) if trace else (empty, state)
