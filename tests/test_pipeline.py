@@ -552,7 +552,7 @@ def test_a_failing_sink_counts_its_windows_and_a_dropped_jump_chunk_still_restar
 
 def test_max_gap_config_key():
     with pytest.raises(ValueError, match="source.max_gap_us"):
-        from_dict({"source": {"max_gap_us": 0}})
+        sync_runner(config(source={"max_gap_us": 0}))
     assert from_dict({"source": {"max_gap_us": None}}).source.max_gap_us is None
     r = sync_runner(config(source={"max_gap_us": None}))
     ev = EVENTS[:100].copy()

@@ -231,6 +231,27 @@ def test_window_stage_after_a_clock_jump_restarts_and_counts():
         WindowStage(spec, max_gap_us=5_000)
 
 
+def test_a_jump_candidate_is_in_flight_until_decided_so_rejected_never_goes_down():
+    """Cut right after a jump's first event: that event is pending (not rejected) until the next
+    one confirms the jump; a candidate still waiting at the end of the stream is rejected."""
+    from eventflow.model import InputSpec
+    from eventflow.pipeline.stages import WindowStage
+
+    spec = InputSpec((20, 12), (7, 5), 10_000)
+    day = 86_400 * 10**6
+    ev = random_events(4, 400, 20, 12, bad=False)
+    ev["t"][200:] += day
+    stage = WindowStage(spec, max_gap_us=10**6)
+    n = sum(int(w.n_events.sum()) for w in stage.step(ev[:201], 0))
+    assert stage.rejected == {} and n + stage.pending == 201
+    n += sum(int(w.n_events.sum()) for w in stage.step(ev[201:], 0))
+    assert stage.rejected == {} and stage.clock_jumps["jumps"] == 1 and n + stage.pending == len(ev)
+    lone = WindowStage(spec, max_gap_us=10**6)
+    list(lone.step(ev[:201], 0))                # the stream ends on the candidate: a lone outlier
+    lone.finish(0)
+    assert lone.rejected == {"time_jump": 1} and lone.pending == 0
+
+
 def test_window_stage_counts_what_a_consumer_leaves_unbinned():
     """A step's iterator left before its end: the events it did not bin are counted as dropped
     (``abandoned``), the pending count covers them meanwhile, and state cannot be taken then."""

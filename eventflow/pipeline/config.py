@@ -136,8 +136,7 @@ def _check_ranges(c: PipelineConfig):
     need(c.source.realtime is None or c.source.realtime > 0, "source.realtime", "a factor > 0", c.source.realtime)
     need(c.source.batch_us > 0, "source.batch_us", "> 0", c.source.batch_us)
     need(c.source.chunk_events > 0, "source.chunk_events", "> 0", c.source.chunk_events)
-    need(c.source.max_gap_us is None or c.source.max_gap_us > 0, "source.max_gap_us", "null or > 0",
-         c.source.max_gap_us)
+    # (source.max_gap_us is checked by the window stage, which knows the model's window length)
     need(c.runner.queue_batches > 0, "runner.queue_batches", "> 0", c.runner.queue_batches)
     need(c.runner.queue_windows > 0, "runner.queue_windows", "> 0", c.runner.queue_windows)
     sp = c.head.smoothing_steps

@@ -164,7 +164,10 @@ class WindowStage:
             self.unbinned = 0
 
     def finish(self, t_host_ns: int):
-        """The open window at the end of the stream, if any event fell in it."""
+        """The open window at the end of the stream, if any event fell in it. A clock-jump
+        candidate still waiting is a lone event: rejected (``time_jump``)."""
+        if self.acc is not None:
+            self.acc[K.A_JUMP_T] = K.NO_TIME
         if self.acc is None or self.acc[K.A_N_OPEN] == 0:
             return None
         n_open = int(self.acc[K.A_N_OPEN])
@@ -197,8 +200,15 @@ class WindowStage:
         if self.acc is None:
             return {}
         n = {"out_of_bounds": self.acc[K.A_OOB], "bad_polarity": self.acc[K.A_POL],
-             "time_backwards": self.acc[K.A_BACK], "time_jump": self.acc[K.A_JUMP]}
+             "time_backwards": self.acc[K.A_BACK], "time_jump": self.acc[K.A_JUMP] - self._held}
         return {k: int(v) for k, v in n.items() if v}
+
+    @property
+    def _held(self) -> int:
+        """1 while a clock-jump candidate waits for the next event to confirm or refute it (the
+        kernel counts it in ``A_JUMP`` meanwhile; here it is in flight, so that the rejected
+        count never goes down when a jump is confirmed)."""
+        return int(self.acc is not None and self.acc[K.A_JUMP_T] != K.NO_TIME)
 
     @property
     def clock_jumps(self) -> dict:
@@ -209,8 +219,9 @@ class WindowStage:
 
     @property
     def pending(self) -> int:
-        """Events held in the open window, or not yet binned (a step's iterator not yet taken to its end)."""
-        return (0 if self.acc is None else int(self.acc[K.A_N_OPEN])) + self.unbinned
+        """Events held in the open window, not yet binned (a step's iterator not yet taken to its end),
+        or a clock-jump candidate waiting for the next event."""
+        return (0 if self.acc is None else int(self.acc[K.A_N_OPEN])) + self.unbinned + self._held
 
     def get_state(self):
         if self.unbinned:
