@@ -472,10 +472,42 @@ def test_pipeline_gpu_backend_restarts_after_a_clock_jump_as_the_cpu_kernels():
         got = []
         cfg = from_dict({"model": {"name": "gesture-snn", "backend": backend}, "head": {"emit": "windows"}})
         r = SyncRunner(build(cfg, sinks=[], source=False, callback=got.append))
+        r.warm_up()
+        ptrs = [t.data_ptr() for _, t in S.leaves(r.p.model.state)] if backend == "gpu" else None
         r.step(both)
         r.finish()
         assert r.metrics()["clock_jumps"]["jumps"] == 1
+        if backend == "gpu":   # restarted in place: one graph, recorded on the stream's own tensors
+            assert [t.data_ptr() for _, t in S.leaves(r.p.model.state)] == ptrs
+            assert len(r.p.model.gpu._bound) == 1
         out[backend] = got
     assert [x["class_id"] for x in out["gpu"]] == [x["class_id"] for x in out["fast"]]
     n = len(out["gpu"]) // 2
     assert [x["class_id"] for x in out["gpu"][:n]] == [x["class_id"] for x in out["gpu"][n:]]   # from rest again
+
+
+def test_gpu_model_stage_keeps_its_state_tensors_through_warm_up_and_restore(monkeypatch):
+    """The pipeline's gpu backend, run on the CPU (GpuNetwork's torch references): warm-up leaves
+    the stream's state as it was in the same tensors (a CUDA graph recorded on them stays theirs),
+    a restore copies into those tensors, and resuming from a saved state equals not stopping."""
+    import eventflow.snn.gpu as G
+    from eventflow.pipeline import stages
+
+    from .test_pipeline import MODEL
+
+    real = G.GpuNetwork
+    monkeypatch.setattr(G, "GpuNetwork", lambda net, device, *a, **k: real(net, "cpu", *a, **k))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    m = stages.ModelStage(MODEL.network, "gpu")
+    before = S.clone(m.state)
+    tensors = [t for _, t in S.leaves(m.state)]
+    m.warm_up()
+    assert all(a is b for a, (_, b) in zip(tensors, S.leaves(m.state)))
+    assert all(torch.equal(a, b) for (_, a), (_, b) in zip(S.leaves(before), S.leaves(m.state)))
+    x = (np.random.default_rng(0).random((3, 1, *MODEL.network.in_shape)) < 0.3).astype(np.float32)
+    m.step(x)
+    saved = m.get_state()
+    y_on = m.step(x)
+    m.reset(saved)
+    assert all(a is b for a, (_, b) in zip(tensors, S.leaves(m.state)))
+    np.testing.assert_array_equal(m.step(x), y_on)

@@ -305,10 +305,16 @@ class ModelStage:
         x.reshape(self.batch, -1)[:, ::7] = 1.0    # some active inputs: every kernel of a step runs
         if self.fast is not None:   # run, as ``step`` does (network_run where it applies, else per layer)
             self.fast.run(x[None], self.fast.init_state(self.batch), inplace=True)
-        elif self.gpu is not None:   # compiles the kernels and records the graph of this batch size
-            st = self.gpu.init_state(self.batch)
+        elif self.gpu is not None:
+            # compiles the kernels and records the CUDA graph bound to the stream's own state tensors
+            # (a throwaway state would get the graph, and the stream record its own on its 2nd window);
+            # then the state's values are put back
+            from ..snn import state as S
+
+            saved = S.clone(self.state)
             for _ in range(2):
-                self.gpu.step(x, st, inplace=True)
+                self.gpu.step(x, self.state, inplace=True)
+            S.map_state(lambda t, v: t.copy_(v), self.state, saved)
         else:
             with torch.no_grad():
                 self.network.run(torch.from_numpy(x[None]), self.network.init_state(self.batch))
@@ -319,7 +325,7 @@ class ModelStage:
         from ..snn import state as S
 
         if self.gpu is not None:   # on the host, like the other backends' states
-            return {"backend": "gpu", "state": S.map_state(lambda t: t.cpu(), self.state)}
+            return {"backend": "gpu", "state": S.map_state(lambda t: t.to("cpu", copy=True), self.state)}
         return {"backend": "torch", "state": S.clone(self.state)}
 
     def reset(self, state=None):
@@ -341,7 +347,14 @@ class ModelStage:
 
             self.state = FastState(tuple(v.copy() for v in state["v"]))
         elif self.gpu is not None:
-            self.state = S.map_state(lambda t: t.to(self.gpu.device, copy=True), state["state"])   # (checked by step)
+            new = S.map_state(lambda t: t.to(self.gpu.device, copy=True), state["state"])   # (checked by step)
+            old = getattr(self, "state", None)
+            same = old is not None and [(k, t.shape) for k, t in S.leaves(old)] == [
+                (k, t.shape) for k, t in S.leaves(new)]
+            if same:   # into the tensors the stream's CUDA graph was recorded on: it stays valid
+                S.map_state(lambda t, v: t.copy_(v), old, new)
+            else:
+                self.state = new
         else:
             self.state = S.clone(state["state"])
 
