@@ -104,7 +104,6 @@ def _summary_line(m, clocked: bool = True) -> str:
 def cmd_run(a) -> int:
     from ..pipeline.metrics import serve_prometheus
     from ..pipeline.runner import build, make_runner
-    from ..pipeline.sources import is_live_uri
 
     cfg = _config(a)
     pipeline = build(cfg)
@@ -136,7 +135,7 @@ def cmd_run(a) -> int:
     metrics = runner.metrics()
     if interrupts:
         metrics["interrupted"] = True
-    clocked = is_live_uri(cfg.source.uri) or cfg.source.realtime is not None
+    clocked = cfg.source.clocked
     print(_summary_line(metrics, clocked) + ("; interrupted" if interrupts else ""), file=sys.stderr)
     if a.metrics:
         sys.stdout.write(json.dumps(metrics) + "\n")

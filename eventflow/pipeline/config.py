@@ -61,6 +61,14 @@ class SourceConfig:
     max_gap_us: int | None = 10_000_000
     options: dict = field(default_factory=dict)
 
+    @property
+    def clocked(self) -> bool:
+        """Whether events come on a clock: a live source (network, camera) or a paced replay
+        (``realtime``); otherwise a replay as fast as possible."""
+        from .sources import is_live_uri
+
+        return is_live_uri(self.uri) or self.realtime is not None
+
 
 @dataclass(frozen=True)
 class ModelConfig:

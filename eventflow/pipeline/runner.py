@@ -366,7 +366,7 @@ def make_runner(pipeline: Pipeline):
     live = is_live_uri(c.source.uri)
     mode = c.runner.mode
     if mode == "auto":
-        mode = "async" if (live or c.source.realtime is not None) else "sync"
+        mode = "async" if c.source.clocked else "sync"
     if mode == "sync":
         return SyncRunner(pipeline)
     from .runner_async import AsyncRunner
@@ -374,6 +374,6 @@ def make_runner(pipeline: Pipeline):
     policy = c.runner.drop_policy or ("drop_oldest" if live else "none")
     # a replay as fast as possible overlaps file decoding with binning; live and paced sources
     # bin in the source thread (small batches: one hand-off less is lower latency)
-    paced = live or c.source.realtime is not None
-    return AsyncRunner(pipeline, policy, c.runner.queue_batches, c.runner.queue_windows, window_thread=not paced)
+    return AsyncRunner(pipeline, policy, c.runner.queue_batches, c.runner.queue_windows,
+                       window_thread=not c.source.clocked)
 
