@@ -14,10 +14,10 @@ from eventflow.model import DecisionSpec, InputSpec, load_model
 from eventflow.snn.fast import FastNetwork
 from eventflow.train import arch
 from eventflow.train.config import DataConfig, NetConfig, SplitConfig, TrainConfig, load_config
-from eventflow.train.data import EncodedSet, batches, label_steps
+from eventflow.train.data import EncodedSet, batches, concat, label_steps
 from eventflow.train.loop import OptimConfig, rest_loss, tet_loss
 from eventflow.train.metrics import EfficiencyCounter
-from eventflow.train.session import train
+from eventflow.train.session import load_split, train
 
 
 def moving_dot_set(n, seed, steps=12, size=8):
@@ -291,6 +291,11 @@ _INPUT = "input: {sensor_size: [34, 34], input_size: [34, 34], window_us: 1000}\
      r"data\.val\.make\.vary: sensor ranges: expected a mapping of field to \[lo, hi\]"),
     (_DATA.replace("root: b", "root: b, make: {n: 4, seed: 1, vary: {contrast_on: '05'}}") + _INPUT,
      r"data\.val\.make\.vary: sensor range contrast_on: expected two numbers"),
+    (_DATA.replace("{kind: digits, root: a}", "[{kind: digits, root: a}, {kind: digit, root: c}]") + _INPUT,
+     r"data\.train\[1\]\.kind: expected one of gesture, digits"),
+    (_DATA.replace("{kind: digits, root: a}", "[{kind: digits, root: a}, {kind: digits}]") + _INPUT,
+     r"data\.train\[1\]\.root: missing key"),
+    (_DATA.replace("{kind: digits, root: a}", "[]") + _INPUT, r"data\.train: expected at least one split"),
 ])
 def test_config_errors_name_the_file_and_the_key(tmp_path, body, message):
     p = tmp_path / "c.yaml"
@@ -501,3 +506,38 @@ def test_training_device():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="torch sees no CUDA GPU"):
             training_device("cuda:0")
+
+
+def test_concat_pads_shorter_recordings_and_crops_never_count_the_padding_as_rest():
+    short, long = moving_dot_set(4, 0, steps=6), moving_dot_set(3, 1, steps=10)
+    short = EncodedSet(short.x, short.y, torch.full((4,), 4), torch.full((4,), 6))   # labelled 4..5, rest 0..3
+    data = concat([short, long])
+    assert data.x.shape[:2] == (7, 10) and data.lengths().tolist() == [6] * 4 + [10] * 3
+    assert torch.equal(data.x[:4, :6], short.x) and not data.x[:4, 6:].any() and torch.equal(data.x[4:], long.x)
+    assert torch.equal(data.y, torch.cat([short.y, long.y])) and data.first.tolist() == [4] * 4 + [2] * 3
+    assert data.subset([0, 5]).lengths().tolist() == [6, 10]
+    # crops of 8 steps: the short recordings' crops start at step 0..2 (onset 4 - lead_in 2 = 2 at most,
+    # their labelled end 6 - 8 < 0) and so run into the padding, which is neither labelled nor rest
+    g = torch.Generator().manual_seed(2)
+    for x, y, mask, rest in batches(data, 7, 8, g, lead_in=4, rest=True):
+        order = torch.randperm(7, generator=torch.Generator().manual_seed(2))
+        short_rows = order < 4
+        assert (mask | rest)[:, ~short_rows].all()          # a 10-step recording: every step is inside
+        per_crop = (mask | rest)[:, short_rows].sum(0)      # a short one: only its steps before step 6
+        assert (per_crop < 8).all() and (per_crop >= 4).all()
+        assert not x[:, short_rows][(mask | rest)[:, short_rows] == 0].any()   # what is left out is padding
+    with pytest.raises(ValueError, match="step shapes differ"):
+        concat([short, EncodedSet(torch.zeros(1, 6, 2, 4, 4), torch.tensor([0]), torch.tensor([0]), torch.tensor([6]))])
+
+
+def test_a_list_of_splits_trains_on_all_of_them(tmp_path):
+    (tmp_path / "c.yaml").write_text(
+        "name: x\ndata:\n  train: [{kind: digits, root: a, make: {n: 2, seed: 5, seconds: 0.05}},\n"
+        "          {kind: digits, root: b, make: {n: 3, seed: 6, seconds: 0.08}}]\n"
+        "  val: {kind: digits, root: a}\n" + _INPUT)
+    cfg = load_config(str(tmp_path / "c.yaml"))
+    assert [s.root for s in cfg.data.splits("train")] == ["a", "b"] and len(cfg.data.splits("val")) == 1
+    train = load_split(cfg, "train", cfg.input, log=lambda *_: None)
+    val = load_split(cfg, "val", cfg.input, log=lambda *_: None)
+    assert len(train) == 5 and train.x.shape[1] == 80 and train.lengths().tolist() == [50, 50, 80, 80, 80]
+    assert torch.equal(train.x[:2, :50], val.x) and not train.x[:2, 50:].any()   # split a, then b

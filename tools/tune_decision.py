@@ -1,9 +1,10 @@
 """Choose a classifier's streaming decision rule on a validation split (never the test split).
 
-usage: python tools/tune_decision.py MODEL DATA [--steps 2 3 4 6 8] [--probs 0.5 0.6 0.7 0.8 0.9]
+usage: python tools/tune_decision.py MODEL DATA [DATA ...] [--steps 2 3 4 6 8] [--probs 0.5 0.6 0.7 0.8 0.9]
                                      [--max-wrong 0.08] [--after-onset 50 100 150 200 250 300]
 
-Runs the model once over every recording of DATA (e.g. gesture:data/gesture-val) from rest,
+Runs the model once over every recording of DATA (e.g. gesture:data/gesture-val; several DATA
+are pooled, e.g. a validation split of 1.2 s recordings and one of 2 s) from rest,
 then replays its per-window outputs through each DecisionSpec(smoothing_steps, commit_probability)
 of the grid (``eventflow.train.evaluate.streaming_commits``, the rule the pipeline's head uses)
 and prints, per setting: first commit correct / wrong / never, the share of recordings whose
@@ -32,7 +33,7 @@ from eventflow.train.evaluate import encoded_data, run_outputs, streaming_commit
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("model")
-    ap.add_argument("data")
+    ap.add_argument("data", nargs="+")
     ap.add_argument("--steps", type=int, nargs="+", default=[2, 3, 4, 6, 8])
     ap.add_argument("--probs", type=float, nargs="+", default=[0.5, 0.6, 0.7, 0.8, 0.9])
     ap.add_argument("--max-wrong", type=float, default=0.08)
@@ -40,8 +41,9 @@ def main():
     a = ap.parse_args()
     model = load_model(a.model)
     data, onsets = encoded_data(model, a.data)
+    named = " ".join(a.data)
     if onsets is None:   # (before the model runs)
-        raise SystemExit(f"{a.data}: no gesture intervals (the streaming figures need labelled onsets)")
+        raise SystemExit(f"{named}: no gesture intervals (the streaming figures need labelled onsets)")
     outputs = run_outputs(model, data)
     rows = []
     for s in a.steps:
@@ -51,7 +53,7 @@ def main():
             rows.append((s, p, r))
     ok = [row for row in rows if row[2]["first_commit_wrong"] <= a.max_wrong]
     best = max(ok, key=lambda row: row[2]["correct_within_300ms"]) if ok else None
-    print(f"{a.model} on {a.data} (n={len(data)}); current: smoothing_steps={model.decision.smoothing_steps}, "
+    print(f"{a.model} on {named} (n={len(data)}); current: smoothing_steps={model.decision.smoothing_steps}, "
           f"commit_probability={model.decision.commit_probability}")
     print("| smoothing_steps | commit_probability | correct | wrong | never | correct within 300 ms "
           "| latency p50 / p90 ms | |")
@@ -75,7 +77,7 @@ def after_onset_table(model, outputs, data, onsets, delays_ms) -> str:
     rows = ["| ms after onset | window's own output | smoothed (current rule) | n |", "|---|---|---|---|"]
     for d in delays_ms:
         k = (onsets + int(d * 1000)) // W - 1            # window k ends at (k + 1) * W <= onset + d
-        idx = np.flatnonzero((k >= onsets // W) & (k < outputs.shape[1]))   # a window after the onset's start
+        idx = np.flatnonzero((k >= onsets // W) & (k < data.lengths().numpy()))   # a window after the onset's start
         own = float((outputs[idx, k[idx]].argmax(-1) == y[idx]).mean()) if len(idx) else float("nan")
         sm = float((smoothed[idx, k[idx]].argmax(-1) == y[idx]).mean()) if len(idx) else float("nan")
         rows.append(f"| {d:g} | {own:.3f} | {sm:.3f} | {len(idx)} |")

@@ -6,7 +6,7 @@ Example (``configs/gesture-snn.yaml`` is a full one)::
 
     name: gesture-snn
     data:
-      train: {kind: gesture, root: data/gesture-train, make: {n: 990, seed: 1}}
+      train: {kind: gesture, root: data/gesture-train, make: {n: 990, seed: 1}}   # or a list of splits
       val:   {kind: gesture, root: data/gesture-val, make: {n: 110, seed: 2}}
     input: {sensor_size: [128, 128], input_size: [32, 32], window_us: 10000}
     network: {channels: [16, 32, 64], hidden: [128], neuron: {type: PLIF, init_tau: 2.0}}
@@ -50,10 +50,15 @@ class SplitConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    train: SplitConfig
-    val: SplitConfig
+    train: SplitConfig | tuple[SplitConfig, ...]   # one split, or a list of splits trained on together
+    val: SplitConfig | tuple[SplitConfig, ...]
     test: SplitConfig | None = None
-    seconds: float | None = None   # encode this long from each recording's start (default: the longest)
+    seconds: float | None = None   # encode this long from each recording's start (default: each split's longest)
+
+    def splits(self, name: str) -> tuple[SplitConfig, ...]:
+        """The splits of ``train``, ``val`` or ``test`` as a tuple (empty when absent)."""
+        s = getattr(self, name)
+        return () if s is None else s if isinstance(s, tuple) else (s,)
 
 
 @dataclass(frozen=True)
@@ -114,20 +119,24 @@ def load_config(path: str) -> TrainConfig:
     if not (cfg.device in ("auto", "cpu", "cuda") or (cfg.device.startswith("cuda:") and cfg.device[5:].isdigit())):
         raise ValueError(f"{path}: device: expected auto, cpu, cuda or cuda:N, got {cfg.device!r}")
     for split in ("train", "val", "test"):
-        s = getattr(cfg.data, split)
-        if s is not None and s.kind not in KINDS:
-            raise ValueError(f"{path}: data.{split}.kind: expected one of {', '.join(KINDS)}, got {s.kind!r}")
-        unknown = sorted(set(s.make or {}) - set(MAKE_KEYS)) if s is not None else []
-        if unknown:
-            raise ValueError(f"{path}: data.{split}.make: unknown key(s) {', '.join(map(str, unknown))}; "
-                             f"known: {', '.join(MAKE_KEYS)}")
-        if s is not None and s.make and "vary" in s.make:
-            from ..sim.sensor import check_ranges
+        many = isinstance(getattr(cfg.data, split), tuple)
+        if many and not cfg.data.splits(split):
+            raise ValueError(f"{path}: data.{split}: expected at least one split, got an empty list")
+        for i, s in enumerate(cfg.data.splits(split)):
+            key = f"data.{split}[{i}]" if many else f"data.{split}"
+            if s.kind not in KINDS:
+                raise ValueError(f"{path}: {key}.kind: expected one of {', '.join(KINDS)}, got {s.kind!r}")
+            unknown = sorted(set(s.make or {}) - set(MAKE_KEYS))
+            if unknown:
+                raise ValueError(f"{path}: {key}.make: unknown key(s) {', '.join(map(str, unknown))}; "
+                                 f"known: {', '.join(MAKE_KEYS)}")
+            if s.make and "vary" in s.make:
+                from ..sim.sensor import check_ranges
 
-            try:
-                check_ranges(s.make["vary"])
-            except ValueError as e:
-                raise ValueError(f"{path}: data.{split}.make.vary: {e}") from None
+                try:
+                    check_ranges(s.make["vary"])
+                except ValueError as e:
+                    raise ValueError(f"{path}: {key}.make.vary: {e}") from None
     spec, o = cfg.input, cfg.optim
     whole_clip = spec.clip is None or (spec.clip >= 1 and spec.clip % 1 == 0)
     whole = spec.encoding == "binary" or (spec.scale == 1 and whole_clip)

@@ -4,6 +4,8 @@
 an ``EncodedSet``: inputs ``x [N, S, 2, h, w]`` (float16, S steps of ``spec.window_us`` from
 time 0 of each recording), targets, and for each recording the steps that carry its label
 (``[first, end)``: the gesture's interval when the dataset has labels with times, else all).
+``concat`` joins sets of different lengths (recordings of 1.2 s and of 2 s), padding the
+shorter with empty steps that each recording's ``length`` excludes.
 ``batches`` yields random crops of T steps for truncated BPTT, with a mask of the labelled steps.
 """
 from __future__ import annotations
@@ -16,7 +18,7 @@ import torch
 from ..model import InputSpec
 from ..progress import terminal_bar
 
-__all__ = ["EncodedSet", "Limited", "batches", "encode_dataset", "label_steps"]
+__all__ = ["EncodedSet", "Limited", "batches", "concat", "encode_dataset", "label_steps"]
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,7 @@ class EncodedSet:
     y: torch.Tensor          # [N] int64
     first: torch.Tensor      # [N] int64: first labelled step
     end: torch.Tensor        # [N] int64: one past the last labelled step
+    length: torch.Tensor | None = None   # [N] int64: steps of each recording (None: all S)
 
     def __len__(self):
         return len(self.y)
@@ -36,7 +39,32 @@ class EncodedSet:
 
     def subset(self, idx) -> "EncodedSet":
         idx = torch.as_tensor(idx, dtype=torch.long)
-        return EncodedSet(self.x[idx], self.y[idx], self.first[idx], self.end[idx])
+        return EncodedSet(self.x[idx], self.y[idx], self.first[idx], self.end[idx],
+                          None if self.length is None else self.length[idx])
+
+    def lengths(self) -> torch.Tensor:
+        """``[N]`` int64: the steps each recording holds (the rest of its row is padding)."""
+        return torch.full((len(self.y),), self.x.shape[1]) if self.length is None else self.length
+
+
+def concat(sets) -> EncodedSet:
+    """One set of all recordings of ``sets`` (in order); shorter recordings are padded with empty
+    steps after their end, which ``length`` marks as outside the recording."""
+    sets = list(sets)
+    if not sets:
+        raise ValueError("concat: no sets")
+    if len(sets) == 1:
+        return sets[0]
+    S = max(s.x.shape[1] for s in sets)
+    x = torch.zeros((sum(len(s) for s in sets), S, *sets[0].x.shape[2:]), dtype=sets[0].x.dtype)
+    at = 0
+    for s in sets:
+        if s.x.shape[2:] != sets[0].x.shape[2:]:
+            raise ValueError(f"concat: step shapes differ ({tuple(s.x.shape[2:])} vs {tuple(sets[0].x.shape[2:])})")
+        x[at:at + len(s), :s.x.shape[1]] = s.x
+        at += len(s)
+    cat = lambda name: torch.cat([getattr(s, name) for s in sets])   # noqa: E731
+    return EncodedSet(x, cat("y"), cat("first"), cat("end"), torch.cat([s.lengths() for s in sets]))
 
 
 def label_steps(interval_us, window_us: int, n_steps: int) -> tuple[int, int]:
@@ -114,7 +142,7 @@ def batches(data: EncodedSet, batch_size: int, steps: int, generator: torch.Gene
         start = start.clamp(max=max(S - steps, 0))
         t = start[:, None] + torch.arange(steps)[None, :]                      # [B, T]
         x = data.x[idx[:, None], t.clamp(max=S - 1)].float().transpose(0, 1)   # [T, B, ...]
-        inside = t < S
+        inside = t < data.lengths()[idx, None]
         labelled = (t >= data.first[idx, None]) & (t < data.end[idx, None]) & inside
         if rest:
             yield x.contiguous(), data.y[idx], labelled.transpose(0, 1), (inside & ~labelled).transpose(0, 1)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ..model import Model
-from .data import EncodedSet, Limited, encode_dataset
+from .data import EncodedSet, Limited, concat, encode_dataset
 from .metrics import EfficiencyCounter
 
 __all__ = ["encoded_data", "evaluate_model", "open_eval_data", "run_outputs", "streaming_commits"]
@@ -102,8 +102,9 @@ def streaming_commits(model: Model, outputs: np.ndarray, data: EncodedSet, onset
     decision = model.decision if decision is None else decision
     W = model.input.window_us
     latencies, first_correct, wrong_first, never = [], 0, 0, 0
+    lengths = data.lengths()   # (a set joined from splits of different lengths is padded after each recording)
     for i in range(len(data)):
-        prob, _, _ = decision.run(outputs[i], decision.init_state(outputs.shape[2]))
+        prob, _, _ = decision.run(outputs[i, :int(lengths[i])], decision.init_state(outputs.shape[2]))
         top, fires = decision.fires(prob)
         start_us = int(onset_us[i])
         onset = start_us // W   # the window holding it
@@ -125,9 +126,15 @@ def streaming_commits(model: Model, outputs: np.ndarray, data: EncodedSet, onset
                                    "max": float(lat.max())} if len(lat) else None)}
 
 
-def encoded_data(model: Model, uri: str, limit=None):
-    """Every recording of DATA ``uri`` encoded by the model's input spec: ``(data, onsets)``,
-    ``onsets`` the labelled gestures' start times (us, ``[N]`` int64) or None."""
+def encoded_data(model: Model, uri, limit=None):
+    """Every recording of DATA ``uri`` (or of each of a list of DATA, joined by ``data.concat``)
+    encoded by the model's input spec: ``(data, onsets)``, ``onsets`` the labelled gestures'
+    start times (us, ``[N]`` int64) or None (when any DATA has none)."""
+    if not isinstance(uri, str):
+        parts = [encoded_data(model, u, limit) for u in uri]
+        onsets = [o for _, o in parts]
+        return (concat([d for d, _ in parts]),
+                None if any(o is None for o in onsets) else np.concatenate(onsets))
     ds, interval = open_eval_data(uri)
     if limit is not None:
         ds = Limited(ds, limit)

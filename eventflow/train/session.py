@@ -18,7 +18,7 @@ from ..model import InputSpec, Model, save_model
 from ..progress import terminal_bar
 from . import arch
 from .config import TrainConfig
-from .data import Limited, batches, encode_dataset
+from .data import Limited, batches, concat, encode_dataset
 from .evaluate import open_eval_data
 from .loop import evaluate, fit_epoch
 
@@ -26,20 +26,25 @@ __all__ = ["load_split", "train"]
 
 
 def load_split(cfg: TrainConfig, split: str, spec: InputSpec, log=print):
-    """The encoded recordings of ``cfg.data.<split>`` (simulated first when ``make`` says so and the folder is missing)."""
+    """The encoded recordings of ``cfg.data.<split>``, all its splits in one set (each simulated
+    first when its ``make`` says so and its folder is missing)."""
     from .. import datasets as D
 
-    s = getattr(cfg.data, split)
-    root = cfg.resolve(s.root)
-    if s.kind in ("gesture", "digits") and not os.path.exists(os.path.join(root, "manifest.json")):
-        if not s.make:
-            raise FileNotFoundError(f"{cfg.path}: data.{split}.root: no dataset at {root} (and no 'make' to simulate one)")
-        log(f"simulating {s.kind} {split} split into {root}: {s.make}")
-        D.make_dataset(s.kind, root, **s.make)
-    ds, interval = open_eval_data(f"{s.kind}:{root}", train=(split == "train"))
-    if s.limit is not None:
-        ds = Limited(ds, s.limit)
-    return encode_dataset(ds, spec, cfg.data.seconds, interval, desc=f"encode {split}")
+    many = isinstance(getattr(cfg.data, split), tuple)
+    sets = []
+    for i, s in enumerate(cfg.data.splits(split)):
+        key = f"data.{split}[{i}]" if many else f"data.{split}"
+        root = cfg.resolve(s.root)
+        if s.kind in ("gesture", "digits") and not os.path.exists(os.path.join(root, "manifest.json")):
+            if not s.make:
+                raise FileNotFoundError(f"{cfg.path}: {key}.root: no dataset at {root} (and no 'make' to simulate one)")
+            log(f"simulating {s.kind} {split} split into {root}: {s.make}")
+            D.make_dataset(s.kind, root, **s.make)
+        ds, interval = open_eval_data(f"{s.kind}:{root}", train=(split == "train"))
+        if s.limit is not None:
+            ds = Limited(ds, s.limit)
+        sets.append(encode_dataset(ds, spec, cfg.data.seconds, interval, desc=f"encode {split}"))
+    return concat(sets)
 
 
 def _save_checkpoint(folder, net, opt, gen, epoch, history, best):
