@@ -516,15 +516,14 @@ def test_concat_pads_shorter_recordings_and_crops_never_count_the_padding_as_res
     assert torch.equal(data.x[:4, :6], short.x) and not data.x[:4, 6:].any() and torch.equal(data.x[4:], long.x)
     assert torch.equal(data.y, torch.cat([short.y, long.y])) and data.first.tolist() == [4] * 4 + [2] * 3
     assert data.subset([0, 5]).lengths().tolist() == [6, 10]
-    # crops of 8 steps: the short recordings' crops start at step 0..2 (onset 4 - lead_in 2 = 2 at most,
-    # their labelled end 6 - 8 < 0) and so run into the padding, which is neither labelled nor rest
+    # crops of 8 steps: a short recording (6 steps) cannot hold one, so its crops start at step 0 and
+    # run 2 steps into the padding, which is neither labelled nor rest
     g = torch.Generator().manual_seed(2)
     for x, y, mask, rest in batches(data, 7, 8, g, lead_in=4, rest=True):
         order = torch.randperm(7, generator=torch.Generator().manual_seed(2))
         short_rows = order < 4
         assert (mask | rest)[:, ~short_rows].all()          # a 10-step recording: every step is inside
-        per_crop = (mask | rest)[:, short_rows].sum(0)      # a short one: only its steps before step 6
-        assert (per_crop < 8).all() and (per_crop >= 4).all()
+        assert ((mask | rest)[:, short_rows].sum(0) == 6).all()   # a short one: its 6 steps
         assert not x[:, short_rows][(mask | rest)[:, short_rows] == 0].any()   # what is left out is padding
     with pytest.raises(ValueError, match="step shapes differ"):
         concat([short, EncodedSet(torch.zeros(1, 6, 2, 4, 4), torch.tensor([0]), torch.tensor([0]), torch.tensor([6]))])
@@ -541,3 +540,41 @@ def test_a_list_of_splits_trains_on_all_of_them(tmp_path):
     val = load_split(cfg, "val", cfg.input, log=lambda *_: None)
     assert len(train) == 5 and train.x.shape[1] == 80 and train.lengths().tolist() == [50, 50, 80, 80, 80]
     assert torch.equal(train.x[:2, :50], val.x) and not train.x[:2, 50:].any()   # split a, then b
+
+
+def test_a_recording_gives_the_same_crops_alone_and_joined_to_longer_ones():
+    # crops of 4 steps of a 6-step recording labelled from step 5: alone, a crop starting at the label
+    # would run past the end and is pulled back inside; joined to 10-step recordings it must be too
+    short = moving_dot_set(3, 0, steps=6)
+    short = EncodedSet(short.x, short.y, torch.full((3,), 5), torch.full((3,), 6))
+    joined = concat([short, moving_dot_set(2, 1, steps=10)])
+    for shuffle in (False, True):
+        alone = next(batches(short, 3, 4, torch.Generator().manual_seed(0), lead_in=1, shuffle=shuffle, rest=True))
+        both = next(batches(joined.subset([0, 1, 2]), 3, 4, torch.Generator().manual_seed(0), lead_in=1,
+                            shuffle=shuffle, rest=True))
+        assert all(torch.equal(a, b) for a, b in zip(alone, both))
+        assert alone[2][-1].all() and alone[3][:-1].all()   # 3 rest steps, then the labelled one
+
+
+def test_streaming_replay_stops_at_each_recordings_end():
+    from types import SimpleNamespace
+
+    from eventflow.train.evaluate import streaming_commits
+
+    model = SimpleNamespace(decision=DecisionSpec(smoothing_steps=1, commit_probability=0.6),
+                            input=SimpleNamespace(window_us=1000))
+    short = EncodedSet(torch.zeros(1, 4, 2, 1, 1), torch.tensor([1]), torch.tensor([1]), torch.tensor([4]))
+    long = EncodedSet(torch.zeros(1, 8, 2, 1, 1), torch.tensor([1]), torch.tensor([1]), torch.tensor([8]))
+    data = concat([short, long])
+    outputs = np.zeros((2, 8, 3), np.float32)
+    outputs[:, 4:, 1] = 10.0     # class 1 from step 4: the long recording's steps, the short one's padding
+    r = streaming_commits(model, outputs, data, np.array([1000, 1000]))
+    assert r["never_committed"] == 0.5 and r["first_commit_correct"] == 0.5
+
+
+def test_a_net_trains_on_joined_sets_of_different_lengths(tmp_path):
+    tr = concat([moving_dot_set(16, 1, steps=8), moving_dot_set(16, 3, steps=12)])
+    folder = train(_cfg(tmp_path, 2), data=(tr, moving_dot_set(8, 2)), log=lambda m: None)
+    hist = json.load(open(os.path.join(tmp_path, "dots", "checkpoint.json")))["history"]
+    assert len(hist) == 2 and all(math.isfinite(h["train_loss"]) for h in hist)
+    _assert_kernels_equal_reference(load_model(folder), moving_dot_set(8, 2))

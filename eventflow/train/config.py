@@ -58,7 +58,7 @@ class DataConfig:
     def splits(self, name: str) -> tuple[SplitConfig, ...]:
         """The splits of ``train``, ``val`` or ``test`` as a tuple (empty when absent)."""
         s = getattr(self, name)
-        return () if s is None else s if isinstance(s, tuple) else (s,)
+        return () if s is None else tuple(s) if isinstance(s, (tuple, list)) else (s,)
 
 
 @dataclass(frozen=True)

@@ -139,7 +139,7 @@ def batches(data: EncodedSet, batch_size: int, steps: int, generator: torch.Gene
             start = lo + (torch.rand(len(idx), generator=generator) * (hi - lo + 1).float()).long().clamp(max=hi - lo)
         else:
             start = data.first[idx]
-        start = start.clamp(max=max(S - steps, 0))
+        start = torch.minimum(start, (data.lengths()[idx] - steps).clamp(min=0))   # (within its own recording)
         t = start[:, None] + torch.arange(steps)[None, :]                      # [B, T]
         x = data.x[idx[:, None], t.clamp(max=S - 1)].float().transpose(0, 1)   # [T, B, ...]
         inside = t < data.lengths()[idx, None]

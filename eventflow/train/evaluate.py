@@ -59,7 +59,8 @@ def first_interval(labels):
 
 def run_outputs(model: Model, data: EncodedSet, fast: bool = True, batch_size: int = 32,
                 counter: EfficiencyCounter | None = None) -> np.ndarray:
-    """Per-step outputs ``[N, S, C]`` of every recording from rest (sparse kernels or torch reference).
+    """Per-step outputs ``[N, S, C]`` of every recording from rest (sparse kernels or torch reference);
+    in a joined set (``data.concat``) the steps past a recording's ``lengths()`` are its padding.
 
     With ``counter``, each batch is also counted for the efficiency figures: through the sparse
     kernels step by step with their spikes traced (so the torch network does not run a second
@@ -144,6 +145,8 @@ def encoded_data(model: Model, uri, limit=None):
 
 
 def evaluate_model(model: Model, uri: str, fast: bool = True, check_reference: bool = False, limit=None) -> dict:
+    if not isinstance(uri, str):   # (a joined set's padding would count in the efficiency figures)
+        raise TypeError(f"evaluate_model: one DATA string, got {type(uri).__name__}")
     data, onsets = encoded_data(model, uri, limit)
     counter = EfficiencyCounter(model.network)
     outputs = run_outputs(model, data, fast, batch_size=8 if fast else 32, counter=counter)
