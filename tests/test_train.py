@@ -578,3 +578,21 @@ def test_a_net_trains_on_joined_sets_of_different_lengths(tmp_path):
     hist = json.load(open(os.path.join(tmp_path, "dots", "checkpoint.json")))["history"]
     assert len(hist) == 2 and all(math.isfinite(h["train_loss"]) for h in hist)
     _assert_kernels_equal_reference(load_model(folder), moving_dot_set(8, 2))
+
+
+def test_tail_crops_run_into_the_rest_after_the_gesture():
+    data = moving_dot_set(64, 0, steps=20)
+    x = torch.arange(20, dtype=torch.float16).view(1, 20, 1, 1, 1).expand_as(data.x).contiguous()  # x = step index
+    data = EncodedSet(x, data.y, torch.full((64,), 4), torch.full((64,), 12))   # labelled 4..11, rest after
+
+    def crops(tail):
+        x, _, mask, rest = next(batches(data, 64, 8, torch.Generator().manual_seed(5), lead_in=2, rest=True, tail=tail))
+        return x[:, :, 0, 0, 0].long(), mask, rest             # [T, B] step numbers
+
+    t, mask, rest = crops(0)
+    assert t.max() == 11 and t.min() == 2                      # from lead_in before the onset to the labelled end
+    t, mask, rest = crops(4)
+    assert t.max() == 15 and t.min() == 2                      # up to 4 steps into the rest after the gesture
+    assert (rest[t >= 12]).all() and not mask[t >= 12].any() and (mask[(t >= 4) & (t < 12)]).all()
+    with pytest.raises(ValueError, match="optim.tail_steps"):
+        OptimConfig(tail_steps=-1)

@@ -18,7 +18,8 @@ and hidden linear (trained with batch statistics, folded into the weights on exp
 ``optim.rest_weight`` pulls the outputs of the unlabelled steps (the subject at rest) towards an
 undecided output (``loop.rest_loss``); ``optim.onset_crops`` (0..1) is the share of training
 crops made to start at or before the gesture's first labelled window, as a stream sees it
-(``data.batches``); ``optim.shift``, ``scale``, ``rotate``, ``drop`` and ``noise`` augment each training crop (``eventflow.train.augment``: translation, zoom, rotation, thinning of
+(``data.batches``); ``optim.tail_steps`` lets crops run that many steps past the labelled end, into
+the rest after the gesture (with ``rest_weight``, pulled towards undecided there too); ``optim.shift``, ``scale``, ``rotate``, ``drop`` and ``noise`` augment each training crop (``eventflow.train.augment``: translation, zoom, rotation, thinning of
 the events, noise events; all off by default). Only nets of LIF / PLIF / DALIF neurons run on the sparse
 kernels after export.
 """

@@ -110,13 +110,14 @@ def encode_dataset(ds, spec: InputSpec, seconds: float | None = None, interval=N
 
 
 def batches(data: EncodedSet, batch_size: int, steps: int, generator: torch.Generator, lead_in: int = 0,
-            shuffle: bool = True, rest: bool = False, onset: float = 0.0):
+            shuffle: bool = True, rest: bool = False, onset: float = 0.0, tail: int = 0):
     """Random crops of ``steps`` steps: yields ``(x [T, B, 2, h, w] float32, y [B], mask [T, B] bool)``,
     and with ``rest`` a fourth item, ``[T, B] bool``: the crop's unlabelled steps inside the
     recording (the subject at rest, before or after the gesture).
 
     A crop starts anywhere from ``lead_in`` steps before a recording's labelled interval to
-    ``steps`` before its end (so the network learns to recognise from rest); ``mask`` marks the
+    ``steps`` before its end, or ``steps - tail`` before it (then it may run ``tail`` steps into the
+    rest after the gesture) (so the network learns to recognise from rest); ``mask`` marks the
     labelled steps. With ``onset`` > 0, that share of the crops (drawn per crop; the others may
     start before it too) starts no later than the labelled interval's first step (the first
     whole window after the onset), so that the crop holds the onset seen from rest, as a stream
@@ -130,7 +131,7 @@ def batches(data: EncodedSet, batch_size: int, steps: int, generator: torch.Gene
     for b in range(0, n, batch_size):
         idx = order[b:b + batch_size]
         lo = (data.first[idx] - lead_in).clamp(min=0)
-        hi = (data.end[idx] - steps).clamp(min=0)
+        hi = (data.end[idx] - steps + tail).clamp(min=0)
         hi = torch.maximum(hi, lo)
         if shuffle and onset:   # (no draw without it: the crops of onset=0 stay as they were)
             early = torch.rand(len(idx), generator=generator) < onset

@@ -78,6 +78,7 @@ class OptimConfig:
     noise: float = 0.0
     rest_weight: float = 0.0  # weight of rest_loss on the crops' unlabelled steps (0: none)
     onset_crops: float = 0.0  # share of crops made to start at or before the first labelled step (data.batches)
+    tail_steps: int = 0       # crops may end this many steps after the labelled end (the rest after a gesture)
 
     def __post_init__(self):
         for name in ("epochs", "batch_size", "steps"):   # (also a `--epochs` override, checked on replace)
@@ -86,7 +87,8 @@ class OptimConfig:
                 raise ValueError(f"optim.{name}: expected at least 1, got {v!r}")
         for name, lo, hi, closed in (("scale", 0.0, 1.0, False), ("rotate", 0.0, 180.0, True), ("drop", 0.0, 1.0, True),
                                      ("noise", 0.0, 1.0, True), ("shift", 0, math.inf, False),
-                                     ("onset_crops", 0.0, 1.0, True), ("rest_weight", 0.0, math.inf, False)):
+                                     ("onset_crops", 0.0, 1.0, True), ("rest_weight", 0.0, math.inf, False),
+                                     ("tail_steps", 0, math.inf, False)):
             v = getattr(self, name)
             if not (lo <= v <= hi if closed else lo <= v < hi):
                 end = "]" if closed else ")"
@@ -108,7 +110,7 @@ def fit_epoch(net, opt, data: EncodedSet, cfg: OptimConfig, generator, epoch: in
     net.train()
     total, correct, n = 0.0, 0, 0
     for x, y, mask, rest in batches(data, cfg.batch_size, cfg.steps, generator, cfg.lead_in, rest=True,
-                                      onset=cfg.onset_crops):
+                                      onset=cfg.onset_crops, tail=cfg.tail_steps):
         x = augment(x, generator, cfg.shift, cfg.scale, cfg.rotate, cfg.drop, cfg.noise)
         x, y, mask, rest = (t.to(device, non_blocking=True) for t in (x, y, mask, rest))
         out, _ = net.run(x, net.init_state(x.shape[1]))
