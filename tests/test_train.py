@@ -529,7 +529,7 @@ def test_concat_pads_shorter_recordings_and_crops_never_count_the_padding_as_res
         concat([short, EncodedSet(torch.zeros(1, 6, 2, 4, 4), torch.tensor([0]), torch.tensor([0]), torch.tensor([6]))])
 
 
-def test_a_list_of_splits_trains_on_all_of_them(tmp_path):
+def test_a_list_of_splits_loads_all_of_them_in_order(tmp_path):
     (tmp_path / "c.yaml").write_text(
         "name: x\ndata:\n  train: [{kind: digits, root: a, make: {n: 2, seed: 5, seconds: 0.05}},\n"
         "          {kind: digits, root: b, make: {n: 3, seed: 6, seconds: 0.08}}]\n"

@@ -58,8 +58,17 @@ class DataConfig:
 
     def splits(self, name: str) -> tuple[SplitConfig, ...]:
         """The splits of ``train``, ``val`` or ``test`` as a tuple (empty when absent)."""
+        return tuple(s for _, s in self.keyed_splits(name))
+
+    def keyed_splits(self, name: str) -> tuple[tuple[str, SplitConfig], ...]:
+        """``(key, split)`` pairs of ``train``, ``val`` or ``test``: the key names the split in
+        messages (``data.train`` for one split, ``data.train[1]`` in a list)."""
         s = getattr(self, name)
-        return () if s is None else tuple(s) if isinstance(s, (tuple, list)) else (s,)
+        if s is None:
+            return ()
+        if isinstance(s, (tuple, list)):
+            return tuple((f"data.{name}[{i}]", x) for i, x in enumerate(s))
+        return ((f"data.{name}", s),)
 
 
 @dataclass(frozen=True)
@@ -120,11 +129,9 @@ def load_config(path: str) -> TrainConfig:
     if not (cfg.device in ("auto", "cpu", "cuda") or (cfg.device.startswith("cuda:") and cfg.device[5:].isdigit())):
         raise ValueError(f"{path}: device: expected auto, cpu, cuda or cuda:N, got {cfg.device!r}")
     for split in ("train", "val", "test"):
-        many = isinstance(getattr(cfg.data, split), tuple)
-        if many and not cfg.data.splits(split):
+        if getattr(cfg.data, split) == ():
             raise ValueError(f"{path}: data.{split}: expected at least one split, got an empty list")
-        for i, s in enumerate(cfg.data.splits(split)):
-            key = f"data.{split}[{i}]" if many else f"data.{split}"
+        for key, s in cfg.data.keyed_splits(split):
             if s.kind not in KINDS:
                 raise ValueError(f"{path}: {key}.kind: expected one of {', '.join(KINDS)}, got {s.kind!r}")
             unknown = sorted(set(s.make or {}) - set(MAKE_KEYS))

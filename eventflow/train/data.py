@@ -127,7 +127,7 @@ def batches(data: EncodedSet, batch_size: int, steps: int, generator: torch.Gene
     """
     n = len(data)
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
-    S = data.x.shape[1]
+    S, lengths = data.x.shape[1], data.lengths()
     for b in range(0, n, batch_size):
         idx = order[b:b + batch_size]
         lo = (data.first[idx] - lead_in).clamp(min=0)
@@ -140,10 +140,10 @@ def batches(data: EncodedSet, batch_size: int, steps: int, generator: torch.Gene
             start = lo + (torch.rand(len(idx), generator=generator) * (hi - lo + 1).float()).long().clamp(max=hi - lo)
         else:
             start = data.first[idx]
-        start = torch.minimum(start, (data.lengths()[idx] - steps).clamp(min=0))   # (within its own recording)
+        start = torch.minimum(start, (lengths[idx] - steps).clamp(min=0))   # (within its own recording)
         t = start[:, None] + torch.arange(steps)[None, :]                      # [B, T]
         x = data.x[idx[:, None], t.clamp(max=S - 1)].float().transpose(0, 1)   # [T, B, ...]
-        inside = t < data.lengths()[idx, None]
+        inside = t < lengths[idx, None]
         labelled = (t >= data.first[idx, None]) & (t < data.end[idx, None]) & inside
         if rest:
             yield x.contiguous(), data.y[idx], labelled.transpose(0, 1), (inside & ~labelled).transpose(0, 1)

@@ -30,10 +30,8 @@ def load_split(cfg: TrainConfig, split: str, spec: InputSpec, log=print):
     first when its ``make`` says so and its folder is missing)."""
     from .. import datasets as D
 
-    many = isinstance(getattr(cfg.data, split), tuple)
     sets = []
-    for i, s in enumerate(cfg.data.splits(split)):
-        key = f"data.{split}[{i}]" if many else f"data.{split}"
+    for key, s in cfg.data.keyed_splits(split):
         root = cfg.resolve(s.root)
         if s.kind in ("gesture", "digits") and not os.path.exists(os.path.join(root, "manifest.json")):
             if not s.make:
