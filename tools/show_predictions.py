@@ -20,6 +20,7 @@ import os
 import numpy as np
 
 import eventflow
+from eventflow.formats.aedat import labels_path, read_gesture_labels
 from eventflow.model import load_model
 from eventflow.pipeline import CallbackSink, SyncRunner, build, from_dict
 
@@ -43,10 +44,10 @@ def event_frame(ev, t0, t1, width, height):
 
 
 def read_labels(path):
+    """(class, start_us, end_us) rows of a labels CSV (checked by the format's reader); none without a file."""
     if path is None or not os.path.isfile(path):
         return []
-    rows = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
-    return [(int(c), int(a), int(b)) for c, a, b in rows]
+    return [tuple(row) for row in read_gesture_labels(path).tolist()]
 
 
 def main():
@@ -66,7 +67,7 @@ def main():
     from matplotlib.patches import Rectangle
 
     path = eventflow.sample_path() if a.source == "sample" else a.source
-    labels = read_labels(a.labels or os.path.splitext(path)[0] + "_labels.csv")
+    labels = read_labels(a.labels or labels_path(path))
     model = load_model(a.model)
     results = replay(model, path)
     if not results:
