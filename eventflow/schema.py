@@ -133,17 +133,12 @@ def from_mapping(cls, d, where: str = "", choices: dict | None = None, key: str 
 def check_number(v, key: str, lo, hi, lo_open: bool = True) -> None:
     """Raise ValueError naming ``key`` unless ``v`` is a finite number in ``(lo, hi]`` (``[lo, hi]``
     when not ``lo_open``); the range checks of spec dataclasses' ``__post_init__``."""
-    ok = isinstance(v, numbers.Real) and not _is_bool(v) and math.isfinite(v)
+    ok = isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)   # (numpy's bool_ is not Real)
     if not (ok and (v > lo if lo_open else v >= lo) and v <= hi):
         raise ValueError(f"{key}: expected a number in {'(' if lo_open else '['}{lo}, {hi}], got {v!r}")
 
 
 def check_count(v, key: str, hi: int) -> None:
     """Raise ValueError naming ``key`` unless ``v`` is an integer (not a bool) in ``1..hi``."""
-    if not (isinstance(v, numbers.Integral) and not _is_bool(v) and 1 <= v <= hi):
+    if not (isinstance(v, numbers.Integral) and not isinstance(v, bool) and 1 <= v <= hi):
         raise ValueError(f"{key}: expected an integer in 1..{hi}, got {v!r}")
-
-
-def _is_bool(v) -> bool:
-    return isinstance(v, bool) or type(v).__name__ == "bool_"   # (numpy's bool, without importing numpy)
-

@@ -30,8 +30,8 @@ from eventflow.sim.simulator import scene_sensor
 GRACE_US = 200_000
 
 
-def decisions(model, events, t0_us):
-    cfg = from_dict({"model": {"name": model.name}, "source": {"origin_us": t0_us}, "head": {"emit": "decisions"}})
+def decisions(model, events):
+    cfg = from_dict({"model": {"name": model.name}, "source": {"origin_us": 0}, "head": {"emit": "decisions"}})
     pipeline = build(cfg, model=model, source=False, sinks=[])
     runner = SyncRunner(pipeline)
     out = runner.step(events) + runner.finish()
@@ -59,7 +59,7 @@ def main():
         events = simulate(scene, sensor, s)
         gt = scene.ground_truth()
         seconds += scene.duration_s
-        said = decisions(model, events, 0)
+        said = decisions(model, events)
         owner = [next((k for k, g in enumerate(gt) if g["t_start"] <= t <= g["t_end"] + GRACE_US), None)
                  for t, _ in said]
         for k, g in enumerate(gt):

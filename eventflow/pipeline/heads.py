@@ -39,7 +39,6 @@ class _Stateless:
         pass
 
 
-
 class DetectionHeadStage(_Stateless):
     """Boxes per window from a detection model's grid (see the module docstring)."""
 
