@@ -287,7 +287,10 @@ class FastNetwork:
             raise ValueError(f"FastNetwork.step: input samples shaped {x.shape[1:]}, the network takes {self.in_shape}")
         batch = x.shape[0]
         self._check_state(state, batch, "step")
-        vs = list(state.v) if inplace else [v.copy() for v in state.v]
+        return self._checked_step(x, batch, list(state.v) if inplace else [v.copy() for v in state.v], trace)
+
+    def _checked_step(self, x, batch, vs, trace):
+        """``_step`` of an input and state already checked (by ``step``, or once by ``run``)."""
         try:
             return self._step(x, batch, vs, trace)
         except BaseException:
@@ -431,12 +434,12 @@ class FastNetwork:
                 return ys.reshape(len(x_seq), batch, *self.out_shape), state
         ys, traced = [], {}
         for x in x_seq:
-            if trace:
-                y, state, spikes = self.step(x, state, inplace=True, trace=True)
+            if trace:   # (checked once above: not again per step)
+                y, state, spikes = self._checked_step(x, batch, list(state.v), True)
                 for name, s in spikes.items():
                     traced.setdefault(name, []).append(s)
             else:
-                y, state = self.step(x, state, inplace=True)
+                y, state = self._checked_step(x, batch, list(state.v), False)
             ys.append(y)
         if trace:
             return np.stack(ys), state, {name: np.stack(s) for name, s in traced.items()}
