@@ -347,14 +347,14 @@ class ModelStage:
 
             self.state = FastState(tuple(v.copy() for v in state["v"]))
         elif self.gpu is not None:
-            new = S.map_state(lambda t: t.to(self.gpu.device, copy=True), state["state"])   # (checked by step)
-            old = getattr(self, "state", None)
-            same = old is not None and [(k, t.shape) for k, t in S.leaves(old)] == [
-                (k, t.shape) for k, t in S.leaves(new)]
-            if same:   # into the tensors the stream's CUDA graph was recorded on: it stays valid
-                S.map_state(lambda t, v: t.copy_(v), old, new)
+            given, old = state["state"], getattr(self, "state", None)   # (checked by step)
+            if old is not None and [(k, t.shape) for k, t in S.leaves(old)] == [
+                    (k, t.shape) for k, t in S.leaves(given)]:
+                # into the tensors the stream's CUDA graph was recorded on (it stays valid); copy_
+                # moves the values across devices itself
+                S.map_state(lambda t, v: t.copy_(v), old, given)
             else:
-                self.state = new
+                self.state = S.map_state(lambda t: t.to(self.gpu.device, copy=True), given)
         else:
             self.state = S.clone(state["state"])
 
