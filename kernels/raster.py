@@ -316,18 +316,34 @@ def figure_log_kernel(rest, g0, rate, harm, omega, idle, joint_index, joint_valu
     rectangle into the flat float32 frame ``out`` (its other pixels untouched). The same values
     as those three calls. Returns how many pixels ``log_region`` counts as bad, or -1 (nothing
     written) when the rectangle is not inside the image or ``out`` is not H * W long."""
+    figure = (rest, g0, rate, harm, omega, idle, joint_index, joint_value, shapes, background, light, image)
+    return figure_log(figure, figure_scratch(figure), segment, tau, w, big_w, t, gain, eps, out, ry0, ry1, rx0, rx1)
+
+
+@njit(cache=True, nogil=True)
+def figure_scratch(figure):
+    """Scratch for ``figure_log``: (q, pos, angle, prims, log scratch x3)."""
+    rest, joint_index, shapes, image = figure[0], figure[6], figure[8], figure[11]
+    n, n_joints = image.shape[0] * image.shape[1], joint_index.shape[0]
+    return (np.zeros(rest.shape[0]), np.zeros((n_joints, 2)), np.zeros(n_joints),
+            np.zeros((shapes.shape[0], PRIM_COLUMNS)), np.empty(n, np.float32), np.empty(n, np.int32),
+            np.empty(n, np.int32))
+
+
+@njit(cache=True, nogil=True)
+def figure_log(figure, scratch, segment, tau, w, big_w, t, gain, eps, out, ry0, ry1, rx0, rx1):
+    """``figure_log_kernel`` with its arrays as tuples: ``figure`` is its first twelve arguments,
+    ``scratch`` what ``figure_scratch(figure)`` returns (reused from call to call)."""
+    rest, g0, rate, harm, omega, idle, joint_index, joint_value, shapes, background, light, image = figure
+    q, pos, angle, prims, xs, expo, mant_bits = scratch
     height, width = image.shape
     n = height * width
     if not (0 <= ry0 <= ry1 <= height and 0 <= rx0 <= rx1 <= width) or out.shape[0] != n:
         return -1
-    n_joints = joint_index.shape[0]
-    q, pos, angle = np.zeros(rest.shape[0]), np.zeros((n_joints, 2)), np.zeros(n_joints)
-    prims = np.zeros((shapes.shape[0], PRIM_COLUMNS))
     pose_figure_kernel(rest, g0[segment], rate[segment], harm[segment], omega[segment], tau, w, big_w, idle, t, q,
                        joint_index, joint_value, shapes, pos, angle, prims)
     rasterise_region_kernel(prims, background, light, gain, image, ry0, ry1, rx0, rx1)
-    return log_region(image.reshape(n), eps, width, ry0, ry1, rx0, rx1, out, np.empty(n, np.float32),
-                      np.empty(n, np.int32), np.empty(n, np.int32))
+    return log_region(image.reshape(n), eps, width, ry0, ry1, rx0, rx1, out, xs, expo, mant_bits)
 
 
 @njit(cache=True, nogil=True)

@@ -13,8 +13,11 @@ gliding over a textured background on a DVS128 (128x128). Each case is simulated
 time: x real time (simulated seconds / wall seconds, and / process CPU seconds, which a loaded
 machine inflates less), events, frames rendered (whole or the refined rectangle), wall time per
 frame, and the share of wall time spent rendering (with the log intensity, for a scene that has
-``render_log_region``: the gesture scene). Also timed: the
-threshold kernel alone on a 128x128 frame pair (``crossings``, the per-sample budget).
+``render_log_region``). The gesture scene runs its whole interval loop in one numba call
+(``figure_sampler``, ``eventflow.kernels.sim_figure``), so its rendering is not timed apart; the
+row ``gesture*`` is the same scene through the Simulator's generic per-interval loop (the
+loop's reference: the same events). Also timed: the threshold kernel alone on a 128x128 frame
+pair (``crossings``, the per-sample budget).
 Threads are pinned to one (NUMBA_NUM_THREADS, OMP_NUM_THREADS, torch) and printed.
 """
 from __future__ import annotations
@@ -62,9 +65,12 @@ class DiscScene:
 class _TimedScene:
     """Wraps a scene and adds up the time spent in ``render``."""
 
-    def __init__(self, scene):
+    def __init__(self, scene, one_call=True):
         self.scene, self.render_s = scene, 0.0
         self.width, self.height, self.duration_s = scene.width, scene.height, scene.duration_s
+        if one_call and hasattr(scene, "figure_sampler"):  # the one-call loop: its rendering is not timed apart
+            self.figure_sampler = scene.figure_sampler
+        self.render_timed = not hasattr(self, "figure_sampler")
         if hasattr(scene, "render_region"):  # keep the optional methods (the simulator looks for them)
             self.render_region = self._render_region
         if hasattr(scene, "render_log_region"):
@@ -87,10 +93,10 @@ class _TimedScene:
         return bad
 
 
-def bench_case(name, make, sensor, seconds, repeats):
+def bench_case(name, make, sensor, seconds, repeats, one_call=True):
     best = None
     for i in range(repeats + 1):
-        scene = _TimedScene(make())
+        scene = _TimedScene(make(), one_call)
         sim = Simulator(scene, sensor, seed=0)
         t0, c0 = time.perf_counter(), time.process_time()
         events, state = sim.advance(int(seconds * 1e6), sim.init_state())
@@ -101,7 +107,7 @@ def bench_case(name, make, sensor, seconds, repeats):
                     "height": sensor.height, "seconds": seconds, "wall_s": wall, "x_real_time": seconds / wall,
                     "cpu_s": cpu, "x_real_time_cpu": seconds / cpu,
                     "events": int(len(events)), "samples": c["samples"], "us_per_sample": wall / c["samples"] * 1e6,
-                    "render_share": scene.render_s / wall}  # of wall time
+                    "render_share": scene.render_s / wall if scene.render_timed else None}  # of wall time
     return best
 
 
@@ -147,9 +153,11 @@ def main():
             print(f"scene {name}: module not present, skipped", file=sys.stderr)
             continue
         sensor = scene_sensor(name)
-        cases.append((name, lambda m=mod, s=sensor: m.make_scene(s.width, s.height, 0), sensor))
-    cases.append(("test disc", DiscScene, sensor_preset("dvs128")))
-    rows = [bench_case(name, make, sensor, a.seconds, a.repeats) for name, make, sensor in cases]
+        cases.append((name, lambda m=mod, s=sensor: m.make_scene(s.width, s.height, 0), sensor, True))
+        if name == "gesture":  # and through the Simulator's generic per-interval loop, for comparison
+            cases.append(("gesture*", cases[-1][1], sensor, False))
+    cases.append(("test disc", DiscScene, sensor_preset("dvs128"), True))
+    rows = [bench_case(name, make, sensor, a.seconds, a.repeats, one_call) for name, make, sensor, one_call in cases]
     kernel = bench_kernel()
     if a.json:
         for r in rows + [kernel]:
@@ -162,7 +170,9 @@ def main():
     for r in rows:
         print(f"  {r['case']:<10} {r['sensor']:<9} {r['x_real_time']:11.1f} {r['x_real_time_cpu']:10.1f} "
               f"{r['events']:9,d} {r['samples']:7,d} "
-              f"{r['us_per_sample']:9.1f} {r['render_share']:7.0%}")
+              f"{r['us_per_sample']:9.1f} {'-' if r['render_share'] is None else format(r['render_share'], '.0%'):>7}")
+    print("  gesture: the scene's interval loop in one numba call (eventflow.kernels.sim_figure), render not timed "
+          "apart; gesture*: the Simulator's generic loop, one render_log_region call per sample")
     print(f"  kernel: {kernel['case']}: {kernel['us']:.1f} us (median)")
 
 

@@ -35,6 +35,7 @@ import numpy as np
 
 from eventflow.events import concatenate, empty, from_fields
 from eventflow.kernels import sim as K
+from eventflow.kernels import sim_figure as K_figure
 
 from .scenes import scene_module
 from .sensor import SensorConfig, sensor_preset
@@ -108,6 +109,8 @@ class Simulator:
         self._whole = (0, sensor.height, 0, sensor.width)
         self._render_region = getattr(scene, "render_region", None)
         self._render_log_region = getattr(scene, "render_log_region", None)
+        figure_sampler = getattr(scene, "figure_sampler", None)
+        self._figure = figure_sampler() if figure_sampler is not None else None
         self._image = np.empty((sensor.height, sensor.width), np.float32)  # scratch of a render
         self._image_flat = self._image.reshape(-1)
         self._log_scratch = (np.empty(n, np.float32), np.empty(n, np.int32), np.empty(n, np.int32))
@@ -173,7 +176,12 @@ class Simulator:
         log_b, samples = np.empty(self.sensor.pixels, np.float32), 0
         bounds = np.empty((2, self.sensor.pixels), np.float32)  # derived from ref (scratch, not state)
         K.candidate_bounds(ref, self.thr_on, self.thr_off, bounds)
-        shots_by_interval = np.searchsorted(shot_t, np.arange(k0, k1 + 1) * self.dt, side="right").tolist()
+        shots_by_interval = np.searchsorted(shot_t, np.arange(k0, k1 + 1) * self.dt, side="right")
+        if self._figure is not None:  # the same loop in one numba call
+            log_a, samples = self._figure_intervals(k0, k1, log_a, ref, bounds, buf, shot_pix, shot_p,
+                                                    shots_by_interval)
+            k0 = k1
+        shots_by_interval = shots_by_interval.tolist()
         for k in range(k0, k1):
             ta, tb = k * self.dt, (k + 1) * self.dt
             self._sample(float(tb), log_b, self._whole)
@@ -194,6 +202,18 @@ class Simulator:
         q = pix[sel]
         events = from_fields(q % self.sensor.width, q // self.sensor.width, p[sel], t[sel])
         return events, log_a, ref, samples
+
+    def _figure_intervals(self, k0, k1, log_a, ref, bounds, buf, shot_pix, shot_p, shots_by_interval):
+        """``_simulate``'s loop for a figure scene (``eventflow.kernels.sim_figure``): (log frame at k1, samples)."""
+        frames = np.empty((2 + self._max_depth, self.sensor.pixels), np.float32)
+        frames[0] = log_a
+        buf.pix, buf.t, buf.p, buf.n, samples, row, bad, bad_t = K_figure.figure_intervals(
+            *self._figure, self._log_eps, k0, k1, self.dt, frames, ref, self.thr_on, self.thr_off, bounds, self._mask,
+            buf.pix, buf.t, buf.p, buf.n, shot_pix, shot_p, shots_by_interval, self.refine_limit, self._max_depth)
+        if bad:
+            raise ValueError(f"scene {type(self.scene).__name__} rendered {bad} pixel(s) that are not positive "
+                             f"and finite at t={bad_t:g} us (intensity must be in (0, 1])")
+        return frames[row].copy(), samples
 
     def _interval(self, ta, log_a, tb, log_b, depth, region, ref, bounds, buf, t_floor) -> int:
         """Crossings of the pixels of ``region`` between two samples, halving the interval for the

@@ -143,6 +143,15 @@ class GestureScene:
                              f"{self.width}x{self.height}, or out is not a flat frame of {self.width * self.height}")
         return bad
 
+    def figure_sampler(self) -> tuple:
+        """``(figure, timing, lighting)``: this scene as ``eventflow.kernels.sim_figure`` takes it (the
+        simulator then runs its interval loop in one numba call; the same events as through
+        ``render_log_region``). The figure's image scratch is shared with ``render_log_region``."""
+        s = self.subject
+        timing = (np.array(self.starts, np.float64), np.array(self.ends, np.float64), float(self.ramp_s))
+        lighting = (float(s.light_level), float(s.flicker), float(s.flicker_hz), float(s.flicker_phase))
+        return self._figure, timing, lighting
+
     def _gain(self, t_s: float) -> float:
         s = self.subject
         return s.light_level * (1.0 + s.flicker * math.sin(2 * math.pi * s.flicker_hz * t_s + s.flicker_phase))
