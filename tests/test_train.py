@@ -596,3 +596,21 @@ def test_tail_crops_run_into_the_rest_after_the_gesture():
     assert (rest[t >= 12]).all() and not mask[t >= 12].any() and (mask[(t >= 4) & (t < 12)]).all()
     with pytest.raises(ValueError, match="optim.tail_steps"):
         OptimConfig(tail_steps=-1)
+
+
+def test_onset_weight_marks_the_first_labelled_steps_and_weighs_them_in_the_loss():
+    data = moving_dot_set(64, 0, steps=20)
+    x = torch.arange(20, dtype=torch.float16).view(1, 20, 1, 1, 1).expand_as(data.x).contiguous()  # x = step index
+    data = EncodedSet(x, data.y, torch.full((64,), 4), torch.full((64,), 12))   # labelled 4..11
+    xb, _, mask, rest, early = next(batches(data, 64, 8, torch.Generator().manual_seed(5), lead_in=2, rest=True,
+                                            early_steps=3))
+    t = xb[:, :, 0, 0, 0].long()
+    assert (early == ((t >= 4) & (t < 7))).all() and (mask[early]).all()      # steps 4, 5, 6 of each crop
+    out = torch.zeros(2, 1, 3)
+    out[0, 0, 0] = 5.0                                                         # step 0 right, step 1 undecided
+    y, both = torch.tensor([0]), torch.ones(2, 1, dtype=torch.bool)
+    even = tet_loss(out, y, both)
+    early_heavy = tet_loss(out, y, both.float() + 3.0 * torch.tensor([[1.0], [0.0]]))
+    assert early_heavy < even                                                  # the right early step weighs 4x
+    with pytest.raises(ValueError, match="optim.onset_weight"):
+        OptimConfig(onset_weight=-1.0)

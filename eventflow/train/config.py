@@ -19,7 +19,9 @@ and hidden linear (trained with batch statistics, folded into the weights on exp
 undecided output (``loop.rest_loss``); ``optim.onset_crops`` (0..1) is the share of training
 crops made to start at or before the gesture's first labelled window, as a stream sees it
 (``data.batches``); ``optim.tail_steps`` lets crops run that many steps past the labelled end, into
-the rest after the gesture (with ``rest_weight``, pulled towards undecided there too); ``optim.shift``, ``scale``, ``rotate``, ``drop`` and ``noise`` augment each training crop (``eventflow.train.augment``: translation, zoom, rotation, thinning of
+the rest after the gesture (with ``rest_weight``, pulled towards undecided there too);
+``optim.onset_weight`` makes the first ``optim.onset_steps`` labelled steps of a gesture weigh
+``1 + onset_weight`` in the TET loss (the windows where a stream must decide); ``optim.shift``, ``scale``, ``rotate``, ``drop`` and ``noise`` augment each training crop (``eventflow.train.augment``: translation, zoom, rotation, thinning of
 the events, noise events; all off by default). Only nets of LIF / PLIF / DALIF neurons run on the sparse
 kernels after export.
 """

@@ -110,7 +110,7 @@ def encode_dataset(ds, spec: InputSpec, seconds: float | None = None, interval=N
 
 
 def batches(data: EncodedSet, batch_size: int, steps: int, generator: torch.Generator, lead_in: int = 0,
-            shuffle: bool = True, rest: bool = False, onset: float = 0.0, tail: int = 0):
+            shuffle: bool = True, rest: bool = False, onset: float = 0.0, tail: int = 0, early_steps: int = 0):
     """Random crops of ``steps`` steps: yields ``(x [T, B, 2, h, w] float32, y [B], mask [T, B] bool)``,
     and with ``rest`` a fourth item, ``[T, B] bool``: the crop's unlabelled steps inside the
     recording (the subject at rest, before or after the gesture).
@@ -123,7 +123,9 @@ def batches(data: EncodedSet, batch_size: int, steps: int, generator: torch.Gene
     whole window after the onset), so that the crop holds the onset seen from rest, as a stream
     does (the recognition delay after an onset is what these crops train). On a dataset without
     labelled times every recording's interval starts at step 0, so those crops all start there.
-    Without shuffle, crops start at the labelled interval (evaluation).
+    Without shuffle, crops start at the labelled interval (evaluation). With ``early_steps`` > 0
+    (and ``rest``), a fifth item, ``[T, B] bool``: the labelled steps among the first
+    ``early_steps`` of the labelled interval (the gesture's onset, where a stream must decide).
     """
     n = len(data)
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
@@ -145,7 +147,11 @@ def batches(data: EncodedSet, batch_size: int, steps: int, generator: torch.Gene
         x = data.x[idx[:, None], t.clamp(max=S - 1)].float().transpose(0, 1)   # [T, B, ...]
         inside = t < lengths[idx, None]
         labelled = (t >= data.first[idx, None]) & (t < data.end[idx, None]) & inside
-        if rest:
+        if rest and early_steps:
+            early = labelled & (t < data.first[idx, None] + early_steps)
+            yield (x.contiguous(), data.y[idx], labelled.transpose(0, 1), (inside & ~labelled).transpose(0, 1),
+                   early.transpose(0, 1))
+        elif rest:
             yield x.contiguous(), data.y[idx], labelled.transpose(0, 1), (inside & ~labelled).transpose(0, 1)
         else:
             yield x.contiguous(), data.y[idx], labelled.transpose(0, 1)

@@ -22,7 +22,7 @@ __all__ = ["OptimConfig", "evaluate", "fit_epoch", "kd_loss", "predict", "rest_l
 
 
 def tet_loss(out: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, lam: float = 0.0, phi: float = 1.0):
-    """``out [T, B, C]``, ``y [B]``, ``mask [T, B]`` (steps that count)."""
+    """``out [T, B, C]``, ``y [B]``, ``mask [T, B]`` (steps that count, bool, or their float weights)."""
     T, B, C = out.shape
     ce = F.cross_entropy(out.reshape(T * B, C), y.repeat(T), reduction="none").view(T, B)
     m = mask.float()
@@ -79,6 +79,8 @@ class OptimConfig:
     rest_weight: float = 0.0  # weight of rest_loss on the crops' unlabelled steps (0: none)
     onset_crops: float = 0.0  # share of crops made to start at or before the first labelled step (data.batches)
     tail_steps: int = 0       # crops may end this many steps after the labelled end (the rest after a gesture)
+    onset_weight: float = 0.0  # the first onset_steps labelled steps weigh 1 + onset_weight in the TET loss (0: even)
+    onset_steps: int = 12
 
     def __post_init__(self):
         for name in ("epochs", "batch_size", "steps"):   # (also a `--epochs` override, checked on replace)
@@ -88,7 +90,8 @@ class OptimConfig:
         for name, lo, hi, closed in (("scale", 0.0, 1.0, False), ("rotate", 0.0, 180.0, True), ("drop", 0.0, 1.0, True),
                                      ("noise", 0.0, 1.0, True), ("shift", 0, math.inf, False),
                                      ("onset_crops", 0.0, 1.0, True), ("rest_weight", 0.0, math.inf, False),
-                                     ("tail_steps", 0, math.inf, False)):
+                                     ("tail_steps", 0, math.inf, False), ("onset_weight", 0.0, math.inf, False),
+                                     ("onset_steps", 1, math.inf, False)):
             v = getattr(self, name)
             if not (lo <= v <= hi if closed else lo <= v < hi):
                 end = "]" if closed else ")"
@@ -109,12 +112,14 @@ def fit_epoch(net, opt, data: EncodedSet, cfg: OptimConfig, generator, epoch: in
         g["lr"] = lr_at(cfg, epoch)
     net.train()
     total, correct, n = 0.0, 0, 0
-    for x, y, mask, rest in batches(data, cfg.batch_size, cfg.steps, generator, cfg.lead_in, rest=True,
-                                      onset=cfg.onset_crops, tail=cfg.tail_steps):
+    early_steps = cfg.onset_steps if cfg.onset_weight else 0
+    for x, y, mask, rest, *early in batches(data, cfg.batch_size, cfg.steps, generator, cfg.lead_in, rest=True,
+                                             onset=cfg.onset_crops, tail=cfg.tail_steps, early_steps=early_steps):
         x = augment(x, generator, cfg.shift, cfg.scale, cfg.rotate, cfg.drop, cfg.noise)
         x, y, mask, rest = (t.to(device, non_blocking=True) for t in (x, y, mask, rest))
         out, _ = net.run(x, net.init_state(x.shape[1]))
-        loss = tet_loss(out, y, mask, cfg.tet_lambda, cfg.tet_phi)
+        weight = mask.float() + cfg.onset_weight * early[0].to(device).float() if early else mask
+        loss = tet_loss(out, y, weight, cfg.tet_lambda, cfg.tet_phi)
         if cfg.rest_weight:
             loss = loss + cfg.rest_weight * rest_loss(out, rest)
         mean = masked_mean(out, mask)
