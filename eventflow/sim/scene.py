@@ -23,6 +23,12 @@ every sample (whole or refined) from it: a scene whose rendering is a numba kern
 rendering and the log into one call per sample (the gesture scene does), where Python glue and
 kernel dispatch are much of the cost.
 
+A scene drawn as an articulated figure (the gesture scene) MAY also implement
+``figure_sampler() -> (figure, timing, lighting)``: its pose and drawing tables, gesture times
+and lighting as ``eventflow.kernels.sim_figure`` takes them. The simulator then runs the whole
+interval loop of an ``advance`` in one numba call, with the same events, bit for bit, as the
+per-sample loop over ``render_log_region`` (its reference).
+
 ``ground_truth()`` returns the scene's labels in its own documented form (gesture: class
 intervals; digits: the class; detection: Gen1 boxes over time; flow: dense flow on request),
 and ``save_ground_truth(stem)`` writes them beside an event file with a documented suffix.
