@@ -614,3 +614,21 @@ def test_onset_weight_marks_the_first_labelled_steps_and_weighs_them_in_the_loss
     assert early_heavy < even                                                  # the right early step weighs 4x
     with pytest.raises(ValueError, match="optim.onset_weight"):
         OptimConfig(onset_weight=-1.0)
+
+
+def test_predict_runs_to_the_last_labelled_step_and_gives_the_whole_runs_means():
+    """Validation stops each batch at its last labelled step (the rest after a gesture and the
+    padding of joined sets cannot change a causal net's labelled outputs)."""
+    from eventflow.train.loop import masked_mean, predict
+    net = arch.conv_snn((2, 8, 8), 3, channels=(4,), hidden=(8,), neuron={"type": "PLIF", "init_tau": 3.0}, seed=0)
+    short, long = moving_dot_set(5, 1, steps=8), moving_dot_set(6, 2, steps=14)
+    long = EncodedSet(long.x, long.y, torch.full((6,), 2), torch.tensor([5, 6, 7, 9, 10, 4]))   # labelled ends vary
+    data = concat([short, long])
+    x = data.x.float().transpose(0, 1)
+    arch.calibrate_init(net, x)                                        # spiking, so outputs vary by step
+    with torch.no_grad():
+        out, _ = net.eval().run(x, net.init_state(x.shape[1]))         # every step of the padded set
+        whole = masked_mean(out, data.label_mask().transpose(0, 1))
+    assert out.std(0).min() > 0
+    for batch in (2, 4, 64):
+        assert torch.allclose(predict(net, data, batch_size=batch), whole, atol=1e-6)

@@ -142,16 +142,18 @@ def fit_epoch(net, opt, data: EncodedSet, cfg: OptimConfig, generator, epoch: in
 
 @torch.no_grad()
 def predict(net, data: EncodedSet, batch_size: int = 64, device="cpu"):
-    """Mean output over each recording's labelled steps, run from rest over the whole recording:
-    ``[N, C]`` on the CPU (run on ``device``, where ``net`` lives)."""
+    """Mean output over each recording's labelled steps, run from rest up to the batch's last
+    labelled step (the net is causal: later steps, the rest after a gesture and the padding of
+    joined sets, cannot change them): ``[N, C]`` on the CPU (run on ``device``, where ``net`` lives)."""
     net.eval()
     outs = []
     labelled = data.label_mask().transpose(0, 1)   # [S, N]
     for b in range(0, len(data), batch_size):
         sl = slice(b, b + batch_size)
-        x = data.x[sl].float().transpose(0, 1).to(device, non_blocking=True)
+        stop = max(int(data.end[sl].max()), 1)
+        x = data.x[sl, :stop].float().transpose(0, 1).to(device, non_blocking=True)
         out, _ = net.run(x, net.init_state(x.shape[1]))
-        outs.append(masked_mean(out, labelled[:, sl].to(device)).cpu())
+        outs.append(masked_mean(out, labelled[:stop, sl].to(device)).cpu())
     return torch.cat(outs)
 
 
