@@ -493,16 +493,17 @@ def test_a_kernel_cache_older_than_a_kernel_it_calls_is_dropped(tmp_path):
 
     (tmp_path / "__pycache__").mkdir()
     sources = {"sim.py": "", "words.py": "", "raster.py": "from .sim import log_region\n",
-               "binning.py": "import math\nfrom .words import xyp\n"}
+               "binning.py": "import math\nfrom .words import xyp\n", "top.py": "from .raster import figure_log\n"}
     for name, text in sources.items():
         (tmp_path / name).write_text(text)
     stale = tmp_path / "__pycache__" / "raster.figure_log_kernel-300.py311.nbi"
+    stale_above = tmp_path / "__pycache__" / "top.figure_intervals-50.py311.nbi"   # calls sim through raster
     fresh = tmp_path / "__pycache__" / "binning.count-10.py311.nbi"
-    for f in (stale, fresh):
+    for f in (stale, stale_above, fresh):
         f.write_bytes(b"index")
-    os.utime(tmp_path / "words.py", (1000, 1000))
-    os.utime(fresh, (2000, 2000))    # newer than words.py: kept
-    os.utime(stale, (1000, 1000))
-    os.utime(tmp_path / "sim.py", (3000, 3000))   # edited after raster's cache was written: dropped
-    assert _drop_stale_caches(str(tmp_path)) == [str(stale)]
-    assert not stale.exists() and fresh.exists()
+        os.utime(f, (2000, 2000))
+    for name in ("words.py", "raster.py", "top.py"):
+        os.utime(tmp_path / name, (1000, 1000))       # older than the caches: kept
+    os.utime(tmp_path / "sim.py", (3000, 3000))   # edited after raster's and top's caches were written: dropped
+    assert sorted(_drop_stale_caches(str(tmp_path))) == sorted([str(stale), str(stale_above)])
+    assert not stale.exists() and not stale_above.exists() and fresh.exists()

@@ -68,3 +68,24 @@ def test_figure_loop_reports_bad_pixels_as_the_generic_loop_does():
     for s in (scene, Generic(scene)):
         with pytest.raises(ValueError, match=r"rendered 5 pixel\(s\) that are not positive and finite at t=1000 us"):
             Simulator(s, sensor, 3).advance(5_000, state)
+
+
+def test_a_figure_sampler_that_does_not_fit_the_sensor_is_refused_before_any_kernel_runs():
+    scene = G.make_scene(W, H, 3, gestures=[2, 5], duration_s=0.4)
+    figure, (starts, ends, ramp), lighting = scene.figure_sampler()
+
+    class Returning(Generic):
+        def __init__(self, scene, sampled):
+            super().__init__(scene)
+            self.sampled = sampled
+
+        def figure_sampler(self):
+            return self.sampled
+
+    small = figure[:11] + (np.empty((64, 128), np.float32),)
+    for sampled, message in (((small, (starts, ends, ramp), lighting),
+                              r"image is float32 \(64, 128\), the sensor needs float32 \(128, 128\)"),
+                             ((figure, (starts[::-1].copy(), ends, ramp), lighting), "gesture times must be sorted"),
+                             ((figure, (starts, ends), lighting), "must return")):
+        with pytest.raises(ValueError, match=message):
+            Simulator(Returning(scene, sampled), scene_sensor("gesture"), 3)

@@ -614,6 +614,53 @@ def test_onset_weight_marks_the_first_labelled_steps_and_weighs_them_in_the_loss
     assert early_heavy < even                                                  # the right early step weighs 4x
     with pytest.raises(ValueError, match="optim.onset_weight"):
         OptimConfig(onset_weight=-1.0)
+    with pytest.raises(ValueError, match="optim.onset_steps"):
+        OptimConfig(onset_steps=2.5)
+    with pytest.raises(ValueError, match="needs rest=True"):
+        next(batches(data, 64, 8, torch.Generator(), early_steps=3))
+
+
+def test_onset_steps_stop_at_the_labelled_end_and_are_absent_from_later_crops():
+    data = moving_dot_set(64, 0, steps=20)
+    x = torch.arange(20, dtype=torch.float16).view(1, 20, 1, 1, 1).expand_as(data.x).contiguous()  # x = step index
+    short = EncodedSet(x, data.y, torch.full((64,), 4), torch.full((64,), 6))    # labelled 4, 5 only
+    xb, _, mask, _, early = next(batches(short, 64, 8, torch.Generator().manual_seed(1), lead_in=3, rest=True,
+                                         early_steps=5))
+    t = xb[:, :, 0, 0, 0].long()
+    assert (early == ((t >= 4) & (t < 6))).all()                     # 5 asked, the gesture has 2
+    long = EncodedSet(x, data.y, torch.full((64,), 2), torch.full((64,), 20))    # labelled 2..19
+    xb, _, mask, _, early = next(batches(long, 64, 8, torch.Generator().manual_seed(2), rest=True, early_steps=3))
+    t = xb[:, :, 0, 0, 0].long()
+    later = t[0] >= 5                                                # crops that start after the early steps
+    assert later.any() and not early[:, later].any()
+    assert (early[:, ~later] == ((t[:, ~later] >= 2) & (t[:, ~later] < 5))).all()
+
+
+def test_fit_epoch_weighs_the_onset_steps_in_the_loss(monkeypatch):
+    """The weight that reaches the TET loss: 1 on labelled steps, 1 + onset_weight on the first
+    onset_steps of each gesture, 0 elsewhere; onset_weight 0 leaves the plain mask."""
+    import eventflow.train.loop as loop
+    data = moving_dot_set(16, 0, steps=12)
+    data = EncodedSet(data.x, data.y, torch.full((16,), 3), torch.full((16,), 12))   # labelled 3..11
+    seen = []
+    real = loop.tet_loss
+
+    def spy(out, y, weight, *args):
+        seen.append(weight.clone())
+        return real(out, y, weight, *args)
+
+    monkeypatch.setattr(loop, "tet_loss", spy)
+    net = arch.conv_snn((2, 8, 8), 3, channels=(4,), hidden=(8,), neuron={"type": "PLIF", "init_tau": 3.0}, seed=0)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    for w in (0.0, 2.0):
+        cfg = OptimConfig(epochs=1, batch_size=16, steps=8, lead_in=3, onset_weight=w, onset_steps=4)
+        loop.fit_epoch(net, opt, data, cfg, torch.Generator().manual_seed(0), 0)
+    plain, weighted = seen
+    assert set(plain.float().unique().tolist()) <= {0.0, 1.0}
+    assert set(weighted.unique().tolist()) == {0.0, 1.0, 3.0}
+    _, _, mask, _, early = next(batches(data, 16, 8, torch.Generator().manual_seed(0), 3, rest=True,
+                                        early_steps=4))
+    assert torch.equal(weighted, mask.float() + 2.0 * early.float())    # the same crops, drawn first
 
 
 def test_predict_runs_to_the_last_labelled_step_and_gives_the_whole_runs_means():

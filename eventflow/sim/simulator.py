@@ -110,7 +110,10 @@ class Simulator:
         self._render_region = getattr(scene, "render_region", None)
         self._render_log_region = getattr(scene, "render_log_region", None)
         figure_sampler = getattr(scene, "figure_sampler", None)
-        self._figure = figure_sampler() if figure_sampler is not None else None
+        self._figure = _checked_figure(figure_sampler(), sensor, type(scene).__name__) \
+            if figure_sampler is not None else None
+        self._figure_frames = np.empty((2 + sensor.max_refine_levels, n), np.float32) \
+            if self._figure is not None else None   # (log frames: a, b and one mid per refinement depth)
         self._image = np.empty((sensor.height, sensor.width), np.float32)  # scratch of a render
         self._image_flat = self._image.reshape(-1)
         self._log_scratch = (np.empty(n, np.float32), np.empty(n, np.int32), np.empty(n, np.int32))
@@ -205,11 +208,14 @@ class Simulator:
 
     def _figure_intervals(self, k0, k1, log_a, ref, bounds, buf, shot_pix, shot_p, shots_by_interval):
         """``_simulate``'s loop for a figure scene (``eventflow.kernels.sim_figure``): (log frame at k1, samples)."""
-        frames = np.empty((2 + self._max_depth, self.sensor.pixels), np.float32)
+        frames = self._figure_frames
         frames[0] = log_a
         buf.pix, buf.t, buf.p, buf.n, samples, row, bad, bad_t = K_figure.figure_intervals(
             *self._figure, self._log_eps, k0, k1, self.dt, frames, ref, self.thr_on, self.thr_off, bounds, self._mask,
             buf.pix, buf.t, buf.p, buf.n, shot_pix, shot_p, shots_by_interval, self.refine_limit, self._max_depth)
+        if bad < 0:
+            raise ValueError(f"scene {type(self.scene).__name__}: figure_sampler's image or region does not match "
+                             f"the sensor's {self.sensor.width}x{self.sensor.height} (at t={bad_t:g} us)")
         if bad:
             raise ValueError(f"scene {type(self.scene).__name__} rendered {bad} pixel(s) that are not positive "
                              f"and finite at t={bad_t:g} us (intensity must be in (0, 1])")
@@ -256,6 +262,27 @@ class Simulator:
 
 
 _NO_HOLE = (0, 0, 0, 0)  # an empty rectangle
+
+
+def _checked_figure(sampler: tuple, sensor: SensorConfig, scene_name: str) -> tuple:
+    """A scene's ``figure_sampler()`` result, checked against the sensor before any numba call:
+    ``(figure, (starts, ends, ramp_s), lighting)`` with a (height, width) float32 image and
+    float64 gesture times, sorted."""
+    where = f"scene {scene_name}: figure_sampler()"
+    try:
+        figure, (starts, ends, ramp_s), lighting = sampler
+        image = figure[11]
+    except (TypeError, ValueError, IndexError) as e:
+        raise ValueError(f"{where} must return (figure, (starts, ends, ramp_s), lighting): {e}") from None
+    if image.dtype != np.float32 or image.shape != (sensor.height, sensor.width):
+        raise ValueError(f"{where}: image is {image.dtype} {image.shape}, the sensor needs float32 "
+                         f"{(sensor.height, sensor.width)}")
+    for name, a in (("starts", starts), ("ends", ends)):
+        if a.dtype != np.float64 or a.ndim != 1 or a.shape != starts.shape:
+            raise ValueError(f"{where}: {name} must be float64 of one dimension, as long as starts")
+    if np.any(np.diff(starts) < 0) or np.any(ends < starts):
+        raise ValueError(f"{where}: gesture times must be sorted, each ending at or after its start")
+    return figure, (starts, ends, float(ramp_s)), tuple(float(v) for v in lighting)
 
 class _Buffer:
     """Scratch for candidate signal events (pixel, time, polarity); ``n`` are in use

@@ -127,6 +127,8 @@ def batches(data: EncodedSet, batch_size: int, steps: int, generator: torch.Gene
     (and ``rest``), a fifth item, ``[T, B] bool``: the labelled steps among the first
     ``early_steps`` of the labelled interval (the gesture's onset, where a stream must decide).
     """
+    if early_steps and not rest:
+        raise ValueError("batches: early_steps needs rest=True (the early steps come as the fifth item)")
     n = len(data)
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
     S, lengths = data.x.shape[1], data.lengths()

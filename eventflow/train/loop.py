@@ -87,11 +87,15 @@ class OptimConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"optim.{name}: expected at least 1, got {v!r}")
+        for name in ("lead_in", "shift", "tail_steps", "onset_steps"):   # counts of steps or pixels
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise ValueError(f"optim.{name}: expected a whole number, got {v!r}")
         for name, lo, hi, closed in (("scale", 0.0, 1.0, False), ("rotate", 0.0, 180.0, True), ("drop", 0.0, 1.0, True),
                                      ("noise", 0.0, 1.0, True), ("shift", 0, math.inf, False),
                                      ("onset_crops", 0.0, 1.0, True), ("rest_weight", 0.0, math.inf, False),
                                      ("tail_steps", 0, math.inf, False), ("onset_weight", 0.0, math.inf, False),
-                                     ("onset_steps", 1, math.inf, False)):
+                                     ("onset_steps", 1, math.inf, False), ("lead_in", 0, math.inf, False)):
             v = getattr(self, name)
             if not (lo <= v <= hi if closed else lo <= v < hi):
                 end = "]" if closed else ")"

@@ -133,6 +133,8 @@ def figure_tables(s: Subject) -> FigureTables:
     def joint(name, parent, ref, offset, length=0.0, angle_ch=-1, length_ch=-1, sign=1.0, base=(0.0, 0.0),
               dxy=(-1, -1)):
         j = JOINT[name]
+        if JOINT.get(parent, -1) >= j or JOINT.get(ref, -1) >= j:   # the kernel poses joints in row order
+            raise ValueError(f"figure joint {name}: its parent and reference joints must come before it")
         index[j] = (JOINT.get(parent, -1), JOINT.get(ref, -1), angle_ch, length_ch, *dxy)
         value[j] = (offset, sign, length, *base)
 
