@@ -119,7 +119,8 @@ class Simulator:
         self._log_scratch = (np.empty(n, np.float32), np.empty(n, np.int32), np.empty(n, np.int32))
         self._mask = np.zeros(K.mask_size(sensor.width), np.uint8)
         self._width, self._max_depth, self._log_eps = sensor.width, sensor.max_refine_levels, sensor.log_eps
-        self._mid = [np.empty(n, np.float32) for _ in range(sensor.max_refine_levels + 1)]  # per depth
+        self._mid = [np.empty(n, np.float32) for _ in range(sensor.max_refine_levels + 1)] \
+            if self._figure is None else None   # the generic loop's mid samples, per depth
         self._noise_block = (-1, None)  # memo of the last noise block drawn (a pure function of its index)
 
     # ------------------------------------------------------------------ rendering
@@ -283,6 +284,7 @@ def _checked_figure(sampler: tuple, sensor: SensorConfig, scene_name: str) -> tu
     if np.any(np.diff(starts) < 0) or np.any(ends < starts):
         raise ValueError(f"{where}: gesture times must be sorted, each ending at or after its start")
     return figure, (starts, ends, float(ramp_s)), tuple(float(v) for v in lighting)
+
 
 class _Buffer:
     """Scratch for candidate signal events (pixel, time, polarity); ``n`` are in use
