@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from eventflow import snn
 from eventflow.kernels import snn as K
 from eventflow.snn.fast import FastNetwork, FastState
-from eventflow.snn.layers import Conv2d, Flatten, Linear, MaxPool2d, Sequential
+from eventflow.snn.layers import Conv2d, Flatten, Linear, MaxPool2d, PixelUnshuffle, Sequential
 from eventflow.snn.neurons import DALIF, LIF, MembraneState, lif_step
 
 
@@ -354,6 +354,38 @@ def test_whole_step_in_one_call_equals_layer_by_layer(batch, neuron, monkeypatch
         fired += sum(int(s.sum()) for s in spikes.values())
     assert fired > 0 and len(calls) == 15       # every step of `one` ran in network_step, none of `layered`
 
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_fast_net_with_a_pixel_unshuffle_stem_equals_the_reference(batch):
+    # the stem (2, 32, 32) -> (8, 16, 16) is applied to each input frame before the sparse kernels
+    spec = Sequential((("unshuffle", PixelUnshuffle(2)),
+                       ("conv1", Conv2d(8, 4, 3, padding=1)), ("lif1", LIF()), ("pool1", MaxPool2d(2)),
+                       ("conv2", Conv2d(4, 8, 3, padding=1)), ("lif2", LIF()), ("pool2", MaxPool2d(2)),
+                       ("flatten", Flatten()), ("fc1", Linear(8 * 4 * 4, 16)), ("lif3", LIF()),
+                       ("fc2", Linear(16, 3))))
+    net = snn.Network(spec, (2, 32, 32), seed=0).eval()
+    with torch.no_grad():
+        for p in net.parameters():   # dyadic: every sum exact, in any order
+            p.copy_(torch.round(p * 8 * 64) / 64)
+    fast = FastNetwork.from_network(net)
+    assert fast.in_shape == (2, 32, 32) and fast.unshuffle == 2
+    steps = 0
+    for y, y_ref, same, total, worst, _, _ in _compare(net, fast, batch=batch, steps=12, density=0.2, seed=3):
+        np.testing.assert_array_equal(y, y_ref)
+        assert same == total and worst == 0.0
+        steps += 1
+    assert steps == 12
+    # a whole run (in one kernel call at batch 1) equals the reference run, and every layer fires
+    x = (torch.rand(12, batch, 2, 32, 32, generator=torch.Generator().manual_seed(8)) < 0.2).float()
+    y_fast, s_fast = fast.run(x, fast.init_state(batch))
+    with torch.no_grad():
+        y_ref, s_ref = net.run(x, net.init_state(batch))
+    np.testing.assert_array_equal(y_fast, y_ref.numpy())
+    for name, m in fast.to_torch_state(s_fast).items():
+        np.testing.assert_array_equal(m.v.numpy(), s_ref[name].v.numpy())
+    _, _, spikes = fast.run(x, fast.init_state(batch), trace=True)
+    assert all(s.sum() > 0 for s in spikes.values()), {k: s.sum() for k, s in spikes.items()}
 
 
 def _dalif_net(reset="hard", v_reset=0.0):

@@ -281,6 +281,8 @@ _INPUT = "input: {sensor_size: [34, 34], input_size: [34, 34], window_us: 1000}\
     (_DATA + _INPUT + "network: {chanels: [4]}\n", r"network\.chanels: unknown key"),
     (_DATA + _INPUT + "network: {channels: [1000000000]}\n", r"network\.channels: expected whole numbers in 1\.\.65536"),
     (_DATA + _INPUT + "network: {hidden: [-5]}\n", r"network\.hidden: expected whole numbers in 1\.\.65536"),
+    (_DATA + _INPUT + "network: {unshuffle: 4}\n", r"network\.unshuffle: 4 does not divide input\.input_size \[34, 34\]"),
+    (_DATA + _INPUT + "network: {unshuffle: 0}\n", r"network\.unshuffle: expected a whole number in 1\.\.16, got 0"),
     (_DATA + _INPUT + "threads: 0\n", r"threads: expected at least 1, got 0"),
     (_DATA + _INPUT + "device: gpu\n", r"device: expected auto, cpu, cuda or cuda:N, got 'gpu'"),
     (_DATA + _INPUT + "optim: {batch_size: 0}\n", r"optim\.batch_size: expected at least 1, got 0"),
@@ -380,6 +382,26 @@ def test_a_dalif_net_trains_and_exports_to_the_sparse_kernels(tmp_path):
     kinds = {type(layer).__name__ for _, layer in model.network.spec.layers}
     assert "DALIF" in kinds and model.network.spec["sn1"].channels == 4 and model.network.spec["sn2"].channels == 16
     _assert_kernels_equal_reference(model, va)
+
+
+def test_conv_snn_with_an_unshuffle_stem_keeps_every_input_pixel():
+    net = arch.conv_snn((2, 16, 16), 3, channels=(4, 8), hidden=(16,), neuron={"type": "LIF"}, seed=0, unshuffle=2)
+    assert net.spec.layers[0][0] == "unshuffle" and net.spec["conv1"].in_channels == 8
+    # a spike moved by one input pixel reaches the first conv in another channel: the stem loses nothing
+    x = torch.zeros(1, 1, 2, 16, 16)
+    x[0, 0, 1, 4, 4] = 1.0
+    y = torch.zeros_like(x)
+    y[0, 0, 1, 4, 5] = 1.0
+    stem = net.spec["unshuffle"]
+    a, b = stem.step(x[0], None, {})[0], stem.step(y[0], None, {})[0]
+    assert a.shape == (1, 8, 8, 8) and torch.nonzero(a).tolist() == [[0, 4, 2, 2]] and torch.nonzero(b).tolist() == [[0, 5, 2, 2]]
+    out, _ = net.run(x.repeat(3, 2, 1, 1, 1), net.init_state(2))
+    assert out.shape == (3, 2, 3)
+    with pytest.raises(ValueError, match="multiples of 2"):
+        arch.conv_snn((2, 15, 16), 3, channels=(4,), hidden=(8,), unshuffle=2)
+    # it is saved and loaded with a model like any layer
+    from eventflow.snn.spec_io import spec_from_dict, spec_to_dict
+    assert spec_from_dict(spec_to_dict(net.spec)) == net.spec
 
 
 def test_efficiency_counted_from_the_kernels_trace_equals_the_torch_count():

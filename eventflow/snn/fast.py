@@ -1,7 +1,8 @@
 """Event-driven CPU inference of conv / linear LIF networks with the numba kernels of ``eventflow.kernels.snn``.
 
 ``FastNetwork.from_network(net)`` converts the weights of an ``eventflow.snn.Network`` (a
-``Sequential`` of ``Conv2d`` (stride 1) - ``LIF`` [- ``MaxPool2d(2)``] blocks, ``Flatten``,
+``Sequential`` of an optional ``PixelUnshuffle`` stem (applied to each input frame before the
+sparse kernels), ``Conv2d`` (stride 1) - ``LIF`` [- ``MaxPool2d(2)``] blocks, ``Flatten``,
 ``Linear`` - ``LIF`` blocks and an optional last ``Linear``; ``DALIF`` wherever ``LIF`` may be)
 to the kernels' layouts. Each step
 scatters only the weights of the inputs that spiked, so the cost follows the spike count.
@@ -45,7 +46,7 @@ import numpy as np
 import torch
 
 from ..kernels import snn as K
-from .layers import Conv2d, Flatten, Linear, MaxPool2d
+from .layers import Conv2d, Flatten, Linear, MaxPool2d, PixelUnshuffle
 from .neurons import DALIF, LIF, MembraneState, dalif_factors
 from .neurons import kernel_args as _neuron_args
 
@@ -123,11 +124,12 @@ def _numpy(x) -> np.ndarray:
 class FastNetwork:
     """The weights of a conv / linear LIF network in kernel layout, with ``init_state`` and ``step``."""
 
-    def __init__(self, layers, in_shape, out_shape, parallel: bool = False):
+    def __init__(self, layers, in_shape, out_shape, parallel: bool = False, unshuffle: int = 1):
         self.layers = layers
         self.in_shape = tuple(in_shape)
         self.out_shape = tuple(out_shape)
         self.parallel = parallel
+        self.unshuffle = int(unshuffle)   # a PixelUnshuffle stem's factor (1: none)
         self._work = {}
         self._v_sizes = self._sizes()
 
@@ -140,7 +142,11 @@ class FastNetwork:
         flat_from = None   # (H, W, C) of the pooled image a Flatten came from, or None for a flat vector
         n_flat = None
         layers = []
-        i = 0
+        i, unshuffle = 0, 1
+        if items and isinstance(items[0][1], PixelUnshuffle):
+            unshuffle = items[0][1].factor
+            _, c, h, w = items[0][1].out_shape((1, c, h, w))
+            i = 1
         while i < len(items):
             name, spec = items[i]
             nxt = items[i + 1] if i + 1 < len(items) else (None, None)
@@ -196,7 +202,7 @@ class FastNetwork:
                 raise NotImplementedError(f"FastNetwork: unsupported layer {name}: {spec!r}")
         if not layers or not isinstance(layers[0], _Conv):
             raise NotImplementedError("FastNetwork: the first layer must be a Conv2d")
-        return cls(layers, net.in_shape, net.out_shape, parallel)
+        return cls(layers, net.in_shape, net.out_shape, parallel, unshuffle)
 
     # ----- state
 
@@ -289,10 +295,22 @@ class FastNetwork:
         self._check_state(state, batch, "step")
         return self._checked_step(x, batch, list(state.v) if inplace else [v.copy() for v in state.v], trace)
 
+    def _stem(self, x):
+        """``x [..., C, H, W]`` as the first conv takes it: the PixelUnshuffle stem applied
+        (``[..., C * r * r, H / r, W / r]``, torch's channel order), C-contiguous."""
+        r = self.unshuffle
+        if r == 1:
+            return np.ascontiguousarray(x)
+        *lead, c, h, w = x.shape
+        n = len(lead)
+        x = x.reshape(*lead, c, h // r, r, w // r, r)
+        axes = (*range(n), n, n + 2, n + 4, n + 1, n + 3)   # (c, i, j, y, x)
+        return np.ascontiguousarray(x.transpose(axes)).reshape(*lead, c * r * r, h // r, w // r)
+
     def _checked_step(self, x, batch, vs, trace):
         """``_step`` of an input and state already checked (by ``step``, or once by ``run``)."""
         try:
-            return self._step(x, batch, vs, trace)
+            return self._step(self._stem(x), batch, vs, trace)
         except BaseException:
             # the scratch buffers hold the biases between steps; an interrupted step may have
             # left partial sums in them: rebuild them on the next call
@@ -427,13 +445,13 @@ class FastNetwork:
             if call is not None:
                 ys = np.empty((len(x_seq), batch, call[-1].shape[1]), np.float32)
                 try:
-                    K.network_run(np.ascontiguousarray(x_seq), *call, ys)
+                    K.network_run(self._stem(x_seq), *call, ys)
                 except BaseException:
                     self._work.pop(batch, None)   # (as step: partial sums may be left in the scratch)
                     raise
                 return ys.reshape(len(x_seq), batch, *self.out_shape), state
         ys, traced = [], {}
-        for x in x_seq:
+        for x in x_seq:   # (each step's input goes through the stem in _checked_step)
             if trace:   # (checked once above: not again per step)
                 y, state, spikes = self._checked_step(x, batch, list(state.v), True)
                 for name, s in spikes.items():

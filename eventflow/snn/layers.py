@@ -33,8 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["AvgPool2d", "BatchNorm", "Conv2d", "Flatten", "Linear", "MaxPool2d", "ReLU", "SEWBlock", "Sequential",
-           "SumPool2d", "batch_norm", "fold_batch_norm", "fold_batch_norms", "sew_block"]
+__all__ = ["AvgPool2d", "BatchNorm", "Conv2d", "Flatten", "Linear", "MaxPool2d", "PixelUnshuffle", "ReLU", "SEWBlock",
+           "Sequential", "SumPool2d", "batch_norm", "fold_batch_norm", "fold_batch_norms", "sew_block"]
 
 
 def _default_init(weight: torch.Tensor, bias: torch.Tensor | None, generator) -> None:
@@ -159,6 +159,29 @@ class Flatten(_Stateless):
 
     def step(self, x, state, weights):
         return x.flatten(1), None
+
+
+@dataclass(frozen=True)
+class PixelUnshuffle(_Stateless):
+    """Space to depth: ``[B, C, H, W] -> [B, C * r * r, H / r, W / r]`` (``torch.nn.functional.pixel_unshuffle``:
+    output channel ``(c * r + i) * r + j`` holds input pixel ``(y * r + i, x * r + j)`` of channel ``c``).
+    A stem that keeps the input's full resolution in channels: a 3x3 conv after it sees the fine
+    detail of a ``3r x 3r`` patch at the cost of a conv at ``1 / r`` of the resolution."""
+
+    factor: int = 2
+
+    def __post_init__(self):
+        if not (isinstance(self.factor, int) and not isinstance(self.factor, bool) and 1 <= self.factor <= 16):
+            raise ValueError(f"PixelUnshuffle.factor: expected a whole number in 1..16, got {self.factor!r}")
+
+    def out_shape(self, shape):
+        r = self.factor
+        if len(shape) != 4 or shape[2] % r or shape[3] % r:
+            raise ValueError(f"{self} needs inputs [B, C, H, W] with H and W multiples of {r}, got {tuple(shape)}")
+        return (shape[0], shape[1] * r * r, shape[2] // r, shape[3] // r)
+
+    def step(self, x, state, weights):
+        return F.pixel_unshuffle(x, self.factor), None
 
 
 @dataclass(frozen=True)

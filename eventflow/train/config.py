@@ -15,6 +15,8 @@ Example (``configs/gesture-snn.yaml`` is a full one)::
 ``network.neuron`` is any spiking layer spec (``LIF``, ``PLIF``, ``DALIF`` (its per-channel decays
 sized by each block), ``ALIF``, ...); ``network.batch_norm: true`` puts a BatchNorm after each conv
 and hidden linear (trained with batch statistics, folded into the weights on export);
+``network.unshuffle: r`` puts a pixel-unshuffle (space to depth) stem before the first conv, so a
+conv at 1 / r of ``input.input_size`` still sees every input pixel (r must divide the input size);
 ``optim.rest_weight`` pulls the outputs of the unlabelled steps (the subject at rest) towards an
 undecided output (``loop.rest_loss``); ``optim.onset_crops`` (0..1) is the share of training
 crops made to start at or before the gesture's first labelled window, as a stream sees it
@@ -79,6 +81,7 @@ class NetConfig:
     hidden: tuple[int, ...] = (128,)
     neuron: dict = field(default_factory=lambda: {"type": "PLIF", "init_tau": 2.0})
     batch_norm: bool = False   # a BatchNorm after each conv and hidden linear (folded away on export)
+    unshuffle: int = 1         # r > 1: each r x r input patch moved into channels before the first conv
 
 
 @dataclass(frozen=True)
@@ -126,6 +129,11 @@ def load_config(path: str) -> TrainConfig:
     for key, values in (("network.channels", cfg.network.channels), ("network.hidden", cfg.network.hidden)):
         if not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_WIDTH for v in values):
             raise ValueError(f"{path}: {key}: expected whole numbers in 1..{MAX_WIDTH}, got {list(values)}")
+    r = cfg.network.unshuffle
+    if not (isinstance(r, int) and not isinstance(r, bool) and 1 <= r <= 16):
+        raise ValueError(f"{path}: network.unshuffle: expected a whole number in 1..16, got {r!r}")
+    if any(n % r for n in cfg.input.input_size):
+        raise ValueError(f"{path}: network.unshuffle: {r} does not divide input.input_size {list(cfg.input.input_size)}")
     if cfg.threads < 1:
         raise ValueError(f"{path}: threads: expected at least 1, got {cfg.threads}")
     if not (cfg.device in ("auto", "cpu", "cuda") or (cfg.device.startswith("cuda:") and cfg.device[5:].isdigit())):
