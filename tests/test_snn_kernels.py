@@ -386,6 +386,11 @@ def test_fast_net_with_a_pixel_unshuffle_stem_equals_the_reference(batch):
         np.testing.assert_array_equal(m.v.numpy(), s_ref[name].v.numpy())
     _, _, spikes = fast.run(x, fast.init_state(batch), trace=True)
     assert all(s.sum() > 0 for s in spikes.values()), {k: s.sum() for k, s in spikes.items()}
+    for dtype in (torch.bool, torch.uint8):   # 0 / 1 inputs of other dtypes, and a non-contiguous one
+        np.testing.assert_array_equal(fast.run(x.to(dtype), fast.init_state(batch))[0], y_fast)
+    xt = x.transpose(3, 4).contiguous().transpose(3, 4)
+    assert not xt.is_contiguous()
+    np.testing.assert_array_equal(fast.step(xt[0], fast.init_state(batch))[0], y_fast[0])
 
 
 def _dalif_net(reset="hard", v_reset=0.0):

@@ -130,6 +130,9 @@ class FastNetwork:
         self.out_shape = tuple(out_shape)
         self.parallel = parallel
         self.unshuffle = int(unshuffle)   # a PixelUnshuffle stem's factor (1: none)
+        if self.unshuffle < 1 or any(n % self.unshuffle for n in self.in_shape[1:]):
+            raise ValueError(f"FastNetwork: a PixelUnshuffle stem of {unshuffle} needs an input whose height and width "
+                             f"it divides, got {self.in_shape}")
         self._work = {}
         self._v_sizes = self._sizes()
 
@@ -297,7 +300,8 @@ class FastNetwork:
 
     def _stem(self, x):
         """``x [..., C, H, W]`` as the first conv takes it: the PixelUnshuffle stem applied
-        (``[..., C * r * r, H / r, W / r]``, torch's channel order), C-contiguous."""
+        (``[..., C * r * r, H / r, W / r]``, torch's channel order), C-contiguous (a copy where
+        ``x`` is not: the kernels read one memory layout), its dtype kept."""
         r = self.unshuffle
         if r == 1:
             return np.ascontiguousarray(x)
@@ -374,7 +378,7 @@ class FastNetwork:
         ws = self._workspace(batch)
         call = None if trace else self._fused_call(ws, batch, vs)
         if call is not None:
-            K.network_step(np.ascontiguousarray(x), *call)
+            K.network_step(x, *call)   # (contiguous: _stem)
             return call[-1].reshape(batch, *self.out_shape).copy(), FastState(tuple(vs))
         par = self.parallel   # (stream, band of rows) work items; identical numbers to the serial kernels
         split = max(1, numba.get_num_threads() // batch) if par else 1   # one stream over several threads

@@ -170,9 +170,11 @@ class PixelUnshuffle(_Stateless):
 
     factor: int = 2
 
+    MAX_FACTOR: ClassVar[int] = 16
+
     def __post_init__(self):
-        if not (isinstance(self.factor, int) and not isinstance(self.factor, bool) and 1 <= self.factor <= 16):
-            raise ValueError(f"PixelUnshuffle.factor: expected a whole number in 1..16, got {self.factor!r}")
+        if not (isinstance(self.factor, int) and not isinstance(self.factor, bool) and 1 <= self.factor <= self.MAX_FACTOR):
+            raise ValueError(f"PixelUnshuffle.factor: expected a whole number in 1..{self.MAX_FACTOR}, got {self.factor!r}")
 
     def out_shape(self, shape):
         r = self.factor

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 
 from ..model import DecisionSpec, InputSpec
 from ..schema import from_mapping
+from ..snn.layers import PixelUnshuffle
 from .loop import OptimConfig
 
 __all__ = ["DataConfig", "NetConfig", "SplitConfig", "TeacherConfig", "TrainConfig", "load_config"]
@@ -129,9 +130,9 @@ def load_config(path: str) -> TrainConfig:
     for key, values in (("network.channels", cfg.network.channels), ("network.hidden", cfg.network.hidden)):
         if not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_WIDTH for v in values):
             raise ValueError(f"{path}: {key}: expected whole numbers in 1..{MAX_WIDTH}, got {list(values)}")
-    r = cfg.network.unshuffle
-    if not (isinstance(r, int) and not isinstance(r, bool) and 1 <= r <= 16):
-        raise ValueError(f"{path}: network.unshuffle: expected a whole number in 1..16, got {r!r}")
+    r, r_max = cfg.network.unshuffle, PixelUnshuffle.MAX_FACTOR
+    if not (isinstance(r, int) and not isinstance(r, bool) and 1 <= r <= r_max):
+        raise ValueError(f"{path}: network.unshuffle: expected a whole number in 1..{r_max}, got {r!r}")
     if any(n % r for n in cfg.input.input_size):
         raise ValueError(f"{path}: network.unshuffle: {r} does not divide input.input_size {list(cfg.input.input_size)}")
     if cfg.threads < 1:
