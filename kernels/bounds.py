@@ -17,32 +17,35 @@ BLOCK = 1024
 
 
 @njit(cache=True, nogil=True)
-def out_of_bounds(xyp_col, width, height):
+def out_of_bounds(words, width, height):
     """``(count, first index)`` of the events with ``x >= width`` or ``y >= height`` (first -1
-    when none); ``xyp_col`` is the strided column of each event's first word (x | y << 16 | ...).
+    when none); ``words`` is the events' flat uint64 view (event e's x | y << 16 | ... at ``2 e``),
+    read per block as a zero-based slice with the constant stride 2, which LLVM vectorises
+    (1.4x the strided column ``words[0::2]`` on an AVX-512 machine).
 
     >>> import eventflow
     >>> ev = eventflow.from_fields([1, 9, 2, 3], [0, 0, 7, 1], [1, 0, 1, 0], [0, 1, 2, 3])
-    >>> out_of_bounds(ev.view(np.uint64)[0::2], 4, 4)
+    >>> out_of_bounds(ev.view(np.uint64), 4, 4)
     (2, 1)
     """
-    n = xyp_col.shape[0]
+    n = words.shape[0] // 2
     W = U(width)
     H = U(height)
     count = 0
     first = -1
     for s in range(0, n, BLOCK):
-        blk = xyp_col[s:min(s + BLOCK, n)]
+        e_end = min(s + BLOCK, n)
+        blk = words[2 * s:2 * e_end]
         mx = U(0)
         my = U(0)
-        for e in range(blk.shape[0]):
-            x, y, _ = xyp(blk[e])
+        for e in range(e_end - s):
+            x, y, _ = xyp(blk[2 * e])
             mx = max(mx, x)
             my = max(my, y)
         if mx < W and my < H:
             continue
-        for e in range(blk.shape[0]):
-            x, y, _ = xyp(blk[e])
+        for e in range(e_end - s):
+            x, y, _ = xyp(blk[2 * e])
             if x >= W or y >= H:
                 if first < 0:
                     first = s + e

@@ -47,7 +47,7 @@ def to_frames(events, sensor_size, time_window=None, event_count=None, n_time_bi
     else:
         starts, ends = time_bin_windows(events["t"], n_time_bins, overlap)
     frames = np.zeros(len(starts) * 2 * h * w, np.int16)
-    K.frames_from_windows(_words(events)[0::2], starts.astype(np.int64), ends.astype(np.int64), frames, w, h,
+    K.frames_from_windows(_words(events), starts.astype(np.int64), ends.astype(np.int64), frames, w, h,
                           binary)
     return frames.reshape(len(starts), 2, h, w)
 
@@ -131,7 +131,7 @@ class FrameEncoder:
         if state.partial is not None:
             frames[:2 * h * w] = state.partial.ravel()
         words = _words(events)
-        k, end, skipped = K.frames_streaming(words[0::2], words[1::2].view(np.int64), len(events), frames, end,
+        k, end, skipped = K.frames_streaming(words, words[1::2].view(np.int64), len(events), frames, end,
                                              self.time_window, w, h, self.binary)
         if skipped < 0:
             raise ValueError("FrameEncoder needs events in time order (an event lies past the last one)")
@@ -157,7 +157,7 @@ class FrameEncoder:
         if len(events) == 0:
             return state
         words = _words(events)
-        xyp_col, t_col = words[0::2], words[1::2].view(np.int64)
+        t_col = words[1::2].view(np.int64)
         flat = buf.reshape(-1)
         n = len(events)
         end = state.window_end if state.window_end is not None else int(events["t"][0]) + self.time_window
@@ -168,7 +168,7 @@ class FrameEncoder:
                              f"{self.max_frames_per_step}); pass them in smaller pieces")
         done, skipped, i = state.windows_done, state.skipped, 0
         while True:
-            i, sk = K.frame_until(xyp_col, t_col, i, n, flat, end, w, h, self.binary)
+            i, sk = K.frame_until(words, t_col, i, n, flat, end, w, h, self.binary)
             skipped += sk
             if i == n:
                 break

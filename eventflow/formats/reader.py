@@ -119,7 +119,7 @@ class EventReader:
             self._raise_first_violation()
 
     def _drop_out_of_bounds(self, ev, first_index):
-        count, first = out_of_bounds(as_words(np.ascontiguousarray(ev))[0::2], self.width, self.height)
+        count, first = out_of_bounds(as_words(np.ascontiguousarray(ev)), self.width, self.height)
         if count:
             self.violations.add(OUT_OF_BOUNDS, count, self._event_offset(first_index + first))
             ev = ev[(ev["x"] < self.width) & (ev["y"] < self.height)]
