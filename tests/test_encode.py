@@ -158,6 +158,29 @@ def test_out_of_geometry_events_are_skipped_and_counted_never_written():
     assert state.skipped == 2
 
 
+@settings(max_examples=80, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 700), st.sampled_from([0.0, 0.002, 0.05]), st.booleans(),
+       st.lists(st.integers(0, 700), max_size=6))
+def test_frame_kernel_equals_reference_with_bad_events_in_any_block(seed, n, rate, binary, cuts):
+    # blocks of CHECK_BLOCK events: a block with one bad event (x, y or p out of range, or garbage in
+    # the padding bytes, which must not matter) takes the checked loop, the others the fast one
+    rng = np.random.default_rng(seed)
+    ev = eventflow.from_fields(rng.integers(0, 17, n), rng.integers(0, 11, n), rng.integers(0, 2, n), np.arange(n))
+    for field, bad in (("x", 17 + rng.integers(0, 5, n)), ("y", 11 + rng.integers(0, 5, n)),
+                       ("p", rng.choice([-1, 2, 7], n))):
+        hit = rng.random(n) < rate
+        ev[field][hit] = bad[hit]
+    ev.view(np.uint16).reshape(n, 8)[:, 3] = rng.integers(0, 2**16, n)   # the padding bytes
+    bounds = np.unique(np.clip([0, *cuts, n], 0, n))
+    starts, ends = bounds[:-1], bounds[1:]
+    frames = np.zeros(len(starts) * 2 * 11 * 17, np.int16)
+    skipped = K.frames_from_windows(ev.view(np.uint64), starts, ends, frames, 17, 11, binary)
+    ref = K.frames_from_windows_reference(ev, starts, ends, 17, 11, binary)
+    assert np.array_equal(frames.reshape(ref.shape), ref)
+    ok = (ev["x"] < 17) & (ev["y"] < 11) & ((ev["p"] == 0) | (ev["p"] == 1))
+    assert skipped == int((~ok).sum())
+
+
 def test_caller_array_is_not_modified_and_bad_parameters_are_clear_errors():
     ev = eventflow.from_fields([1, 2], [1, 1], [0, 1], [0, 5])
     before = ev.copy()
