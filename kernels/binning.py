@@ -65,6 +65,8 @@ def count_into_frame(words, start, stop, frame, width, height, binary):
     machine 2.4x the same loop over the strided column ``words[0::2]``, whose stride is
     known only at run time (docs/benchmarks.md, 2026-12-02).
     """
+    if 2 * height * width > 1 << 32:   # (a frame of over 8 GiB) the uint32 indices would wrap
+        return _count_checked(words, start, stop, frame, width, height, binary)
     hw = U(height * width)
     wd = U(width)
     skipped = 0
