@@ -209,6 +209,37 @@ def test_step_into_one_reused_buffer_equals_whole(ev, cuts, window, incomplete):
     assert len(got) == len(whole) and all(np.array_equal(a, b) for a, b in zip(got, whole))
 
 
+@settings(max_examples=80, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 700), st.lists(st.integers(0, 10**6), max_size=6),
+       st.sampled_from([1, 37, 500]), st.booleans())
+def test_streaming_frames_with_bad_events_cut_anywhere_equal_the_reference(seed, n, cuts, window, incomplete):
+    # bad x, y and p (and garbage padding) through FrameEncoder.step and step_into, cut anywhere:
+    # the windows equal the reference's, and every bad event is counted once
+    rng = np.random.default_rng(seed)
+    ev = eventflow.from_fields(rng.integers(0, 17, n), rng.integers(0, 11, n), rng.integers(0, 2, n),
+                               np.cumsum(rng.choice([0, 1, 3, 50], n)))
+    for field, bad in (("x", 17 + rng.integers(0, 5, n)), ("y", 11 + rng.integers(0, 5, n)),
+                       ("p", rng.choice([-1, 2, 7], n))):
+        hit = rng.random(n) < 0.02
+        ev[field][hit] = bad[hit]
+    ev.view(np.uint16).reshape(n, 8)[:, 3] = rng.integers(0, 2**16, n)
+    n_bad = int((~((ev["x"] < 17) & (ev["y"] < 11) & ((ev["p"] == 0) | (ev["p"] == 1)))).sum())
+    s, e = time_windows(ev["t"], window, 0, incomplete)
+    ref = K.frames_from_windows_reference(ev, s, e, 17, 11)
+    enc = FrameEncoder((17, 11), window, include_incomplete=incomplete)
+    state, out = enc.init_state(), []
+    buf, state_into, into = enc.new_buffer(), enc.init_state(), []
+    for piece in cut(ev, cuts):
+        frames, state = enc.step(piece, state)
+        out.append(frames)
+        state_into = enc.step_into(piece, state_into, buf, lambda f: into.append(f.copy()))
+    out.append(enc.finish(state))
+    enc.finish_into(state_into, buf, lambda f: into.append(f.copy()))
+    assert np.array_equal(np.concatenate(out), ref)
+    assert len(into) == len(ref) and all(np.array_equal(a, b) for a, b in zip(into, ref))
+    assert state.skipped == state_into.skipped == n_bad
+
+
 @settings(max_examples=150, deadline=None)
 @given(streams(), st.lists(st.integers(0, 10**6), max_size=8), st.sampled_from([(10, 0), (7, 3), (50, 49), (1, 0)]),
        st.booleans())
