@@ -46,7 +46,7 @@ def new_state(evt: str) -> np.ndarray:
 
 
 U = np.uint64
-FAST_BLOCK = 64
+FAST_BLOCK = 32
 
 
 @njit(cache=True, nogil=True)
