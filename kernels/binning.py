@@ -2,9 +2,9 @@
 
 Events come in as the flat uint64 view of EVENT_DTYPE arrays (word 0: x | y << 16 |
 p << 32, word 1: t): the frame kernels take that view itself (``words``), the voxel kernels
-its strided column of first words (``xyp_col``) and of times. Frames are flat int16 arrays laid out [T, 2, H, W]. Every kernel
-skips (and counts) events outside the geometry or with a polarity other than 0 / 1
-instead of writing out of bounds.
+its strided columns of first words (``xyp_col``) and of times. Frames are flat int16 arrays
+laid out [T, 2, H, W]. Every kernel skips (and counts) events outside the geometry or with
+a polarity other than 0 / 1 instead of writing out of bounds.
 """
 from __future__ import annotations
 

@@ -158,27 +158,37 @@ def test_out_of_geometry_events_are_skipped_and_counted_never_written():
     assert state.skipped == 2
 
 
+def with_bad_events(rng, t, rate):
+    """Events at times ``t`` on a 17x11 sensor, with x, y or p out of range each at ``rate`` and
+    garbage in every padding byte (which must not matter)."""
+    n = len(t)
+    ev = eventflow.from_fields(rng.integers(0, 17, n), rng.integers(0, 11, n), rng.integers(0, 2, n), t)
+    for field, bad in (("x", 17 + rng.integers(0, 5, n)), ("y", 11 + rng.integers(0, 5, n)),
+                       ("p", rng.choice([-1, 2, 7], n))):
+        hit = rng.random(n) < rate
+        ev[field][hit] = bad[hit]
+    ev.view(np.uint16).reshape(n, 8)[:, 3] = rng.integers(0, 2**16, n)
+    return ev
+
+
+def n_bad(ev):
+    return int((~((ev["x"] < 17) & (ev["y"] < 11) & ((ev["p"] == 0) | (ev["p"] == 1)))).sum())
+
+
 @settings(max_examples=80, deadline=None)
 @given(st.integers(0, 2**32 - 1), st.integers(1, 700), st.sampled_from([0.0, 0.002, 0.05]), st.booleans(),
        st.lists(st.integers(0, 700), max_size=6))
 def test_frame_kernel_equals_reference_with_bad_events_in_any_block(seed, n, rate, binary, cuts):
     # blocks of CHECK_BLOCK events: a block with one bad event (x, y or p out of range, or garbage in
     # the padding bytes, which must not matter) takes the checked loop, the others the fast one
-    rng = np.random.default_rng(seed)
-    ev = eventflow.from_fields(rng.integers(0, 17, n), rng.integers(0, 11, n), rng.integers(0, 2, n), np.arange(n))
-    for field, bad in (("x", 17 + rng.integers(0, 5, n)), ("y", 11 + rng.integers(0, 5, n)),
-                       ("p", rng.choice([-1, 2, 7], n))):
-        hit = rng.random(n) < rate
-        ev[field][hit] = bad[hit]
-    ev.view(np.uint16).reshape(n, 8)[:, 3] = rng.integers(0, 2**16, n)   # the padding bytes
+    ev = with_bad_events(np.random.default_rng(seed), np.arange(n), rate)
     bounds = np.unique(np.clip([0, *cuts, n], 0, n))
     starts, ends = bounds[:-1], bounds[1:]
     frames = np.zeros(len(starts) * 2 * 11 * 17, np.int16)
     skipped = K.frames_from_windows(ev.view(np.uint64), starts, ends, frames, 17, 11, binary)
     ref = K.frames_from_windows_reference(ev, starts, ends, 17, 11, binary)
     assert np.array_equal(frames.reshape(ref.shape), ref)
-    ok = (ev["x"] < 17) & (ev["y"] < 11) & ((ev["p"] == 0) | (ev["p"] == 1))
-    assert skipped == int((~ok).sum())
+    assert skipped == n_bad(ev)
 
 
 def test_caller_array_is_not_modified_and_bad_parameters_are_clear_errors():
@@ -216,14 +226,7 @@ def test_streaming_frames_with_bad_events_cut_anywhere_equal_the_reference(seed,
     # bad x, y and p (and garbage padding) through FrameEncoder.step and step_into, cut anywhere:
     # the windows equal the reference's, and every bad event is counted once
     rng = np.random.default_rng(seed)
-    ev = eventflow.from_fields(rng.integers(0, 17, n), rng.integers(0, 11, n), rng.integers(0, 2, n),
-                               np.cumsum(rng.choice([0, 1, 3, 50], n)))
-    for field, bad in (("x", 17 + rng.integers(0, 5, n)), ("y", 11 + rng.integers(0, 5, n)),
-                       ("p", rng.choice([-1, 2, 7], n))):
-        hit = rng.random(n) < 0.02
-        ev[field][hit] = bad[hit]
-    ev.view(np.uint16).reshape(n, 8)[:, 3] = rng.integers(0, 2**16, n)
-    n_bad = int((~((ev["x"] < 17) & (ev["y"] < 11) & ((ev["p"] == 0) | (ev["p"] == 1)))).sum())
+    ev = with_bad_events(rng, np.cumsum(rng.choice([0, 1, 3, 50], n)), 0.02)
     s, e = time_windows(ev["t"], window, 0, incomplete)
     ref = K.frames_from_windows_reference(ev, s, e, 17, 11)
     enc = FrameEncoder((17, 11), window, include_incomplete=incomplete)
@@ -237,7 +240,7 @@ def test_streaming_frames_with_bad_events_cut_anywhere_equal_the_reference(seed,
     enc.finish_into(state_into, buf, lambda f: into.append(f.copy()))
     assert np.array_equal(np.concatenate(out), ref)
     assert len(into) == len(ref) and all(np.array_equal(a, b) for a, b in zip(into, ref))
-    assert state.skipped == state_into.skipped == n_bad
+    assert state.skipped == state_into.skipped == n_bad(ev)
 
 
 @settings(max_examples=150, deadline=None)
