@@ -14,9 +14,14 @@ from eventflow.formats.raw import Evt2Decoder, Evt3Decoder
 from eventflow.formats.reader import count_events
 from eventflow.kernels import dat as KD
 from eventflow.kernels import evt as K
+from eventflow.kernels import evt3_groups
 from eventflow.kernels.evt3_encode import encode_evt3_reference
 
 from .conftest import real
+
+# both EVT 3.0 kernels, whatever the machine picks by default: the grouped one needs LLVM 19 or newer
+EVT3_KERNELS = ["plain", pytest.param("grouped", marks=pytest.mark.skipif(
+    not evt3_groups.COMPILES, reason="llvm.experimental.vector.compress needs LLVM 19 or newer"))]
 
 REAL_COUNTS = [
     # file, format, width, height, events, t_first, t_last
@@ -96,10 +101,11 @@ def _as_list(ev):
     return list(zip(ev["x"].tolist(), ev["y"].tolist(), ev["p"].tolist(), ev["t"].tolist()))
 
 
+@pytest.mark.parametrize("kernel", EVT3_KERNELS)
 @pytest.mark.parametrize("name", ["evt3_gen41_5000.raw", "evt3_gen41_219k.raw"])
-def test_evt3_kernel_equals_reference_on_real_files(name):
+def test_evt3_kernel_equals_reference_on_real_files(name, kernel):
     words = _words(real(name), "<u2")
-    ev, counts = _kernel_decode(Evt3Decoder, words, width=1280, height=720)
+    ev, counts = _kernel_decode(Evt3Decoder, words, width=1280, height=720, kernel=kernel)
     ref, ref_counts, _ = K.decode_evt3_reference(words, 1280, 720)
     assert _as_list(ev) == ref and counts == ref_counts
 
@@ -120,11 +126,12 @@ evt2_words = st.lists(st.tuples(st.sampled_from([0, 1, 8, 8, 0xA, 0xE, 0xF, 3]),
                       max_size=300)
 
 
+@pytest.mark.parametrize("kernel", EVT3_KERNELS)
 @settings(max_examples=200, deadline=None)
 @given(evt3_words, st.sampled_from([(1280, 720), (64, 48), (None, None)]))
-def test_evt3_kernel_equals_reference_on_random_words(words, geom):
+def test_evt3_kernel_equals_reference_on_random_words(kernel, words, geom):
     w = np.array(words, dtype="<u2")
-    ev, counts = _kernel_decode(Evt3Decoder, w, width=geom[0], height=geom[1])
+    ev, counts = _kernel_decode(Evt3Decoder, w, width=geom[0], height=geom[1], kernel=kernel)
     ref, ref_counts, _ = K.decode_evt3_reference(w, geom[0] or 1 << 16, geom[1] or 1 << 16)
     assert _as_list(ev) == ref and counts == ref_counts
 
@@ -415,9 +422,10 @@ def test_evt2_fast_path_equals_reference(seed, rate):
     assert _as_list(ev) == ref and counts == ref_counts
 
 
+@pytest.mark.parametrize("kernel", EVT3_KERNELS)
 @settings(max_examples=25, deadline=None)
 @given(st.integers(0, 2**32 - 1), st.floats(0, 0.01), st.integers(1, 5000))
-def test_evt3_camera_like_streams_with_glitches_equal_reference(seed, rate, block):
+def test_evt3_camera_like_streams_with_glitches_equal_reference(kernel, seed, rate, block):
     # ADDR_Y / ADDR_X / TIME_LOW streams (how cameras and expelliarmus write), with rare glitches: TIME_LOW
     # going back, out-of-bounds addresses, and the other word types, decoded in pieces of `block` words
     rng = np.random.default_rng(seed)
@@ -431,8 +439,55 @@ def test_evt3_camera_like_streams_with_glitches_equal_reference(seed, rate, bloc
     pay = np.where(odd, rng.integers(0, 0x1000, n), pay)
     words = ((typ << 12) | pay).astype("<u2")
     words[::1500] = (8 << 12) | (np.arange(len(words[::1500])) * 7 % 4096)   # TIME_HIGH
-    dec = Evt3Decoder(width=640, height=480)
+    dec = Evt3Decoder(width=640, height=480, kernel=kernel)
     ev = concatenate([dec.feed(words[i:i + block].tobytes()) for i in range(0, n, block)])
     counts = {n: int(c) for n, c in zip(K.VIOLATION_NAMES, dec.counts) if c}
     ref, ref_counts, _ = K.decode_evt3_reference(words, 640, 480)
     assert _as_list(ev) == ref and counts == ref_counts
+
+
+# -- the EVT 3.0 vector group on its own ---------------------------------------------------
+
+if evt3_groups.COMPILES:
+    from numba import njit
+
+    @njit(cache=False)
+    def _one_group(words, out, y, tl, floor, width, height):
+        return evt3_groups.evt3_group(words, 0, out, 0, y, tl, floor, 0, width, height)
+
+
+clean_group = st.lists(st.one_of(st.integers(0, 479).map(lambda y: y),            # ADDR_Y
+                                 st.tuples(st.integers(0, 639), st.integers(0, 1))   # ADDR_X
+                                 .map(lambda xp: (2 << 12) | (xp[1] << 11) | xp[0]),
+                                 st.just(6 << 12)),                                 # TIME_LOW (payload below)
+                       min_size=16, max_size=16)
+
+
+@pytest.mark.skipif(not evt3_groups.COMPILES, reason="needs LLVM 19 or newer")
+@settings(max_examples=200, deadline=None)
+@given(clean_group, st.integers(0, 479), st.integers(0, 4000), st.integers(-1, 16), st.sampled_from([None, 3, 1]))
+def test_evt3_group_decodes_clean_groups_and_refuses_any_violation(group, y0, tl0, bad_at, bad_kind):
+    """A group of ADDR_Y / ADDR_X / rising TIME_LOW words is decoded in vector registers, exactly
+    as the reference decodes it after words that set the carried row and TIME_LOW; one word
+    that would be a violation (or is another type) makes the whole group refuse."""
+    words = np.array(group, np.uint16)
+    low = tl0
+    for j in range(16):
+        if words[j] >> 12 == 6:
+            low = min(low + 3, 0xFFF)
+            words[j] = (6 << 12) | low
+    if bad_kind is not None and 0 <= bad_at < 16:
+        # 3: a VECT_BASE_X word (not handled by the group); 1: a TIME_LOW going back
+        words[bad_at] = (3 << 12) if bad_kind == 3 else (6 << 12)
+        if bad_kind == 1 and (tl0 == 0 and not (words[:bad_at] >> 12 == 6).any()):
+            bad_kind = None   # (TIME_LOW 0 after TIME_LOW 0 is not a decrease)
+    out = np.zeros(2 * 16, np.uint64)
+    failed, k, y, tl, low_set = _one_group(words, out, y0, tl0, tl0, 640, 480)
+    prefix = np.array([8 << 12, y0, (6 << 12) | tl0], np.uint16)
+    ref, ref_counts, _ = K.decode_evt3_reference(np.concatenate([prefix, words]), 640, 480)
+    if bad_kind is None or bad_at < 0 or bad_at >= 16:
+        assert failed == 0 and ref_counts == {}
+        got = out[:2 * k].reshape(-1, 2)
+        assert [(int(a) & 0xFFFF, (int(a) >> 16) & 0xFFFF, int(a) >> 32, int(b)) for a, b in got] == ref
+    else:
+        assert failed == 1 and (bad_kind == 3 or ref_counts == {"time_low_decrease": 1})

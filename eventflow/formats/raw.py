@@ -17,6 +17,7 @@ import numpy as np
 from ..errors import TRUNCATED, EventFormatError, Violations
 from ..events import as_words, concatenate, uninitialized
 from ..kernels import evt as K
+from ..kernels import evt3_groups
 from ..kernels.evt3_encode import ERROR_TEXT, encode_evt3, new_encoder_state
 from .blocks import iter_blocks
 from .raw_header import read_header
@@ -74,9 +75,16 @@ class Evt3Decoder(_WordDecoder):
     evt = "evt3"
     word_bytes = 2
 
-    def __init__(self, *args, max_events: int = 1 << 20, **kw):
+    def __init__(self, *args, max_events: int = 1 << 20, kernel: str = "auto", **kw):
+        """``kernel``: "plain" (one word at a time), "grouped" (16 words at a time in vector
+        registers where the words allow, kernels/evt3_groups.py) or "auto" (grouped where the CPU
+        has AVX-512). All three give the same events and violation counts."""
         super().__init__(*args, **kw)
         self.max_events = max(int(max_events), 64)
+        if kernel not in ("auto", "plain", "grouped"):
+            raise ValueError(f"kernel must be 'auto', 'plain' or 'grouped', not {kernel!r}")
+        grouped = kernel == "grouped" or (kernel == "auto" and evt3_groups.NATIVE)
+        self._kernel = evt3_groups.decode_evt3_grouped if grouped else K.decode_evt3
 
     def _decode_words(self, words, byte_offset):
         parts = []
@@ -86,8 +94,8 @@ class Evt3Decoder(_WordDecoder):
             # early, and is called again, where vectors make the data denser
             step = min(self.max_events, len(words) - i)
             out = uninitialized(step + 12)
-            k, used = K.decode_evt3(words[i:i + step], as_words(out), self.state,
-                                    self.counts, self.first, byte_offset + 2 * i, self.width, self.height)
+            k, used = self._kernel(words[i:i + step], as_words(out), self.state,
+                                   self.counts, self.first, byte_offset + 2 * i, self.width, self.height)
             parts.append(out[:k])
             i += used
         if len(parts) == 1:
