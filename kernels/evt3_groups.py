@@ -1,7 +1,7 @@
-"""EVT 3.0 decoding 16 words at a time in vector registers, for the words cameras send most.
+"""EVT 3.0 decoding 32 words at a time in vector registers, for the words cameras send most.
 
 A stream of ADDR_Y, ADDR_X and TIME_LOW words (one event per ADDR_X, as most cameras and
-expelliarmus write them) is decoded here a group of 16 words at once: each lane's row and
+expelliarmus write them) is decoded here a group of 32 words at once: each lane's row and
 TIME_LOW come from a prefix maximum over the lanes (a key ``(lane + 1) << 16 | value`` for
 the words that set them, carried in from before the group where no lane sets them), and the
 ADDR_X lanes' events are packed together with a vector compress. A group that holds any
@@ -29,7 +29,7 @@ from numba.extending import intrinsic
 from .evt import EVT3_TIME_HIGH_RANGE, S3_HAVE_TIME_HIGH, S3_LOW_UNDER, S3_OVERFLOWS, S3_TIME_HIGH, \
     S3_TIME_LOW, S3_Y, decode_evt3
 
-GROUP = 16            # words per vector group
+GROUP = 32            # words per vector group (measured: 16 and 64 slower); its lane masks are i32
 RUN_MIN = 32          # words the plain decoder takes after a group that could not be vectorised,
 RUN_MAX = 1024        # doubling while groups keep failing (vector words, dense violations)
 
@@ -72,14 +72,16 @@ def _shift_up(b, v, s):
 
 
 def _prefix_max(b, v):
-    for s in (1, 2, 4, 8):
+    s = 1
+    while s < GROUP:
         shifted = _shift_up(b, v, s)
         v = b.select(b.icmp_unsigned(">", v, shifted), v, shifted)
+        s *= 2
     return v
 
 
 def _any(b, mask):
-    return b.icmp_unsigned("!=", b.bitcast(mask, I16), ir.Constant(I16, 0))
+    return b.icmp_unsigned("!=", b.bitcast(mask, I32), ir.Constant(I32, 0))
 
 
 def _filled(b, key, carried):
@@ -90,11 +92,11 @@ def _filled(b, key, carried):
 
 @intrinsic
 def evt3_group(typingctx, words, i, out, k, y, tl, tl_floor, t_high, width, height):
-    """Decode ``words[i:i + 16]`` (ADDR_Y / ADDR_X / TIME_LOW only) with the carried row ``y``
+    """Decode ``words[i:i + GROUP]`` (ADDR_Y / ADDR_X / TIME_LOW only) with the carried row ``y``
     (-1: none yet), TIME_LOW ``tl``, the TIME_LOW below which one is a decrease (``tl_floor``,
     -1: none) and ``t_high`` (the time above TIME_LOW's 12 bits). Unless the group fails
     (another word type, or a violation), its events go to ``out[2 k:]`` (which must have room
-    for 16). Returns ``(failed, k after, y after, TIME_LOW after, 1 if the group set TIME_LOW)``."""
+    for GROUP). Returns ``(failed, k after, y after, TIME_LOW after, 1 if the group set TIME_LOW)``."""
     sig = types.UniTuple(types.int64, 5)(words, i, out, k, y, tl, tl_floor, t_high, width, height)
 
     def codegen(context, b, signature, args):
@@ -131,18 +133,18 @@ def evt3_group(typingctx, words, i, out, k, y, tl, tl_floor, t_high, width, heig
             "llvm.experimental.vector.compress.v8i64")
         popcount8 = cgutils.get_or_insert_function(b.module, ir.FunctionType(I8, [I8]), "llvm.ctpop.i8")
         with b.if_then(b.not_(failed)):
-            # four compresses of 8 lanes (4 events each), not one of 32: LLVM splits a wide one
+            # compresses of 8 lanes (4 events each), not one wide one: LLVM splits a wide one
             # through the stack with aligned stores at unaligned offsets (a crash, seen on LLVM 22)
             at = b.mul(k_, ir.Constant(I64, 2))
-            for q in range(4):
+            for q in range(2 * GROUP // 8):
                 part = _lanes(range(8 * q, 8 * q + 8))
                 values = b.shuffle_vector(pairs, ir.Constant(pairs.type, ir.Undefined), part)
                 mask = b.shuffle_vector(keep, ir.Constant(keep.type, ir.Undefined), part)
                 packed = b.call(compress, [values, mask, ir.Constant(_vec(I64, 8), ir.Undefined)])
                 b.store(packed, b.bitcast(b.gep(dst, [at]), _vec(I64, 8).as_pointer()), align=8)
                 at = b.add(at, b.zext(b.call(popcount8, [b.bitcast(mask, I8)]), I64))
-        popcount16 = cgutils.get_or_insert_function(b.module, ir.FunctionType(I16, [I16]), "llvm.ctpop.i16")
-        n_x = b.zext(b.call(popcount16, [b.bitcast(is_x, I16)]), I64)
+        popcount = cgutils.get_or_insert_function(b.module, ir.FunctionType(I32, [I32]), "llvm.ctpop.i32")
+        n_x = b.zext(b.call(popcount, [b.bitcast(is_x, I32)]), I64)
         last = ir.Constant(I32, GROUP - 1)
         return context.make_tuple(b, signature.return_type, [
             b.zext(failed, I64), b.add(k_, n_x), b.sext(b.extract_element(row, last), I64),

@@ -460,32 +460,33 @@ clean_group = st.lists(st.one_of(st.integers(0, 479).map(lambda y: y),          
                                  st.tuples(st.integers(0, 639), st.integers(0, 1))   # ADDR_X
                                  .map(lambda xp: (2 << 12) | (xp[1] << 11) | xp[0]),
                                  st.just(6 << 12)),                                 # TIME_LOW (payload below)
-                       min_size=16, max_size=16)
+                       min_size=evt3_groups.GROUP, max_size=evt3_groups.GROUP)
 
 
 @pytest.mark.skipif(not evt3_groups.COMPILES, reason="needs LLVM 19 or newer")
 @settings(max_examples=200, deadline=None)
-@given(clean_group, st.integers(0, 479), st.integers(0, 4000), st.integers(-1, 16), st.sampled_from([None, 3, 1]))
+@given(clean_group, st.integers(0, 479), st.integers(0, 4000), st.integers(-1, evt3_groups.GROUP), st.sampled_from([None, 3, 1]))
 def test_evt3_group_decodes_clean_groups_and_refuses_any_violation(group, y0, tl0, bad_at, bad_kind):
     """A group of ADDR_Y / ADDR_X / rising TIME_LOW words is decoded in vector registers, exactly
     as the reference decodes it after words that set the carried row and TIME_LOW; one word
     that would be a violation (or is another type) makes the whole group refuse."""
     words = np.array(group, np.uint16)
     low = tl0
-    for j in range(16):
+    G = evt3_groups.GROUP
+    for j in range(G):
         if words[j] >> 12 == 6:
             low = min(low + 3, 0xFFF)
             words[j] = (6 << 12) | low
-    if bad_kind is not None and 0 <= bad_at < 16:
+    if bad_kind is not None and 0 <= bad_at < G:
         # 3: a VECT_BASE_X word (not handled by the group); 1: a TIME_LOW going back
         words[bad_at] = (3 << 12) if bad_kind == 3 else (6 << 12)
         if bad_kind == 1 and (tl0 == 0 and not (words[:bad_at] >> 12 == 6).any()):
             bad_kind = None   # (TIME_LOW 0 after TIME_LOW 0 is not a decrease)
-    out = np.zeros(2 * 16, np.uint64)
+    out = np.zeros(2 * G, np.uint64)
     failed, k, y, tl, low_set = _one_group(words, out, y0, tl0, tl0, 640, 480)
     prefix = np.array([8 << 12, y0, (6 << 12) | tl0], np.uint16)
     ref, ref_counts, _ = K.decode_evt3_reference(np.concatenate([prefix, words]), 640, 480)
-    if bad_kind is None or bad_at < 0 or bad_at >= 16:
+    if bad_kind is None or bad_at < 0 or bad_at >= G:
         assert failed == 0 and ref_counts == {}
         got = out[:2 * k].reshape(-1, 2)
         assert [(int(a) & 0xFFFF, (int(a) >> 16) & 0xFFFF, int(a) >> 32, int(b)) for a, b in got] == ref

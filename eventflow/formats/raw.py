@@ -76,7 +76,7 @@ class Evt3Decoder(_WordDecoder):
     word_bytes = 2
 
     def __init__(self, *args, max_events: int = 1 << 20, kernel: str = "auto", **kw):
-        """``kernel``: "plain" (one word at a time), "grouped" (16 words at a time in vector
+        """``kernel``: "plain" (one word at a time), "grouped" (32 words at a time in vector
         registers where the words allow, kernels/evt3_groups.py) or "auto" (grouped where the CPU
         has AVX-512). All three give the same events and violation counts."""
         super().__init__(*args, **kw)
