@@ -27,6 +27,13 @@ def tiny_run(tmp_path_factory):
     return root, cfg
 
 
+def _trained_model(root, cfg):
+    """The tiny run's model folder, trained here when no earlier test (in this order) trained it."""
+    if not (root / "runs" / "tiny" / "model" / "model.json").exists():
+        assert main(["train", str(cfg)]) == 0
+    return root / "runs" / "tiny" / "model"
+
+
 def test_train_writes_a_loadable_model_curves_and_checkpoint(tiny_run, capsys):
     root, cfg = tiny_run
     assert main(["train", str(cfg)]) == 0
@@ -42,10 +49,9 @@ def test_train_writes_a_loadable_model_curves_and_checkpoint(tiny_run, capsys):
 
 def test_eval_json_keys_and_agreement(tiny_run, capsys):
     root, cfg = tiny_run
-    if not (root / "runs" / "tiny" / "model" / "model.json").exists():
-        assert main(["train", str(cfg)]) == 0
+    model = _trained_model(root, cfg)
     capsys.readouterr()
-    assert main(["eval", str(root / "runs" / "tiny" / "model"), f"digits:{root / 'va'}", "--json", "--check"]) == 0
+    assert main(["eval", str(model), f"digits:{root / 'va'}", "--json", "--check"]) == 0
     r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert r["n"] == 10 and 0.0 <= r["accuracy"] <= 1.0
     assert 0.0 <= r["activation_sparsity"] <= 1.0 and r["params"] > 0 and r["footprint_bytes"] == 4 * r["params"]
@@ -54,7 +60,8 @@ def test_eval_json_keys_and_agreement(tiny_run, capsys):
 
 
 def test_eval_reads_an_nmnist_list_folder(tiny_run, tmp_path, capsys):
-    root, _ = tiny_run
+    root, cfg = tiny_run
+    model = _trained_model(root, cfg)
     src = os.path.join(REAL, "nmnist_4325.bin")
     if not os.path.exists(src):
         pytest.skip("../shared/data/real is absent")
@@ -62,15 +69,16 @@ def test_eval_reads_an_nmnist_list_folder(tiny_run, tmp_path, capsys):
         shutil.copy(src, tmp_path / f"{i}.bin")
     (tmp_path / "list.txt").write_text("0 3\n1 3\n2 7\n")
     capsys.readouterr()
-    assert main(["eval", str(root / "runs" / "tiny" / "model"), f"nmnist:{tmp_path}", "--json"]) == 0
+    assert main(["eval", str(model), f"nmnist:{tmp_path}", "--json"]) == 0
     r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     # the same recording three times, labelled 3, 3, 7: one prediction for all three
     assert r["n"] == 3 and r["accuracy"] in (0.0, 1 / 3, 2 / 3)
 
 
 def test_eval_bad_data_is_one_line(tiny_run, capsys):
-    root, _ = tiny_run
-    assert main(["eval", str(root / "runs" / "tiny" / "model"), "mnist:/nope"]) == 2
+    model = _trained_model(*tiny_run)     # (a real model: the error must be the DATA's, not the model's)
+    capsys.readouterr()
+    assert main(["eval", str(model), "mnist:/nope"]) == 2
     assert "DATA" in capsys.readouterr().err
 
 

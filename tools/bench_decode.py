@@ -14,7 +14,9 @@ page cache, so this measures decoding, not the disk:
   hdf5-ecf   the same events in Metavision HDF5 with ECF chunks written by eventflow, read by eventflow
 Cases: expelliarmus read_chunk(65536) over the whole file (its streaming read) and read();
 eventflow iterating the reader (streaming, bounded memory) and read_all().
-Every case checks its event count; each number is the median of --repeats runs.
+Every case checks its event count; each number is the median of --repeats rounds, every round
+timing all of a file's cases one after another; the speed-up over expelliarmus is the median of
+the per-round ratios (the machine's speed drifts between rounds, less within one).
 Thread counts are pinned to one (NUMBA_NUM_THREADS, OMP_NUM_THREADS) and printed.
 """
 from __future__ import annotations
@@ -64,14 +66,20 @@ def write_evt2(path, ev):
         f.write(out.astype("<u4").tobytes())
 
 
-def timed(fn, repeats):
-    fn()  # warm-up (JIT, page cache)
-    times, result = [], None
+def interleaved(cases, repeats):
+    """Time every case once per round, for ``repeats`` rounds after one warm-up round (JIT, page
+    cache): on a machine whose speed drifts, each round's cases see the same machine, so their
+    ratio per round is steadier than a ratio of medians. Returns {case: (seconds, result)}."""
+    for fn in cases.values():
+        fn()
+    times = {case: ([], None) for case in cases}
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), min(times), max(times), result
+        for case, fn in cases.items():
+            t0 = time.perf_counter()
+            result = fn()
+            times[case][0].append(time.perf_counter() - t0)
+            times[case] = (times[case][0], result)
+    return times
 
 
 def count_stream(reader):
@@ -135,24 +143,29 @@ def main():
         path = files[fname]
         if not os.path.exists(path):
             continue
-        opts = geometry.get(fname, {})
-        r = eventflow.open(path, **opts)
-        med, lo, hi, n = timed(lambda: count_stream(r), a.repeats)
-        report(fname, "eventflow: iterate reader (streaming)", med, lo, hi, n)
-        med, lo, hi, n = timed(lambda: len(r.read_all()), a.repeats)
-        report(fname, "eventflow: read_all()", med, lo, hi, n)
+        r = eventflow.open(path, **geometry.get(fname, {}))
+        cases = {"eventflow: iterate reader (streaming)": lambda r=r: count_stream(r),
+                 "eventflow: read_all()": lambda r=r: len(r.read_all())}
         if have_xp and fname in ("evt2", "evt3", "dat"):
-            enc = fname
-            wc = Wizard(encoding=enc, fpath=path, chunk_size=65536)
+            wc = Wizard(encoding=fname, fpath=path, chunk_size=65536)
+            wz = Wizard(encoding=fname, fpath=path)
 
             def chunks(wc=wc):
                 wc.reset()
                 return sum(len(c) for c in wc.read_chunk())
-            med, lo, hi, n = timed(chunks, a.repeats)
-            report(fname, "expelliarmus: read_chunk(65536)", med, lo, hi, n)
-            wz = Wizard(encoding=enc, fpath=path)
-            med, lo, hi, n = timed(lambda: len(wz.read()), a.repeats)
-            report(fname, "expelliarmus: read()", med, lo, hi, n)
+            cases["expelliarmus: read_chunk(65536)"] = chunks
+            cases["expelliarmus: read()"] = lambda wz=wz: len(wz.read())
+        times = interleaved(cases, a.repeats)
+        for case, (ts, n) in times.items():
+            report(fname, case, statistics.median(ts), min(ts), max(ts), n)
+        ours, theirs = "eventflow: iterate reader (streaming)", "expelliarmus: read_chunk(65536)"
+        if theirs in times:
+            ratios = sorted(b / e for e, b in zip(times[ours][0], times[theirs][0]))
+            med = statistics.median(ratios)
+            print(f"| {fname} | streaming speed-up over expelliarmus' read_chunk, per round | {med:.2f}x "
+                  f"| {ratios[0]:.2f}..{ratios[-1]:.2f}x | |", flush=True)
+            rows.append({"bench": "decode", "case": f"{fname}: speed-up over expelliarmus read_chunk",
+                         "median": med, "min": ratios[0], "max": ratios[-1], "unit": "x", **env})
     if a.out:
         with open(a.out, "a") as f:
             for row in rows:

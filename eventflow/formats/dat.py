@@ -16,7 +16,7 @@ from .raw_header import read_header
 from .reader import NO_LIMIT, EventReader
 
 RECORD_BYTES = 8
-BLOCK_RECORDS = 1 << 15
+BLOCK_RECORDS = 1 << 16  # 512 KiB per step (interleaved runs, AMD Zen 4: 665 Mev/s; 1 << 15: 587, 1 << 17: 643)
 
 
 class DatReader(EventReader):
