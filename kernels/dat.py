@@ -57,8 +57,11 @@ def decode_dat(recs, out, state, counts, first, first_index, width, height):
     """recs: uint64[n], one little-endian record each (t in the low 32 bits, x|y|p in the high).
     Writes kept events to ``out`` (uint64[2n]).
 
-    Blocks of FAST_BLOCK records with non-decreasing time and in-bounds
-    coordinates (the common case) take a branch-free vectorisable path.
+    Each block of FAST_BLOCK records is converted into ``out`` in one branch-free
+    (vectorised) pass that also takes the block's maxima of x and y; a second pass over the
+    block, in L1, checks that its times do not go back. A block with a violation, or the
+    first one (no time before it), is then written again by the general loop, which counts
+    each violation (one fused pass instead of three: 1.04-1.1x, AMD Zen 4).
     ``first`` receives the record index of the first violation of each kind.
     Returns the number of events written.
     """
@@ -72,25 +75,25 @@ def decode_dat(recs, out, state, counts, first, first_index, width, height):
     i = 0
     while i + FAST_BLOCK <= n:
         # (a plain if/else: a `continue` here stops LLVM from vectorising the inner loops)
-        down = (recs[i] & M32) < U(max(last, 0))
+        src = recs[i:i + FAST_BLOCK]  # slices with zero-based indices: LLVM vectorises these
+        dst = out[2 * k:2 * k + 2 * FAST_BLOCK]
+        tw = U(wraps << 32)
         xm = U(0)
         ym = U(0)
         for j in range(FAST_BLOCK):
-            r = recs[i + j]
-            xm = max(xm, (r >> U(32)) & U(0x3FFF))
-            ym = max(ym, (r >> U(46)) & U(0x3FFF))
+            r = src[j]
+            x = (r >> U(32)) & U(0x3FFF)
+            y = (r >> U(46)) & U(0x3FFF)
+            xm = max(xm, x)
+            ym = max(ym, y)
+            dst[2 * j] = x | (y << U(16)) | ((r >> U(60)) << U(32))
+            dst[2 * j + 1] = tw + (r & M32)
+        down = (src[0] & M32) < U(max(last, 0))
         for j in range(1, FAST_BLOCK):
-            down |= (recs[i + j] & M32) < (recs[i + j - 1] & M32)
+            down |= (src[j] & M32) < (src[j - 1] & M32)
         if last >= 0 and not down and xm < W and ym < H:
-            tw = U(wraps << 32)
-            src = recs[i:i + FAST_BLOCK]  # slices with zero-based indices: LLVM vectorises these
-            dst = out[2 * k:2 * k + 2 * FAST_BLOCK]
-            for j in range(FAST_BLOCK):
-                r = src[j]
-                dst[2 * j] = ((r >> U(32)) & U(0x3FFF)) | (((r >> U(46)) & U(0x3FFF)) << U(16)) | ((r >> U(60)) << U(32))
-                dst[2 * j + 1] = tw + (r & M32)
             k += FAST_BLOCK
-            last = np.int64(recs[i + FAST_BLOCK - 1] & M32)
+            last = np.int64(src[FAST_BLOCK - 1] & M32)
         else:
             k, wraps, last = _dat_records(recs, i, i + FAST_BLOCK, out, k, wraps, last, counts, first,
                                           first_index, width, height)
