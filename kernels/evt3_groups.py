@@ -1,7 +1,7 @@
 """EVT 3.0 decoding 32 words at a time in vector registers, for the words cameras send most.
 
-A stream of ADDR_Y, ADDR_X and TIME_LOW words (one event per ADDR_X, as most cameras and
-expelliarmus write them) is decoded here a group of 32 words at once: each lane's row and
+A stream of ADDR_Y, ADDR_X and TIME_LOW words (one event per ADDR_X: how expelliarmus writes
+EVT 3.0, and how sensors send sparse rows) is decoded here a group of 32 words at once: each lane's row and
 TIME_LOW come from a prefix maximum over the lanes (a key ``(lane + 1) << 16 | value`` for
 the words that set them, carried in from before the group where no lane sets them), and the
 ADDR_X lanes' events are packed together with a vector compress. A group that holds any
@@ -9,13 +9,16 @@ other word type, or that would raise any protocol violation (an address outside 
 geometry, a missing ADDR_Y, a TIME_LOW going back), is not written: the plain decoder
 (``evt.decode_evt3``) decodes those words instead, so events, violation counts and first
 offsets are exactly the plain decoder's, and through it the reference's
-(``evt.decode_evt3_reference``; the tests check both on random and real words).
+(``evt.decode_evt3_reference``). The tests check the whole decoder against the reference on
+real files and on camera-like streams with glitches, and one group against the plain decoder
+on clean and spoiled groups with every kind of carried state.
 
 The group is LLVM vector IR emitted through a numba intrinsic (``llvm.experimental.
 vector.compress``, LLVM 19 or newer). On a target with AVX-512 it becomes a few dozen
 vector instructions (vpcompressq into a register, then a plain store: a compress straight to
-memory is microcoded and slow on AMD Zen 4). Elsewhere LLVM expands the compress lane by lane;
-it stays correct but is not faster, so the readers use it only where ``NATIVE`` holds.
+memory is microcoded and slow on AMD Zen 4). Elsewhere LLVM expands the compress lane by lane:
+still correct, but half the plain decoder's speed (measured with a Haswell target), so the
+readers use it only where ``NATIVE`` holds.
 """
 from __future__ import annotations
 
@@ -37,7 +40,8 @@ I1, I8, I16, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(16), ir.IntType
 
 
 def _target_has_avx512() -> bool:
-    """Whether numba compiles for a CPU with AVX-512F (the host's, unless NUMBA_CPU_NAME says)."""
+    """Whether numba compiles for a CPU with AVX-512F: the host's features, or NUMBA_CPU_FEATURES
+    where set; a NUMBA_CPU_NAME other than "host" without features counts as no (unknown)."""
     if numba.config.CPU_FEATURES:
         return "+avx512f" in numba.config.CPU_FEATURES.split(",")
     if numba.config.CPU_NAME and numba.config.CPU_NAME != "host":
@@ -96,7 +100,16 @@ def evt3_group(typingctx, words, i, out, k, y, tl, tl_floor, t_high, width, heig
     (-1: none yet), TIME_LOW ``tl``, the TIME_LOW below which one is a decrease (``tl_floor``,
     -1: none) and ``t_high`` (the time above TIME_LOW's 12 bits). Unless the group fails
     (another word type, or a violation), its events go to ``out[2 k:]`` (which must have room
-    for GROUP). Returns ``(failed, k after, y after, TIME_LOW after, 1 if the group set TIME_LOW)``."""
+    for GROUP events, even when fewer come: the compresses store whole vectors). Returns ``(failed,
+    k after, y after, TIME_LOW after, 1 if the group set TIME_LOW)``. ``words`` must be a
+    C-contiguous uint16 array and ``out`` a C-contiguous uint64 one (checked when typed: the
+    vector load and stores ignore strides)."""
+    contiguous = (isinstance(words, types.Array) and words.dtype == types.uint16 and words.ndim == 1
+                  and words.layout == "C" and isinstance(out, types.Array) and out.dtype == types.uint64
+                  and out.ndim == 1 and out.layout == "C")
+    if not contiguous:
+        raise numba.core.errors.TypingError(
+            f"evt3_group needs C-contiguous uint16 words and uint64 out, got {words} and {out}")
     sig = types.UniTuple(types.int64, 5)(words, i, out, k, y, tl, tl_floor, t_high, width, height)
 
     def codegen(context, b, signature, args):

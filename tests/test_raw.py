@@ -452,43 +452,83 @@ if evt3_groups.COMPILES:
     from numba import njit
 
     @njit(cache=False)
-    def _one_group(words, out, y, tl, floor, width, height):
-        return evt3_groups.evt3_group(words, 0, out, 0, y, tl, floor, 0, width, height)
+    def _one_group(words, out, y, tl, floor, t_high, width, height):
+        return evt3_groups.evt3_group(words, 0, out, 0, y, tl, floor, t_high, width, height)
 
 
-clean_group = st.lists(st.one_of(st.integers(0, 479).map(lambda y: y),            # ADDR_Y
-                                 st.tuples(st.integers(0, 639), st.integers(0, 1))   # ADDR_X
-                                 .map(lambda xp: (2 << 12) | (xp[1] << 11) | xp[0]),
-                                 st.just(6 << 12)),                                 # TIME_LOW (payload below)
-                       min_size=evt3_groups.GROUP, max_size=evt3_groups.GROUP)
+GEOMETRIES = [(640, 480), (1280, 720), (1 << 16, 1 << 16)]
+
+
+@st.composite
+def group_cases(draw):
+    """A group of ADDR_Y / ADDR_X / rising TIME_LOW words inside the geometry, a carried state,
+    and at most one spoiler: another word type, a TIME_LOW going back, an address outside the
+    geometry, a carried row that is missing or outside."""
+    G = evt3_groups.GROUP
+    w, h = draw(st.sampled_from(GEOMETRIES))
+    wx, hy = min(w, 2048), min(h, 2048)
+    th, ovf = draw(st.integers(0, 0xFFF)), draw(st.integers(0, 2))
+    under = ovf * K.EVT3_TIME_HIGH_RANGE + th
+    tl = draw(st.integers(0, 0xFFF))
+    low_under = draw(st.sampled_from([under, -1]))
+    y = draw(st.integers(0, hy - 1))
+    low = tl
+    words = []
+    for kind in draw(st.lists(st.sampled_from("yxxt"), min_size=G, max_size=G)):
+        if kind == "y":
+            words.append(draw(st.integers(0, hy - 1)))
+        elif kind == "x":
+            words.append((2 << 12) | (draw(st.integers(0, 1)) << 11) | draw(st.integers(0, wx - 1)))
+        else:
+            low = min(low + draw(st.integers(0, 40)), 0xFFF)
+            words.append((6 << 12) | low)
+    spoil = draw(st.sampled_from(["none", "none", "type", "time", "x", "y", "row missing", "row outside"]))
+    at = draw(st.integers(0, G - 1))
+    if spoil == "type":
+        words[at] = (draw(st.sampled_from([1, 3, 4, 5, 7, 8, 0xA, 0xC, 0xE, 0xF])) << 12) | draw(st.integers(0, 0xFFF))
+    elif spoil == "time":
+        words[at] = 6 << 12 | draw(st.integers(0, 0xFFF))
+    elif spoil == "x":
+        words[at] = (2 << 12) | draw(st.integers(min(wx, 2047), 2047))
+    elif spoil == "y":
+        words[at] = draw(st.integers(min(hy, 2047), 2047))
+    elif spoil == "row missing":
+        y = -1
+    elif spoil == "row outside":
+        y = draw(st.integers(min(hy, 2047), 2047))
+    return np.array(words, np.uint16), (w, h), (th, ovf, tl, low_under, y)
 
 
 @pytest.mark.skipif(not evt3_groups.COMPILES, reason="needs LLVM 19 or newer")
-@settings(max_examples=200, deadline=None)
-@given(clean_group, st.integers(0, 479), st.integers(0, 4000), st.integers(-1, evt3_groups.GROUP), st.sampled_from([None, 3, 1]))
-def test_evt3_group_decodes_clean_groups_and_refuses_any_violation(group, y0, tl0, bad_at, bad_kind):
-    """A group of ADDR_Y / ADDR_X / rising TIME_LOW words is decoded in vector registers, exactly
-    as the reference decodes it after words that set the carried row and TIME_LOW; one word
-    that would be a violation (or is another type) makes the whole group refuse."""
-    words = np.array(group, np.uint16)
-    low = tl0
-    G = evt3_groups.GROUP
-    for j in range(G):
-        if words[j] >> 12 == 6:
-            low = min(low + 3, 0xFFF)
-            words[j] = (6 << 12) | low
-    if bad_kind is not None and 0 <= bad_at < G:
-        # 3: a VECT_BASE_X word (not handled by the group); 1: a TIME_LOW going back
-        words[bad_at] = (3 << 12) if bad_kind == 3 else (6 << 12)
-        if bad_kind == 1 and (tl0 == 0 and not (words[:bad_at] >> 12 == 6).any()):
-            bad_kind = None   # (TIME_LOW 0 after TIME_LOW 0 is not a decrease)
-    out = np.zeros(2 * G, np.uint64)
-    failed, k, y, tl, low_set = _one_group(words, out, y0, tl0, tl0, 640, 480)
-    prefix = np.array([8 << 12, y0, (6 << 12) | tl0], np.uint16)
-    ref, ref_counts, _ = K.decode_evt3_reference(np.concatenate([prefix, words]), 640, 480)
-    if bad_kind is None or bad_at < 0 or bad_at >= G:
-        assert failed == 0 and ref_counts == {}
-        got = out[:2 * k].reshape(-1, 2)
-        assert [(int(a) & 0xFFFF, (int(a) >> 16) & 0xFFFF, int(a) >> 32, int(b)) for a, b in got] == ref
-    else:
-        assert failed == 1 and (bad_kind == 3 or ref_counts == {"time_low_decrease": 1})
+@settings(max_examples=400, deadline=None)
+@given(group_cases())
+def test_evt3_group_equals_the_plain_decoder_or_refuses(case):
+    """One vector group against the plain decoder (itself checked against the reference) from
+    the same carried state: where the plain decoder decodes the words with no violation, the
+    group writes the same events and leaves the same row and TIME_LOW; otherwise it refuses."""
+    words, (w, h), (th, ovf, tl, low_under, y) = case
+    state = K.new_state("evt3")
+    state[[K.S3_TIME_HIGH, K.S3_OVERFLOWS, K.S3_TIME_LOW, K.S3_LOW_UNDER, K.S3_Y, K.S3_HAVE_TIME_HIGH]] = \
+        [th, ovf, tl, low_under, y, 1]
+    counts, first = np.zeros(K.N_VIOLATIONS, np.int64), np.full(K.N_VIOLATIONS, -1, np.int64)
+    plain = np.zeros(2 * (len(words) + 12), np.uint64)
+    k_plain, _ = K.decode_evt3(words, plain, state, counts, first, 0, w, h)
+    under = ovf * K.EVT3_TIME_HIGH_RANGE + th
+    floor = tl if low_under == under else -1
+    out = np.zeros(2 * len(words), np.uint64)
+    failed, k, y_after, tl_after, low_set = _one_group(words, out, y, tl, floor, under << 12,
+                                                      min(w, 1 << 16), min(h, 1 << 16))
+    refuse = counts.any() or not np.isin(words >> 12, [0, 2, 6]).all()
+    assert failed == refuse
+    if not refuse:
+        assert k == k_plain and np.array_equal(out[:2 * k], plain[:2 * k_plain])
+        assert (y_after, tl_after) == (state[K.S3_Y], state[K.S3_TIME_LOW])
+        assert low_set == (words >> 12 == 6).any()
+
+
+def test_evt3_group_refuses_strided_words():
+    if not evt3_groups.COMPILES:
+        pytest.skip("needs LLVM 19 or newer")
+    from numba.core.errors import TypingError
+    with pytest.raises(TypingError, match="C-contiguous"):
+        _one_group(np.zeros(2 * evt3_groups.GROUP, np.uint16)[::2], np.zeros(64, np.uint64), 0, 0, -1, 0, 640, 480)

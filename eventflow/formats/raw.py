@@ -77,12 +77,15 @@ class Evt3Decoder(_WordDecoder):
 
     def __init__(self, *args, max_events: int = 1 << 20, kernel: str = "auto", **kw):
         """``kernel``: "plain" (one word at a time), "grouped" (32 words at a time in vector
-        registers where the words allow, kernels/evt3_groups.py) or "auto" (grouped where the CPU
-        has AVX-512). All three give the same events and violation counts."""
+        registers where the words allow, kernels/evt3_groups.py; needs LLVM 19 or newer) or
+        "auto" (grouped where the CPU has AVX-512). All give the same events, violation counts,
+        first offsets and decoder state."""
         super().__init__(*args, **kw)
         self.max_events = max(int(max_events), 64)
         if kernel not in ("auto", "plain", "grouped"):
             raise ValueError(f"kernel must be 'auto', 'plain' or 'grouped', not {kernel!r}")
+        if kernel == "grouped" and not evt3_groups.COMPILES:
+            raise ValueError("kernel='grouped' needs numba's LLVM 19 or newer (llvm.experimental.vector.compress)")
         grouped = kernel == "grouped" or (kernel == "auto" and evt3_groups.NATIVE)
         self._kernel = evt3_groups.decode_evt3_grouped if grouped else K.decode_evt3
 
