@@ -356,6 +356,9 @@ def test_streaming_commits_time_the_first_commit_after_onset():
     assert (r["first_commit_correct"], r["first_commit_wrong"], r["never_committed"]) == (1 / 3, 1 / 3, 1 / 3)
     assert r["commit_latency_ms"]["p50"] == (7 * W - 60_000) / 1000 == 115.0   # onset to the end of window 6
     assert r["correct_within_300ms"] == 1 / 3
+    # the wrong first commit (window 3: 40 ms after the onset) counts among all first commits
+    assert r["committed_within_300ms"] == 2 / 3
+    assert r["first_commit_latency_ms"]["max"] == 115.0 and r["first_commit_latency_ms"]["p50"] == 77.5
 
 
 def test_calibration_leaves_layers_before_a_batch_norm_alone():

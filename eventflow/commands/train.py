@@ -42,7 +42,9 @@ def cmd_eval(a) -> int:
     if "streaming" in r:
         s = r["streaming"]
         print(f"  streaming: first commit correct {s['first_commit_correct']:.3f}, wrong {s['first_commit_wrong']:.3f}, "
-              f"never {s['never_committed']:.3f}; latency after onset {s['commit_latency_ms']}")
+              f"never {s['never_committed']:.3f}; correct within 300 ms {s['correct_within_300ms']:.3f}, any class "
+              f"within 300 ms {s['committed_within_300ms']:.3f}; onset to a correct first commit (ms) "
+              f"{s['commit_latency_ms']}")
     return 0
 
 
