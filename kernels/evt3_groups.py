@@ -1,17 +1,19 @@
-"""EVT 3.0 decoding 32 words at a time in vector registers, for the words cameras send most.
+"""EVT 3.0 decoding 32 words at a time in vector registers, for streams of one-event words.
 
 A stream of ADDR_Y, ADDR_X and TIME_LOW words (one event per ADDR_X: how expelliarmus writes
-EVT 3.0, and how sensors send sparse rows) is decoded here a group of 32 words at once: each lane's row and
-TIME_LOW come from a prefix maximum over the lanes (a key ``(lane + 1) << 16 | value`` for
-the words that set them, carried in from before the group where no lane sets them), and the
-ADDR_X lanes' events are packed together with a vector compress. A group that holds any
-other word type, or that would raise any protocol violation (an address outside the
-geometry, a missing ADDR_Y, a TIME_LOW going back), is not written: the plain decoder
-(``evt.decode_evt3``) decodes those words instead, so events, violation counts and first
-offsets are exactly the plain decoder's, and through it the reference's
-(``evt.decode_evt3_reference``). The tests check the whole decoder against the reference on
-real files and on camera-like streams with glitches, and one group against the plain decoder
-on clean and spoiled groups with every kind of carried state.
+EVT 3.0, and how a sensor sends isolated events) is decoded here a group of 32 words at once:
+each lane's row and TIME_LOW come from a prefix maximum over the lanes (a key
+``(lane + 1) << 16 | value`` for the words that set them, carried in from before the group
+where no lane sets them), and the ADDR_X lanes' events are packed together with a vector
+compress. Vector words (VECT_BASE_X, VECT_12, VECT_8), which real sensors send for busy rows,
+are not handled here. A group that holds any other word type, or that would raise any
+protocol violation (an address outside the geometry, a missing ADDR_Y, a TIME_LOW going
+back), is not written: the plain decoder (``evt.decode_evt3``) decodes those words instead,
+so events, violation counts and first offsets are exactly the plain decoder's, and through
+it the reference's (``evt.decode_evt3_reference``). The tests check the whole decoder against
+the reference on real files, camera-like streams with glitches and streams of sparse TIME_LOWs
+going back, and one group against the plain decoder on clean and spoiled groups with every
+kind of carried state.
 
 The group is LLVM vector IR emitted through a numba intrinsic (``llvm.experimental.
 vector.compress``, LLVM 19 or newer). On a target with AVX-512 it becomes a few dozen

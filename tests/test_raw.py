@@ -422,6 +422,15 @@ def test_evt2_fast_path_equals_reference(seed, rate):
     assert _as_list(ev) == ref and counts == ref_counts
 
 
+def _assert_pieces_equal_reference(words, block, kernel, width=640, height=480):
+    """``words`` fed to an Evt3Decoder in pieces of ``block`` words give the reference's events and counts."""
+    dec = Evt3Decoder(width=width, height=height, kernel=kernel)
+    ev = concatenate([dec.feed(words[i:i + block].tobytes()) for i in range(0, len(words), block)])
+    counts = {name: int(c) for name, c in zip(K.VIOLATION_NAMES, dec.counts) if c}
+    ref, ref_counts, _ = K.decode_evt3_reference(words, width, height)
+    assert _as_list(ev) == ref and counts == ref_counts
+
+
 @pytest.mark.parametrize("kernel", EVT3_KERNELS)
 @settings(max_examples=25, deadline=None)
 @given(st.integers(0, 2**32 - 1), st.floats(0, 0.01), st.integers(1, 5000))
@@ -439,11 +448,7 @@ def test_evt3_camera_like_streams_with_glitches_equal_reference(kernel, seed, ra
     pay = np.where(odd, rng.integers(0, 0x1000, n), pay)
     words = ((typ << 12) | pay).astype("<u2")
     words[::1500] = (8 << 12) | (np.arange(len(words[::1500])) * 7 % 4096)   # TIME_HIGH
-    dec = Evt3Decoder(width=640, height=480, kernel=kernel)
-    ev = concatenate([dec.feed(words[i:i + block].tobytes()) for i in range(0, n, block)])
-    counts = {n: int(c) for n, c in zip(K.VIOLATION_NAMES, dec.counts) if c}
-    ref, ref_counts, _ = K.decode_evt3_reference(words, 640, 480)
-    assert _as_list(ev) == ref and counts == ref_counts
+    _assert_pieces_equal_reference(words, block, kernel)
 
 
 # -- the EVT 3.0 vector group on its own ---------------------------------------------------
@@ -532,3 +537,21 @@ def test_evt3_group_refuses_strided_words():
     from numba.core.errors import TypingError
     with pytest.raises(TypingError, match="C-contiguous"):
         _one_group(np.zeros(2 * evt3_groups.GROUP, np.uint16)[::2], np.zeros(64, np.uint64), 0, 0, -1, 0, 640, 480)
+
+
+@pytest.mark.parametrize("kernel", EVT3_KERNELS)
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 700))
+def test_evt3_sparse_time_lows_going_back_equal_reference(kernel, seed, block):
+    """Rows and columns with a TIME_LOW now and then, often lower than the one before, and a TIME_HIGH
+    once in a while: the first TIME_LOW after a TIME_HIGH often falls inside a vector group, and
+    whether a later one counts as going back depends on what that group left in the state."""
+    rng = np.random.default_rng(seed)
+    n = 1500
+    typ = rng.choice([0, 2, 6, 8], n, p=[0.45, 0.5, 0.045, 0.005])
+    pay = np.where(typ == 0, rng.integers(0, 480, n), rng.integers(0, 640, n) | (rng.integers(0, 2, n) << 11))
+    pay = np.where(typ == 6, rng.integers(0, 4096, n), pay)
+    pay = np.where(typ == 8, np.cumsum(typ == 8) % 4096, pay)
+    words = ((typ << 12) | pay).astype("<u2")
+    words[0] = 8 << 12
+    _assert_pieces_equal_reference(words, block, kernel)

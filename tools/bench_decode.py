@@ -15,7 +15,7 @@ page cache, so this measures decoding, not the disk:
 Before timing, each file is dropped from the page cache and read back once (--cache read-back), so
 that the cache holds it as it holds any recording read from disk. --cache as-is leaves the cache
 alone: a file this script has just written stays in 4 KiB pages, which cost ~6x more to map here
-(runs before 2026-12-02 13:40 measured that state).
+(runs before 2026-12-02 13:10 measured that state).
 Cases: expelliarmus read_chunk(65536) over the whole file (its streaming read) and read();
 eventflow iterating the reader (streaming, bounded memory) and read_all().
 Every case checks its event count; each number is the median of --repeats rounds, every round
@@ -89,17 +89,15 @@ def read_back(path):
 def interleaved(cases, repeats):
     """Time every case once per round, for ``repeats`` rounds after one warm-up round (JIT, page
     cache): on a machine whose speed drifts, each round's cases see the same machine, so their
-    ratio per round is steadier than a ratio of medians. Returns {case: (seconds, result)}."""
-    for fn in cases.values():
-        fn()
-    times = {case: ([], None) for case in cases}
+    ratio per round is steadier than a ratio of medians. Returns {case: (seconds, last result)}."""
+    results = {case: fn() for case, fn in cases.items()}
+    times = {case: [] for case in cases}
     for _ in range(repeats):
         for case, fn in cases.items():
             t0 = time.perf_counter()
-            result = fn()
-            times[case][0].append(time.perf_counter() - t0)
-            times[case] = (times[case][0], result)
-    return times
+            results[case] = fn()
+            times[case].append(time.perf_counter() - t0)
+    return {case: (times[case], results[case]) for case in cases}
 
 
 def count_stream(reader):
@@ -145,9 +143,10 @@ def main():
     if a.cache == "read-back":
         a.cache = "read-back" if all(read_back(f) for f in files.values() if os.path.exists(f)) else "as-is"
     import numba
-    env = {"page_cache": a.cache, "python": platform.python_version(), "numpy": np.__version__, "numba": numba.__version__,
-           "eventflow": eventflow.__version__, "cpu": platform.processor() or platform.machine(),
-           "nproc": os.cpu_count(), "NUMBA_NUM_THREADS": numba.config.NUMBA_NUM_THREADS,
+    env = {"page_cache": a.cache, "python": platform.python_version(), "numpy": np.__version__,
+           "numba": numba.__version__, "eventflow": eventflow.__version__,
+           "cpu": platform.processor() or platform.machine(), "nproc": os.cpu_count(),
+           "NUMBA_NUM_THREADS": numba.config.NUMBA_NUM_THREADS,
            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"), "loadavg": open("/proc/loadavg").read().split()[0]}
     if have_xp:
         import importlib.metadata as md

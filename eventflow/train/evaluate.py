@@ -117,10 +117,11 @@ def streaming_commits(model: Model, outputs: np.ndarray, data: EncodedSet, onset
             never += 1
             continue
         k = onset + int(at[0])
-        first_latencies.append(((k + 1) * W - start_us) / 1000.0)
+        delay_ms = ((k + 1) * W - start_us) / 1000.0   # to the end of window k
+        first_latencies.append(delay_ms)
         if top[k] == int(data.y[i]):
             first_correct += 1
-            latencies.append(((k + 1) * W - start_us) / 1000.0)   # to the end of window k
+            latencies.append(delay_ms)
         else:
             wrong_first += 1
     lat, first_lat = np.asarray(latencies), np.asarray(first_latencies)
