@@ -7,7 +7,9 @@ p << 32, word 1 = t) is the window stage, and the only validation of the events:
   than 0 / 1 (``pol``), or earlier than the latest accepted time (``back``);
 - drops (counts) events before the stream's origin ``t0``;
 - with a gap limit ``max_gap_us > 0``, treats an event more than ``max_gap_us`` after (or
-  before) the latest accepted time as a clock jump: the first such event is held as a
+  before) the latest accepted time (before any event is accepted: the open window's start, so
+  that a stream whose origin came from an outlier does not walk window by window towards its
+  first real event) as a clock jump: the first such event is held as a
   candidate (counted as rejected, ``jump``, while it waits); when the next event of valid
   position and polarity is a jump too, at or after the candidate, the clock has really jumped:
   the open window is closed, the windows of the gap are skipped (counted in ``A_SKIPPED``, never
@@ -57,12 +59,13 @@ def new_acc(t0: int, window_us: int) -> np.ndarray:
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _is_jump(t, t_last, max_gap_us):
-    # more than max_gap_us after or before the latest accepted time (none yet: no jump); the
-    # caller has checked |t| <= TIME_LIMIT, and t_last is an accepted time, so nothing overflows
-    if t_last == NO_TIME:
-        return False
-    return t - t_last > max_gap_us or t_last - t > max_gap_us
+def _is_jump(t, t_ref, max_gap_us):
+    # more than max_gap_us after or before t_ref (the latest accepted time, or the open window's
+    # start); the caller has checked |t| <= TIME_LIMIT, and an origin beyond it makes every event
+    # a jump, so nothing overflows
+    if t_ref > TIME_LIMIT or t_ref < -TIME_LIMIT:
+        return True
+    return t - t_ref > max_gap_us or t_ref - t > max_gap_us
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -135,7 +138,7 @@ def bin_windows(words, start, width, height, xmap, ymap, window_us, acc, partial
             acc[A_POL] += 1
         elif max_gap_us > 0 and (t > TIME_LIMIT or t < -TIME_LIMIT):
             acc[A_JUMP] += 1            # no clock: rejected outright
-        elif max_gap_us > 0 and _is_jump(t, t_last, max_gap_us):
+        elif max_gap_us > 0 and _is_jump(t, t_last if t_last != NO_TIME else t_end - window_us, max_gap_us):
             tc = acc[A_JUMP_T]
             if tc == NO_TIME or t < tc:
                 acc[A_JUMP_T] = t       # a new candidate: held (rejected while it waits)
@@ -148,7 +151,7 @@ def bin_windows(words, start, width, height, xmap, ymap, window_us, acc, partial
                     break
                 n_out = _emit_open(out, out_counts, out_touched, n_out, partial, n_open, touched, acc)
                 k_next = acc[A_K] + 1
-                if tc > t_last:
+                if tc > t_last and -TIME_LIMIT <= t0 <= TIME_LIMIT:   # (an absurd origin: no count)
                     acc[A_SKIPPED] += max(np.int64(0), (tc - t0) // window_us - k_next)
                 acc[A_K] = k_next
                 acc[A_T0] = tc - k_next * window_us
@@ -202,6 +205,10 @@ def bin_windows(words, start, width, height, xmap, ymap, window_us, acc, partial
     return i, n_out
 
 
+def _is_jump_reference(t, t_ref, max_gap_us):
+    return abs(t_ref) > TIME_LIMIT or abs(t - t_ref) > max_gap_us
+
+
 def bin_windows_reference(events, width, height, input_size, window_us, t0, max_gap_us=0):
     """Plain definition over a whole stream: ``(windows [n, 2, h, w] float32 counts of the
     completed windows, open window, counts of reasons, clock)``; ``clock`` holds the windows
@@ -234,14 +241,15 @@ def bin_windows_reference(events, width, height, input_size, window_us, t0, max_
             add(k_max, x[i], y[i], p[i])
         elif max_gap_us > 0 and abs(ti) > TIME_LIMIT:
             counts["jump"] += 1
-        elif max_gap_us > 0 and t_last != NO_TIME and abs(ti - t_last) > max_gap_us:
+        elif max_gap_us > 0 and _is_jump_reference(ti, t_last if t_last != NO_TIME else t0 + k_max * window_us,
+                                                   max_gap_us):
             if cand is None or ti < cand[0]:
                 cand = (ti, int(x[i]), int(y[i]), int(p[i]))
                 counts["jump"] += 1
             else:                       # confirmed: windows start again at the candidate, in the first
                 tc = cand[0]
                 k_next = k_max + 1
-                if tc > t_last:
+                if tc > t_last and abs(t0) <= TIME_LIMIT:
                     clock["skipped"] += max(0, (tc - t0) // window_us - k_next)
                 t0, k_max, t_last = tc - k_next * window_us, k_next, tc
                 add(k_next, *cand[1:])

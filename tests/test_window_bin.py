@@ -270,3 +270,32 @@ def test_window_stage_counts_what_a_consumer_leaves_unbinned():
     left = stage.dropped["abandoned"]
     assert 0 < left < len(ev) and int(first.n_events.sum()) + stage.pending + left == len(ev)
     stage.get_state()
+
+
+@pytest.mark.parametrize("first_t, first_x", [(-8_308_853_112_475_195_164, 1), (-2**50, 99)])
+def test_an_origin_from_a_bad_first_event_does_not_walk_to_the_stream(first_t, first_x):
+    """An origin next to a first event that is rejected (a time beyond 2**61 us, as hypothesis
+    found with the origin 19,445 us before it; or a position outside the sensor), and the stream
+    really far from both: the gap limit holds from the origin itself, so the clock moves to the
+    stream (a re-anchor) instead of emitting every empty window in between (about 10**16 and
+    10**12 of them here)."""
+    window = 1000
+    t = [first_t] + [5_000 + 100 * i for i in range(20)]
+    ev = eventflow.from_fields([first_x] + [1] * 20, [1] * 21, [0] * 21, t)
+    w, h = 4, 4
+    xmap, ymap = np.arange(4, dtype=np.int64), np.arange(4, dtype=np.int64)
+    origin = first_t - 19_445
+    acc = K.new_acc(origin, window)
+    partial, out = np.zeros((2, h, w), np.float32), np.zeros((2, 2, h, w), np.float32)
+    counts, touched = np.zeros(2, np.int64), np.zeros(3, np.int64)
+    words, i, windows = np.ascontiguousarray(ev).view(np.uint64), 0, 0
+    for _ in range(100):                      # (the stream needs a handful of calls; a walk, billions)
+        i, n = K.bin_windows(words, i, 4, 4, xmap, ymap, window, acc, partial, out, counts, touched, 10 * window)
+        windows += n
+        if i >= len(ev):
+            break
+    assert i == len(ev) and windows <= 2 and acc[K.A_GAPS] == 1
+    assert acc[K.A_N_OPEN] + counts[:windows].sum() == 20          # every event of the stream binned
+    done, partial_ref, reasons, clock = K.bin_windows_reference(ev, 4, 4, (4, 4), window, origin, 10 * window)
+    assert len(done) == windows and np.array_equal(partial_ref, partial) and clock["gaps"] == 1
+    assert reasons["jump"] + reasons["oob"] == 1                   # the bad first event, counted

@@ -48,7 +48,9 @@ class SourceConfig:
     (None: the stream's first event). ``max_gap_us``: a gap in event time longer than this is a
     clock jump: a lone event that far ahead or behind is rejected (``time_jump``); a jump the next
     event confirms skips the gap's windows and restarts the stream's model and head from rest
-    (None: no limit; every empty window of a gap is stepped). ``options``: passed to
+    (None: no limit; every empty window of a gap is stepped). Until an event is accepted the gap
+    is measured from the origin (the open window's start): a stream that starts more than this
+    after ``origin_us``, or after a rejected first event, re-anchors there. ``options``: passed to
     network/camera sources."""
 
     uri: str = "sample"
