@@ -12,6 +12,7 @@ import torch
 import eventflow
 from eventflow.model import DecisionSpec, InputSpec, load_model
 from eventflow.snn.fast import FastNetwork
+from eventflow.snn.layers import StepStack
 from eventflow.train import arch
 from eventflow.train.config import DataConfig, NetConfig, SplitConfig, TrainConfig, load_config
 from eventflow.train.data import EncodedSet, batches, concat, label_steps
@@ -283,6 +284,8 @@ _INPUT = "input: {sensor_size: [34, 34], input_size: [34, 34], window_us: 1000}\
     (_DATA + _INPUT + "network: {hidden: [-5]}\n", r"network\.hidden: expected whole numbers in 1\.\.65536"),
     (_DATA + _INPUT + "network: {unshuffle: 4}\n", r"network\.unshuffle: 4 does not divide input\.input_size \[34, 34\]"),
     (_DATA + _INPUT + "network: {unshuffle: 0}\n", r"network\.unshuffle: expected a whole number in 1\.\.16, got 0"),
+    (_DATA + _INPUT + "network: {stack: 0}\n", r"network\.stack: expected a whole number in 1\.\.64, got 0"),
+    (_DATA + _INPUT + "network: {stack: 65}\n", r"network\.stack: expected a whole number in 1\.\.64, got 65"),
     (_DATA + _INPUT + "threads: 0\n", r"threads: expected at least 1, got 0"),
     (_DATA + _INPUT + "device: gpu\n", r"device: expected auto, cpu, cuda or cuda:N, got 'gpu'"),
     (_DATA + _INPUT + "optim: {batch_size: 0}\n", r"optim\.batch_size: expected at least 1, got 0"),
@@ -385,6 +388,28 @@ def test_a_dalif_net_trains_and_exports_to_the_sparse_kernels(tmp_path):
     kinds = {type(layer).__name__ for _, layer in model.network.spec.layers}
     assert "DALIF" in kinds and model.network.spec["sn1"].channels == 4 and model.network.spec["sn2"].channels == 16
     _assert_kernels_equal_reference(model, va)
+
+
+def test_a_net_with_a_step_stack_stem_trains_and_exports_to_the_sparse_kernels(tmp_path):
+    tr, va = moving_dot_set(32, 1), moving_dot_set(16, 2)
+    cfg = _cfg(tmp_path, 3)
+    cfg = replace(cfg, network=replace(cfg.network, stack=3))
+    model = load_model(train(cfg, data=(tr, va), log=lambda m: None))
+    net = model.network
+    assert net.spec.layers[0] == ("stack", StepStack(3)) and net.spec["conv1"].in_channels == 6
+    assert net.in_shape == (2, *va.x.shape[-2:])              # the model still takes one window per step
+    _assert_kernels_equal_reference(model, va)
+    # the efficiency figures count it (the past it keeps is state, the first conv sees 3 windows)
+    counter = EfficiencyCounter(net)
+    x = va.x[:4].float().transpose(0, 1).contiguous()
+    counter.add(x)
+    r = counter.result()
+    rest = net.init_state(1)
+    past = rest.pop("stack").past
+    assert past.shape == (1, 2 * 2, *x.shape[-2:])            # the 2 windows before the current one
+    membranes = sum(m.v.numel() for m in rest.values())
+    assert r["state_bytes"] == 4 * (past.numel() + membranes)
+    assert r["synaptic_ops"]["effective_macs"] + r["synaptic_ops"]["effective_acs"] > 0
 
 
 def test_conv_snn_with_an_unshuffle_stem_keeps_every_input_pixel():

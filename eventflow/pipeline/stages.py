@@ -321,7 +321,8 @@ class ModelStage:
 
     def get_state(self):
         if self.fast is not None:
-            return {"backend": "fast", "v": [v.copy() for v in self.state.v]}
+            past = self.state.past
+            return {"backend": "fast", "v": [v.copy() for v in self.state.v], "past": None if past is None else past.copy()}
         from ..snn import state as S
 
         if self.gpu is not None:   # on the host, like the other backends' states
@@ -345,7 +346,8 @@ class ModelStage:
         if self.fast is not None:
             from ..snn.fast import FastState
 
-            self.state = FastState(tuple(v.copy() for v in state["v"]))
+            past = state.get("past")
+            self.state = FastState(tuple(v.copy() for v in state["v"]), None if past is None else past.copy())
         elif self.gpu is not None:
             given, old = state["state"], getattr(self, "state", None)   # (checked by step)
             if old is not None and [(k, t.shape) for k, t in S.leaves(old)] == [

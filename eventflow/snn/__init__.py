@@ -16,7 +16,7 @@ torch.Size([1, 11])
 """
 from . import state
 from .layers import (AvgPool2d, BatchNorm, Conv2d, Flatten, Linear, MaxPool2d, PixelUnshuffle, ReLU, SEWBlock, Sequential,
-                     SumPool2d, batch_norm, fold_batch_norm, fold_batch_norms, sew_block)
+                     StackState, StepStack, SumPool2d, batch_norm, fold_batch_norm, fold_batch_norms, sew_block)
 from .network import REFERENCE_IN_SHAPE, HybridNet, Network, ReadoutState, reference_network, reference_spec
 from .neurons import (ALIF, DALIF, IF, LI, LIF, PLIF, ALIFState, MembraneState, NeuronCell, alif_step, dalif_step,
                       if_step, li_step, lif_step, plif_step)
@@ -25,7 +25,7 @@ from .surrogate import Surrogate, fire, heaviside, spike, surrogate_grad
 __all__ = [
     "ALIF", "ALIFState", "AvgPool2d", "BatchNorm", "Conv2d", "DALIF", "Flatten", "HybridNet", "IF", "LI", "LIF",
     "Linear", "MaxPool2d", "MembraneState", "Network", "NeuronCell", "PLIF", "PixelUnshuffle", "REFERENCE_IN_SHAPE",
-    "ReLU", "ReadoutState", "SEWBlock", "Sequential", "SumPool2d", "Surrogate", "alif_step", "batch_norm", "dalif_step",
+    "ReLU", "ReadoutState", "SEWBlock", "Sequential", "StackState", "StepStack", "SumPool2d", "Surrogate", "alif_step", "batch_norm", "dalif_step",
     "fire", "fold_batch_norm", "fold_batch_norms", "heaviside", "if_step", "li_step", "lif_step", "plif_step",
     "reference_network", "reference_spec", "sew_block", "spike", "state", "surrogate_grad",
 ]

@@ -1,8 +1,9 @@
 """Event-driven CPU inference of conv / linear LIF networks with the numba kernels of ``eventflow.kernels.snn``.
 
 ``FastNetwork.from_network(net)`` converts the weights of an ``eventflow.snn.Network`` (a
-``Sequential`` of an optional ``PixelUnshuffle`` stem (applied to each input frame before the
-sparse kernels), ``Conv2d`` (stride 1) - ``LIF`` [- ``MaxPool2d(2)``] blocks, ``Flatten``,
+``Sequential`` of an optional ``StepStack`` stem (the last steps' inputs side by side in
+channels; its state, the previous inputs, is ``FastState.past``), an optional ``PixelUnshuffle``
+stem (applied to each input frame before the sparse kernels), ``Conv2d`` (stride 1) - ``LIF`` [- ``MaxPool2d(2)``] blocks, ``Flatten``,
 ``Linear`` - ``LIF`` blocks and an optional last ``Linear``; ``DALIF`` wherever ``LIF`` may be)
 to the kernels' layouts. Each step
 scatters only the weights of the inputs that spiked, so the cost follows the spike count.
@@ -46,7 +47,7 @@ import numpy as np
 import torch
 
 from ..kernels import snn as K
-from .layers import Conv2d, Flatten, Linear, MaxPool2d, PixelUnshuffle
+from .layers import Conv2d, Flatten, Linear, MaxPool2d, PixelUnshuffle, StackState, StepStack
 from .neurons import DALIF, LIF, MembraneState, dalif_factors
 from .neurons import kernel_args as _neuron_args
 
@@ -62,9 +63,12 @@ LINEAR_PARTS = 2
 
 
 class FastState(NamedTuple):
-    """Membranes of a ``FastNetwork``'s LIF layers, each ``[B, N]`` float32 (channels last)."""
+    """Membranes of a ``FastNetwork``'s LIF layers, each ``[B, N]`` float32 (channels last), and
+    a ``StepStack`` stem's previous inputs ``[B, (steps - 1) * C * H * W]`` float32 (the
+    reference's layout, flattened; None without one)."""
 
     v: tuple
+    past: np.ndarray | None = None
 
 
 @dataclass
@@ -124,12 +128,17 @@ def _numpy(x) -> np.ndarray:
 class FastNetwork:
     """The weights of a conv / linear LIF network in kernel layout, with ``init_state`` and ``step``."""
 
-    def __init__(self, layers, in_shape, out_shape, parallel: bool = False, unshuffle: int = 1):
+    def __init__(self, layers, in_shape, out_shape, parallel: bool = False, unshuffle: int = 1,
+                 stack: int = 1, stack_name: str | None = None):
         self.layers = layers
         self.in_shape = tuple(in_shape)
         self.out_shape = tuple(out_shape)
         self.parallel = parallel
+        self.stack = int(stack)            # a StepStack stem's steps (1: none)
+        self.stack_name = stack_name       # its layer name in the reference network
         self.unshuffle = int(unshuffle)   # a PixelUnshuffle stem's factor (1: none)
+        if self.stack < 1:
+            raise ValueError(f"FastNetwork: a StepStack stem of {stack} steps")
         if self.unshuffle < 1 or any(n % self.unshuffle for n in self.in_shape[1:]):
             raise ValueError(f"FastNetwork: a PixelUnshuffle stem of {unshuffle} needs an input whose height and width "
                              f"it divides, got {self.in_shape}")
@@ -145,11 +154,15 @@ class FastNetwork:
         flat_from = None   # (H, W, C) of the pooled image a Flatten came from, or None for a flat vector
         n_flat = None
         layers = []
-        i, unshuffle = 0, 1
-        if items and isinstance(items[0][1], PixelUnshuffle):
-            unshuffle = items[0][1].factor
-            _, c, h, w = items[0][1].out_shape((1, c, h, w))
+        i, unshuffle, stack, stack_name = 0, 1, 1, None
+        if items and isinstance(items[0][1], StepStack):
+            stack_name, stack = items[0][0], items[0][1].steps
+            c *= stack
             i = 1
+        if i < len(items) and isinstance(items[i][1], PixelUnshuffle):
+            unshuffle = items[i][1].factor
+            _, c, h, w = items[i][1].out_shape((1, c, h, w))
+            i += 1
         while i < len(items):
             name, spec = items[i]
             nxt = items[i + 1] if i + 1 < len(items) else (None, None)
@@ -205,7 +218,7 @@ class FastNetwork:
                 raise NotImplementedError(f"FastNetwork: unsupported layer {name}: {spec!r}")
         if not layers or not isinstance(layers[0], _Conv):
             raise NotImplementedError("FastNetwork: the first layer must be a Conv2d")
-        return cls(layers, net.in_shape, net.out_shape, parallel, unshuffle)
+        return cls(layers, net.in_shape, net.out_shape, parallel, unshuffle, stack, stack_name)
 
     # ----- state
 
@@ -225,7 +238,8 @@ class FastNetwork:
             if L.neuron is not None:
                 n = int(np.prod(L.out_hwc)) if isinstance(L, _Conv) else L.bias.shape[0]
                 vs.append(np.full((batch, n), L.neuron.v_reset, np.float32))
-        return FastState(tuple(vs))
+        past = None if self.stack == 1 else np.zeros((batch, (self.stack - 1) * int(np.prod(self.in_shape))), np.float32)
+        return FastState(tuple(vs), past)
 
     def to_torch_state(self, state: FastState) -> dict:
         """The reference network's state (``{lif name: MembraneState [B, C, H, W] or [B, N]}``)."""
@@ -241,6 +255,9 @@ class FastNetwork:
             else:
                 t = torch.from_numpy(v.copy())
             out[L.lif_name] = MembraneState(t)
+        if self.stack > 1:
+            c, h, w = self.in_shape
+            out[self.stack_name] = StackState(torch.from_numpy(state.past.reshape(-1, (self.stack - 1) * c, h, w).copy()))
         return out
 
     def from_torch_state(self, tstate: dict) -> FastState:
@@ -253,7 +270,11 @@ class FastNetwork:
             if isinstance(L, _Conv):
                 t = t.permute(0, 2, 3, 1)
             vs.append(np.ascontiguousarray(t.reshape(t.shape[0], -1).numpy()))
-        return FastState(tuple(vs))
+        past = None
+        if self.stack > 1:
+            t = tstate[self.stack_name].past.detach().cpu().float()
+            past = np.ascontiguousarray(t.reshape(t.shape[0], -1).numpy())
+        return FastState(tuple(vs), past)
 
     # ----- scratch per batch size
 
@@ -262,7 +283,7 @@ class FastNetwork:
         if ws is not None:
             return ws
         c, h, w = self.in_shape
-        n_in = c * h * w
+        n_in = self.stack * c * h * w
         ws = {"in_idx": np.zeros((batch, n_in + 1), np.int64), "in_val": np.zeros((batch, n_in + 1), np.float32),
               "in_n": np.zeros(batch, np.int64), "ones": np.ones((batch, 1), np.float32), "layers": []}
         for L in self.layers:
@@ -296,7 +317,22 @@ class FastNetwork:
             raise ValueError(f"FastNetwork.step: input samples shaped {x.shape[1:]}, the network takes {self.in_shape}")
         batch = x.shape[0]
         self._check_state(state, batch, "step")
-        return self._checked_step(x, batch, list(state.v) if inplace else [v.copy() for v in state.v], trace)
+        x, past = self._stacked(x[None], state.past)
+        out = self._checked_step(x[0], batch, list(state.v) if inplace else [v.copy() for v in state.v], trace)
+        return (out[0], out[1]._replace(past=past), *out[2:])
+
+    def _stacked(self, x_seq, past):
+        """``(x_seq [T, B, stack * C, H, W], the past after it)``: each step with the previous
+        ``stack - 1`` inputs before it in channels (a StepStack stem); ``(x_seq, past)`` without one."""
+        k = self.stack
+        if k == 1:
+            return x_seq, past
+        T, B = x_seq.shape[:2]
+        c, h, w = self.in_shape
+        full = np.concatenate([past.reshape(B, k - 1, c, h, w).transpose(1, 0, 2, 3, 4),
+                               x_seq.astype(np.float32, copy=False)], 0)            # [k - 1 + T, B, C, H, W]
+        y = np.concatenate([full[j:j + T] for j in range(k)], 2)
+        return y, np.ascontiguousarray(full[T:].transpose(1, 0, 2, 3, 4)).reshape(B, -1)
 
     def _stem(self, x):
         """``x [..., C, H, W]`` as the first conv takes it: the PixelUnshuffle stem applied
@@ -323,7 +359,10 @@ class FastNetwork:
 
     def _check_state(self, state, batch, where):
         sizes = self._v_sizes
-        if len(state.v) != len(sizes) or any(v.shape != (batch, n) for v, n in zip(state.v, sizes)):
+        n_past = (self.stack - 1) * int(np.prod(self.in_shape))
+        bad_past = (state.past is not None) if n_past == 0 else (
+            state.past is None or state.past.shape != (batch, n_past))
+        if len(state.v) != len(sizes) or any(v.shape != (batch, n) for v, n in zip(state.v, sizes)) or bad_past:
             raise ValueError(f"FastNetwork.{where}: the input has {batch} streams but the state holds "
                              f"{state.v[0].shape[0] if state.v else '?'} (or the state is not this network's); "
                              "streams join or leave explicitly")
@@ -440,10 +479,12 @@ class FastNetwork:
         batch = x_seq.shape[1]
         self._check_state(state, batch, "run")
         if not inplace:
-            state = FastState(tuple(v.copy() for v in state.v))
+            state = FastState(tuple(v.copy() for v in state.v), state.past)   # (the past is replaced, not written)
         if len(x_seq) == 0:
             empty = np.zeros((0, batch, *self.out_shape), np.float32)
             return (empty, state, {}) if trace else (empty, state)
+        x_seq, past = self._stacked(x_seq, state.past)
+        state = state._replace(past=past)
         if not trace:
             call = self._fused_call(self._workspace(batch), batch, list(state.v))
             if call is not None:
@@ -457,11 +498,12 @@ class FastNetwork:
         ys, traced = [], {}
         for x in x_seq:   # (each step's input goes through the stem in _checked_step)
             if trace:   # (checked once above: not again per step)
-                y, state, spikes = self._checked_step(x, batch, list(state.v), True)
+                y, st, spikes = self._checked_step(x, batch, list(state.v), True)
                 for name, s in spikes.items():
                     traced.setdefault(name, []).append(s)
             else:
-                y, state = self._checked_step(x, batch, list(state.v), False)
+                y, st = self._checked_step(x, batch, list(state.v), False)
+            state = st._replace(past=past)
             ys.append(y)
         if trace:
             return np.stack(ys), state, {name: np.stack(s) for name, s in traced.items()}

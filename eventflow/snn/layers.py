@@ -27,14 +27,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["AvgPool2d", "BatchNorm", "Conv2d", "Flatten", "Linear", "MaxPool2d", "PixelUnshuffle", "ReLU", "SEWBlock",
-           "Sequential", "SumPool2d", "batch_norm", "fold_batch_norm", "fold_batch_norms", "sew_block"]
+           "Sequential", "StackState", "StepStack", "SumPool2d", "batch_norm", "fold_batch_norm", "fold_batch_norms", "sew_block"]
 
 
 def _default_init(weight: torch.Tensor, bias: torch.Tensor | None, generator) -> None:
@@ -184,6 +184,58 @@ class PixelUnshuffle(_Stateless):
 
     def step(self, x, state, weights):
         return F.pixel_unshuffle(x, self.factor), None
+
+
+class StackState(NamedTuple):
+    past: torch.Tensor   # [B, (steps - 1) * C, H, W]: the previous steps' inputs, oldest first
+
+
+@dataclass(frozen=True)
+class StepStack:
+    """The last ``steps`` steps' inputs side by side in channels, oldest first:
+    ``[B, C, H, W] -> [B, steps * C, H, W]`` (zeros for the steps before a stream's first).
+
+    A stem: a conv after it sees how its input changed over the last steps (where an edge moved:
+    the direction of a motion) within one step, which a layer of leaky integrators, summing its
+    input over time, cannot tell. Its state is the previous ``steps - 1`` inputs, kept between
+    calls like the membranes.
+
+    >>> s = StepStack(2)
+    >>> y, st = s.run(torch.arange(3.0).view(3, 1, 1, 1, 1), s.init_state((1, 1, 1, 1)))
+    >>> y.flatten(1).tolist(), st.past.flatten().tolist()
+    ([[0.0, 0.0], [0.0, 1.0], [1.0, 2.0]], [2.0])
+    """
+
+    steps: int = 2
+
+    stateful: ClassVar[bool] = True
+    MAX_STEPS: ClassVar[int] = 64
+
+    def __post_init__(self):
+        if not (isinstance(self.steps, int) and not isinstance(self.steps, bool) and 1 <= self.steps <= self.MAX_STEPS):
+            raise ValueError(f"StepStack.steps: expected a whole number in 1..{self.MAX_STEPS}, got {self.steps!r}")
+
+    def init_weights(self, generator=None) -> dict[str, torch.Tensor]:
+        return {}
+
+    def out_shape(self, shape):
+        return (shape[0], shape[1] * self.steps, *shape[2:])
+
+    def init_state(self, shape, dtype=torch.float32, device=None) -> StackState:
+        return StackState(torch.zeros((shape[0], shape[1] * (self.steps - 1), *shape[2:]), dtype=dtype, device=device))
+
+    def step(self, x, state: StackState, weights=None):
+        y = torch.cat([state.past.to(x.dtype), x], 1)
+        return y, StackState(y[:, x.shape[1]:].clone())
+
+    def run(self, x_seq, state: StackState, weights=None):
+        T, B, C = x_seq.shape[:3]
+        k = self.steps
+        past = state.past.to(x_seq.dtype).reshape(B, k - 1, C, *x_seq.shape[3:]).transpose(0, 1)
+        full = torch.cat([past, x_seq], 0)                                    # [k - 1 + T, B, C, ...]
+        y = torch.cat([full[j:j + T] for j in range(k)], 2)                  # [T, B, k * C, ...]
+        kept = full[T:].transpose(0, 1).reshape(B, (k - 1) * C, *x_seq.shape[3:])
+        return y, StackState(kept.contiguous())
 
 
 @dataclass(frozen=True)

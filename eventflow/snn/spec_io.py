@@ -21,7 +21,8 @@ from .surrogate import Surrogate
 __all__ = ["SPEC_TYPES", "spec_from_dict", "spec_to_dict"]
 
 SPEC_TYPES = {cls.__name__: cls for cls in (
-    L.Conv2d, L.Linear, L.MaxPool2d, L.AvgPool2d, L.SumPool2d, L.Flatten, L.PixelUnshuffle, L.ReLU, L.BatchNorm,
+    L.Conv2d, L.Linear, L.MaxPool2d, L.AvgPool2d, L.SumPool2d, L.Flatten, L.PixelUnshuffle, L.StepStack, L.ReLU,
+    L.BatchNorm,
     L.Sequential, L.SEWBlock, N.IF, N.LIF, N.PLIF, N.DALIF, N.ALIF, N.LI, Surrogate)}
 
 

@@ -1,10 +1,11 @@
 """Network recipes for training, and the conversion of a trained network for inference.
 
-``conv_snn(in_shape, classes, channels, hidden, neuron, batch_norm, unshuffle)``: [a pixel-unshuffle
-stem, then] blocks of conv 3x3 (pad 1) [- batch norm] - neuron - maxpool 2, flatten, linear [- batch
+``conv_snn(in_shape, classes, channels, hidden, neuron, batch_norm, unshuffle, stack)``: [a step-stack
+stem,] [a pixel-unshuffle stem, then] blocks of conv 3x3 (pad 1) [- batch norm] - neuron - maxpool 2, flatten, linear [- batch
 norm] - neuron layers, and a last linear readout: the pattern that the event-driven kernels
 (``eventflow.snn.fast``) run. ``unshuffle=r`` moves each r x r patch of the input into channels
 (space to depth) before the first conv: the input's full resolution at the cost of 1 / r of it.
+``stack=k`` gives the first conv the last k steps' inputs side by side in channels (``StepStack``).
 ``inference_network`` folds every batch norm into the layer before it (with the statistics
 gathered in training) and turns every PLIF into the LIF with its learned time constant, so the
 trained net runs on those kernels.
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import torch
 
-from ..snn.layers import BatchNorm, Conv2d, Flatten, Linear, MaxPool2d, PixelUnshuffle, Sequential
+from ..snn.layers import BatchNorm, Conv2d, Flatten, Linear, MaxPool2d, PixelUnshuffle, Sequential, StepStack
 from ..snn.network import Network
 from ..snn.neurons import LIF, PLIF
 from ..snn.spec_io import spec_from_dict
@@ -37,9 +38,12 @@ def _neuron(neuron: dict | None, channels: int):
 
 
 def conv_snn(in_shape, classes: int, channels=(16, 32, 64), hidden=(128,), neuron=None, seed: int = 0,
-             batch_norm: bool = False, unshuffle: int = 1) -> Network:
+             batch_norm: bool = False, unshuffle: int = 1, stack: int = 1) -> Network:
     c, h, w = in_shape
     layers = []
+    if stack != 1:
+        layers.append(("stack", StepStack(stack)))
+        c *= stack
     if unshuffle != 1:
         stem = PixelUnshuffle(unshuffle)
         _, c, h, w = stem.out_shape((1, c, h, w))

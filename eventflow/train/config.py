@@ -17,6 +17,8 @@ sized by each block), ``ALIF``, ...); ``network.batch_norm: true`` puts a BatchN
 and hidden linear (trained with batch statistics, folded into the weights on export);
 ``network.unshuffle: r`` puts a pixel-unshuffle (space to depth) stem before the first conv, so a
 conv at 1 / r of ``input.input_size`` still sees every input pixel (r must divide the input size);
+``network.stack: k`` puts a ``StepStack`` stem first: the first conv sees the last k windows side
+by side in channels (how the events moved over them), its past kept with the membranes;
 ``optim.rest_weight`` pulls the outputs of the unlabelled steps (the subject at rest) towards an
 undecided output (``loop.rest_loss``); ``optim.onset_crops`` (0..1) is the share of training
 crops made to start at or before the gesture's first labelled window, as a stream sees it
@@ -34,7 +36,7 @@ from dataclasses import dataclass, field
 
 from ..model import DecisionSpec, InputSpec
 from ..schema import from_mapping
-from ..snn.layers import PixelUnshuffle
+from ..snn.layers import PixelUnshuffle, StepStack
 from .loop import OptimConfig
 
 __all__ = ["DataConfig", "NetConfig", "SplitConfig", "TeacherConfig", "TrainConfig", "load_config"]
@@ -83,6 +85,7 @@ class NetConfig:
     neuron: dict = field(default_factory=lambda: {"type": "PLIF", "init_tau": 2.0})
     batch_norm: bool = False   # a BatchNorm after each conv and hidden linear (folded away on export)
     unshuffle: int = 1         # r > 1: each r x r input patch moved into channels before the first conv
+    stack: int = 1             # k > 1: the last k steps' inputs side by side in channels before the first conv
 
 
 @dataclass(frozen=True)
@@ -135,6 +138,9 @@ def load_config(path: str) -> TrainConfig:
         raise ValueError(f"{path}: network.unshuffle: expected a whole number in 1..{r_max}, got {r!r}")
     if any(n % r for n in cfg.input.input_size):
         raise ValueError(f"{path}: network.unshuffle: {r} does not divide input.input_size {list(cfg.input.input_size)}")
+    k, k_max = cfg.network.stack, StepStack.MAX_STEPS
+    if not (isinstance(k, int) and not isinstance(k, bool) and 1 <= k <= k_max):
+        raise ValueError(f"{path}: network.stack: expected a whole number in 1..{k_max}, got {k!r}")
     if cfg.threads < 1:
         raise ValueError(f"{path}: threads: expected at least 1, got {cfg.threads}")
     if not (cfg.device in ("auto", "cpu", "cuda") or (cfg.device.startswith("cuda:") and cfg.device[5:].isdigit())):

@@ -49,7 +49,8 @@ class EfficiencyCounter:
             elif isinstance(spec, (Conv2d, Linear)):
                 out = None   # only its shape counts, and the spiking layer after it is given
             else:
-                out, _ = spec.run(prev, None, net.weights[name] if name in net.weights else {})
+                state = spec.init_state(prev.shape[1:], prev.dtype) if spec.stateful else None   # (a StepStack stem)
+                out, _ = spec.run(prev, state, net.weights[name] if name in net.weights else {})
             if isinstance(spec, (Conv2d, Linear)):
                 nz = (prev != 0).float().flatten(0, 1)
                 if isinstance(spec, Conv2d):

@@ -125,7 +125,8 @@ def train(cfg: TrainConfig, resume: bool = False, log=print, data=None, stop_aft
     n_classes = int(max(train_set.y.max(), val_set.y.max())) + 1
     classes = tuple(cfg.classes) if cfg.classes else tuple(str(i) for i in range(n_classes))
     net = arch.conv_snn(spec.shape, len(classes), cfg.network.channels, cfg.network.hidden, cfg.network.neuron,
-                        seed=cfg.seed, batch_norm=cfg.network.batch_norm, unshuffle=cfg.network.unshuffle)
+                        seed=cfg.seed, batch_norm=cfg.network.batch_norm, unshuffle=cfg.network.unshuffle,
+                        stack=cfg.network.stack)
     x0 = next(iter(batches(train_set, min(64, len(train_set)), cfg.optim.steps,
                             torch.Generator().manual_seed(cfg.seed), 0)))[0]
     rates = arch.calibrate_init(net, x0, cfg.init_rate)
