@@ -113,6 +113,22 @@ def test_fast_network_run_cut_anywhere_equals_the_whole_run(cut):
         np.testing.assert_array_equal(a, b)
 
 
+def test_fast_network_in_place_updates_the_stems_past_with_the_membranes():
+    # inplace: the state passed in holds the state after the call, its past as well as its membranes
+    fast = FastNetwork.from_network(_net())
+    x = _inputs(6, 2, seed=6)
+    _, after = fast.run(x, fast.init_state(2))
+    state = fast.init_state(2)
+    arrays = [state.past, *state.v]
+    _, got = fast.run(x[:3], state, inplace=True)
+    for t in range(3, 6):
+        fast.step(x[t], state, inplace=True)
+    assert got.past is arrays[0] and all(a is b for a, b in zip(got.v, arrays[1:]))
+    np.testing.assert_array_equal(state.past, after.past)
+    for a, b in zip(state.v, after.v):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_fast_network_refuses_a_state_without_the_stems_past():
     fast = FastNetwork.from_network(_net())
     good = fast.init_state(1)

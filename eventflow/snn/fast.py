@@ -138,7 +138,7 @@ class FastNetwork:
         self.stack_name = stack_name       # its layer name in the reference network
         self.unshuffle = int(unshuffle)   # a PixelUnshuffle stem's factor (1: none)
         if self.stack < 1:
-            raise ValueError(f"FastNetwork: a StepStack stem of {stack} steps")
+            raise ValueError(f"FastNetwork: a StepStack stem needs at least 1 step, got {stack}")
         if self.unshuffle < 1 or any(n % self.unshuffle for n in self.in_shape[1:]):
             raise ValueError(f"FastNetwork: a PixelUnshuffle stem of {unshuffle} needs an input whose height and width "
                              f"it divides, got {self.in_shape}")
@@ -242,7 +242,8 @@ class FastNetwork:
         return FastState(tuple(vs), past)
 
     def to_torch_state(self, state: FastState) -> dict:
-        """The reference network's state (``{lif name: MembraneState [B, C, H, W] or [B, N]}``)."""
+        """The reference network's state (``{lif name: MembraneState [B, C, H, W] or [B, N]}``, and
+        ``{stem name: StackState [B, (steps - 1) * C, H, W]}`` with a StepStack stem)."""
         out, j = {}, 0
         for L in self.layers:
             if L.neuron is None:
@@ -317,13 +318,14 @@ class FastNetwork:
             raise ValueError(f"FastNetwork.step: input samples shaped {x.shape[1:]}, the network takes {self.in_shape}")
         batch = x.shape[0]
         self._check_state(state, batch, "step")
-        x, past = self._stacked(x[None], state.past)
+        x, past = self._stacked(x[None], state.past, inplace)
         out = self._checked_step(x[0], batch, list(state.v) if inplace else [v.copy() for v in state.v], trace)
         return (out[0], out[1]._replace(past=past), *out[2:])
 
-    def _stacked(self, x_seq, past):
+    def _stacked(self, x_seq, past, inplace: bool = False):
         """``(x_seq [T, B, stack * C, H, W], the past after it)``: each step with the previous
-        ``stack - 1`` inputs before it in channels (a StepStack stem); ``(x_seq, past)`` without one."""
+        ``stack - 1`` inputs before it in channels (a StepStack stem); ``(x_seq, past)`` without one.
+        ``inplace`` writes the new past into ``past`` (as the membranes are updated) instead of a new array."""
         k = self.stack
         if k == 1:
             return x_seq, past
@@ -332,7 +334,11 @@ class FastNetwork:
         full = np.concatenate([past.reshape(B, k - 1, c, h, w).transpose(1, 0, 2, 3, 4),
                                x_seq.astype(np.float32, copy=False)], 0)            # [k - 1 + T, B, C, H, W]
         y = np.concatenate([full[j:j + T] for j in range(k)], 2)
-        return y, np.ascontiguousarray(full[T:].transpose(1, 0, 2, 3, 4)).reshape(B, -1)
+        kept = full[T:].transpose(1, 0, 2, 3, 4).reshape(B, -1)
+        if inplace:
+            past[:] = kept
+            return y, past
+        return y, np.ascontiguousarray(kept)
 
     def _stem(self, x):
         """``x [..., C, H, W]`` as the first conv takes it: the PixelUnshuffle stem applied
@@ -479,11 +485,11 @@ class FastNetwork:
         batch = x_seq.shape[1]
         self._check_state(state, batch, "run")
         if not inplace:
-            state = FastState(tuple(v.copy() for v in state.v), state.past)   # (the past is replaced, not written)
+            state = FastState(tuple(v.copy() for v in state.v), None if state.past is None else state.past.copy())
         if len(x_seq) == 0:
             empty = np.zeros((0, batch, *self.out_shape), np.float32)
             return (empty, state, {}) if trace else (empty, state)
-        x_seq, past = self._stacked(x_seq, state.past)
+        x_seq, past = self._stacked(x_seq, state.past, inplace=True)   # (the state's own arrays, or the copies)
         state = state._replace(past=past)
         if not trace:
             call = self._fused_call(self._workspace(batch), batch, list(state.v))

@@ -225,8 +225,8 @@ class StepStack:
         return StackState(torch.zeros((shape[0], shape[1] * (self.steps - 1), *shape[2:]), dtype=dtype, device=device))
 
     def step(self, x, state: StackState, weights=None):
-        y = torch.cat([state.past.to(x.dtype), x], 1)
-        return y, StackState(y[:, x.shape[1]:].clone())
+        y, state = self.run(x[None], state)
+        return y[0], state
 
     def run(self, x_seq, state: StackState, weights=None):
         T, B, C = x_seq.shape[:3]
