@@ -28,9 +28,10 @@ from torch import nn
 
 from eventflow.model import load_model
 from eventflow.progress import progress
+from eventflow.train.augment import random_shift
 from eventflow.train.evaluate import encoded_data, run_outputs
 
-W_MAX_DELAY_MS = 400
+MAX_DELAY_MS = 400
 
 
 def stack_net(channels: int, classes: int) -> nn.Module:
@@ -56,19 +57,6 @@ def last_window(onset_us, delay_ms, window_us: int):
     return (onset_us + (delay_ms * 1000).astype(np.int64)) // window_us - 1
 
 
-def shifted(x: torch.Tensor, shift: int, gen: torch.Generator) -> torch.Tensor:
-    """Each clip translated by whole pixels in -shift..shift (zeros come in), as the SNN's training crops."""
-    if shift == 0:
-        return x
-    out = torch.zeros_like(x)
-    h, w = x.shape[-2:]
-    for b in range(len(x)):
-        dy, dx = (int(v) for v in torch.randint(-shift, shift + 1, (2,), generator=gen))
-        out[b, :, max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
-            x[b, :, max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
-    return out
-
-
 def train_epoch(net, opt, sched, train, train_on, lengths, a, gen, rng, window_us, bar) -> float:
     """One epoch over the training recordings, each at a delay drawn from 0-400 ms; its accuracy."""
     net.train()
@@ -76,9 +64,9 @@ def train_epoch(net, opt, sched, train, train_on, lengths, a, gen, rng, window_u
     correct = 0
     for b in range(0, len(train), 64):
         idx = order[b:b + 64]
-        delay = rng.uniform(0, W_MAX_DELAY_MS, len(idx))
+        delay = rng.uniform(0, MAX_DELAY_MS, len(idx))
         last = np.minimum(last_window(train_on[idx.numpy()], delay, window_us), lengths[idx.numpy()] - 1)
-        x = shifted(clips(train.x[idx], torch.from_numpy(last), a.history), a.shift, gen)
+        x = random_shift(clips(train.x[idx], torch.from_numpy(last), a.history)[None], a.shift, gen)[0]
         out = net(x)
         loss = F.cross_entropy(out, train.y[idx])
         opt.zero_grad(set_to_none=True)
@@ -125,7 +113,7 @@ def main():
     with progress(steps, "train ANN", "batch", unit_scale=False) as bar:
         for epoch in range(a.epochs):
             acc = train_epoch(net, opt, sched, train, train_on, tr_len, a, gen, rng, W, bar)
-            print(f"epoch {epoch + 1}/{a.epochs}: train accuracy {acc:.3f} (delays 0-{W_MAX_DELAY_MS} ms)", flush=True)
+            print(f"epoch {epoch + 1}/{a.epochs}: train accuracy {acc:.3f} (delays 0-{MAX_DELAY_MS} ms)", flush=True)
     net.eval()
     if a.save:
         torch.save(net.state_dict(), a.save)
