@@ -6,7 +6,7 @@ usage: python tools/tune_decision.py MODEL DATA [DATA ...] [--steps 2 3 4 6 8] [
 Runs the model once over every recording of DATA (e.g. gesture:data/gesture-val; several DATA
 are pooled, e.g. a validation split of 1.2 s recordings and one of 2 s) from rest,
 then replays its per-window outputs through each DecisionSpec(smoothing_steps, commit_probability)
-of the grid (``eventflow.train.evaluate.streaming_commits``, the rule the pipeline's head uses)
+of the grid (``eventflow.train.evaluate.first_commits``, the rule the pipeline's head uses)
 and prints, per setting: first commit correct / wrong / never, the share of recordings whose
 first commit is correct and within 300 ms of the gesture's onset, and the onset-to-commit
 latency of the correct ones. Marks the setting with the most correct-within-300-ms commits
@@ -30,7 +30,7 @@ import numpy as np
 
 from eventflow.model import load_model
 from eventflow.train.data import concat
-from eventflow.train.evaluate import encoded_data, run_outputs, streaming_commits
+from eventflow.train.evaluate import commit_summary, encoded_data, first_commits, run_outputs
 
 
 def main():
@@ -53,11 +53,11 @@ def main():
     rows = []
     for s in a.steps:
         for p in a.probs:
-            rule = replace(model.decision, smoothing_steps=s, commit_probability=p)
-            r = streaming_commits(model, outputs, data, onsets, rule)
-            each = [streaming_commits(model, outputs[b:e], d, o, rule)["first_commit_wrong"]
-                    for (d, o), b, e in zip(parts, starts[:-1], starts[1:])]
-            rows.append((s, p, r, each))
+            delay_ms, correct = first_commits(model, outputs, data, onsets,
+                                              replace(model.decision, smoothing_steps=s, commit_probability=p))
+            wrong = ~np.isnan(delay_ms) & ~correct
+            each = [float(wrong[b:e].mean()) for b, e in zip(starts[:-1], starts[1:])]
+            rows.append((s, p, commit_summary(delay_ms, correct), each))
     ok = [row for row in rows if max(row[3]) <= a.max_wrong]
     best = max(ok, key=lambda row: row[2]["correct_within_300ms"]) if ok else None
     print(f"{a.model} on {named} (n={len(data)}); current: smoothing_steps={model.decision.smoothing_steps}, "

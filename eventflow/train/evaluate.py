@@ -20,7 +20,8 @@ from ..model import Model
 from .data import EncodedSet, Limited, concat, encode_dataset
 from .metrics import EfficiencyCounter
 
-__all__ = ["encoded_data", "evaluate_model", "open_eval_data", "run_outputs", "streaming_commits"]
+__all__ = ["commit_summary", "encoded_data", "evaluate_model", "first_commits", "open_eval_data", "run_outputs",
+           "streaming_commits"]
 
 
 def open_eval_data(uri: str, train: bool = False):
@@ -94,47 +95,56 @@ def _predictions(outputs, data: EncodedSet) -> np.ndarray:
     return mean.argmax(1)
 
 
-def streaming_commits(model: Model, outputs: np.ndarray, data: EncodedSet, onset_us, decision=None) -> dict:
+def first_commits(model: Model, outputs: np.ndarray, data: EncodedSet, onset_us, decision=None):
     """Replay each recording's outputs (encoded from t = 0), from rest, through the decision
     rule (``decision``, default the model's): the first window, from the one holding the
     gesture's onset ``onset_us[i]`` on, where the rule fires (``DecisionSpec.fires``; whatever
-    it committed to before the onset does not count), that class, and the delay from the onset
-    to the end of that window: for correct first commits (``commit_latency_ms``,
-    ``correct_within_300ms``) and for all first commits (``first_commit_latency_ms``,
-    ``committed_within_300ms``)."""
+    it committed to before the onset does not count). Returns ``(delay_ms, correct)``, each
+    ``[N]``: the delay from the onset to the end of that window (NaN where the rule never fires)
+    and whether it committed to the labelled class."""
     decision = model.decision if decision is None else decision
     W = model.input.window_us
-    latencies, first_correct, wrong_first, never = [], 0, 0, 0
-    first_latencies = []   # to the first commit, whichever class
     lengths = data.lengths()   # (a set joined from splits of different lengths is padded after each recording)
+    delay_ms = np.full(len(data), np.nan)
+    correct = np.zeros(len(data), bool)
     for i in range(len(data)):
         prob, _, _ = decision.run(outputs[i, :int(lengths[i])], decision.init_state(outputs.shape[2]))
         top, fires = decision.fires(prob)
         start_us = int(onset_us[i])
         onset = start_us // W   # the window holding it
         at = np.flatnonzero(fires[onset:])
-        if len(at) == 0:
-            never += 1
-            continue
-        k = onset + int(at[0])
-        delay_ms = ((k + 1) * W - start_us) / 1000.0   # to the end of window k
-        first_latencies.append(delay_ms)
-        if top[k] == int(data.y[i]):
-            first_correct += 1
-            latencies.append(delay_ms)
-        else:
-            wrong_first += 1
-    lat, first_lat = np.asarray(latencies), np.asarray(first_latencies)
+        if len(at):
+            k = onset + int(at[0])
+            delay_ms[i] = ((k + 1) * W - start_us) / 1000.0   # to the end of window k
+            correct[i] = top[k] == int(data.y[i])
+    return delay_ms, correct
+
+
+def commit_summary(delay_ms: np.ndarray, correct: np.ndarray) -> dict:
+    """The streaming figures of ``first_commits``' per-recording results: shares of first commits
+    correct / wrong / never, of correct ones within 300 ms of the onset (``correct_within_300ms``)
+    and of any within 300 ms (``committed_within_300ms``), and the spread of the delays to correct
+    first commits (``commit_latency_ms``) and to all first commits (``first_commit_latency_ms``)."""
+    n = len(delay_ms)
+    fired = ~np.isnan(delay_ms)
+    lat, first_lat = delay_ms[fired & correct], delay_ms[fired]
 
     def spread(x):
         return {"p50": float(np.percentile(x, 50)), "p90": float(np.percentile(x, 90)),
                 "max": float(x.max())} if len(x) else None
-    return {"first_commit_correct": first_correct / len(data), "first_commit_wrong": wrong_first / len(data),
-            "never_committed": never / len(data),
-            "correct_within_300ms": float((lat <= 300.0).sum() / len(data)),
-            "committed_within_300ms": float((first_lat <= 300.0).sum() / len(data)),
+    return {"first_commit_correct": int((fired & correct).sum()) / n,
+            "first_commit_wrong": int((fired & ~correct).sum()) / n,
+            "never_committed": int((~fired).sum()) / n,
+            "correct_within_300ms": float((lat <= 300.0).sum() / n),
+            "committed_within_300ms": float((first_lat <= 300.0).sum() / n),
             "commit_latency_ms": spread(lat),            # onset to a correct first commit
             "first_commit_latency_ms": spread(first_lat)}   # onset to the first commit, right or wrong
+
+
+def streaming_commits(model: Model, outputs: np.ndarray, data: EncodedSet, onset_us, decision=None) -> dict:
+    """``commit_summary`` of ``first_commits``: when (and how right) the decision rule first
+    commits after each recording's onset, over the set."""
+    return commit_summary(*first_commits(model, outputs, data, onset_us, decision))
 
 
 def encoded_data(model: Model, uri, limit=None):
