@@ -165,6 +165,24 @@ def test_tiny_net_learns_and_exports_to_the_sparse_kernels(tmp_path):
     assert model.classes == ("right", "down") and model.decision == DecisionSpec(3, 0.6)
     assert type(model.network.spec["sn1"]).__name__ == "LIF"      # PLIF exported as LIF
     _assert_kernels_equal_reference(model, va)
+    top = max(h["val_accuracy"] for h in hist)   # the exported epoch: best accuracy, ties to the lowest loss
+    chosen = min((h for h in hist if h["val_accuracy"] == top), key=lambda h: h["val_loss"])
+    assert model.meta["best"] == {"epoch": chosen["epoch"], "val_accuracy": top, "val_loss": chosen["val_loss"]}
+
+
+def test_a_later_epoch_with_the_same_accuracy_and_a_lower_loss_is_better():
+    from eventflow.train.session import improves
+
+    hist = [{"epoch": 1, "val_accuracy": 0.9, "val_loss": 0.30}, {"epoch": 2, "val_accuracy": 0.95, "val_loss": 0.20}]
+    best = {"epoch": 2, "val_accuracy": 0.95, "val_loss": 0.20}
+    assert improves({"val_accuracy": 0.96, "val_loss": 0.50}, best, hist)       # higher accuracy wins
+    assert not improves({"val_accuracy": 0.94, "val_loss": 0.01}, best, hist)   # whatever the loss
+    assert improves({"val_accuracy": 0.95, "val_loss": 0.19}, best, hist)       # a tie: the lower loss
+    assert not improves({"val_accuracy": 0.95, "val_loss": 0.20}, best, hist)   # not an equal one
+    old = {"epoch": 2, "val_accuracy": 0.95}   # a checkpoint from before best kept its loss: read from history
+    assert improves({"val_accuracy": 0.95, "val_loss": 0.19}, old, hist)
+    assert not improves({"val_accuracy": 0.95, "val_loss": 0.21}, old, hist)
+    assert improves({"val_accuracy": 0.0, "val_loss": 9.0}, {"epoch": -1, "val_accuracy": -1.0}, [])   # the first epoch
 
 
 def test_resume_equals_an_uninterrupted_run(tmp_path):
