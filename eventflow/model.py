@@ -118,11 +118,22 @@ class InputSpec:
 class DecisionSpec:
     """When a stream of per-step class scores becomes a decision: the softmax of the mean
     logits over the last ``smoothing_steps`` steps, committed once its top probability
-    reaches ``commit_probability``; ``background`` names a class index that never commits."""
+    reaches ``commit_probability``; ``background`` names a class index that never commits.
+
+    Once committed, the stream holds its class until another one reaches
+    ``switch_probability`` (None: ``commit_probability``), unless it has been released since:
+    its top probability fell below ``release_probability`` (the output went undecided, as at
+    rest between gestures), after which ``commit_probability`` is enough again. With a switch
+    probability above the commit one, a gesture's own class is committed as soon as before,
+    while the weaker evidence of the arms easing out of it back to rest does not change it; a
+    confident correction of a wrong commit still does.
+    """
 
     smoothing_steps: int = 10
     commit_probability: float = 0.8
     background: int | None = None
+    switch_probability: float | None = None
+    release_probability: float = 0.0
 
     MAX_SMOOTHING_STEPS = 10_000   # (a ring of this many steps' outputs is kept per stream)
 
@@ -134,57 +145,86 @@ class DecisionSpec:
         check_number(self.commit_probability, "decision.commit_probability", 0, 1)
         if self.background is not None and not (whole(self.background) and self.background >= 0):
             raise ValueError(f"decision.background: expected a class index >= 0 or null, got {self.background!r}")
+        if self.switch_probability is not None:
+            check_number(self.switch_probability, "decision.switch_probability", self.commit_probability, 1,
+                         lo_open=False)
+        check_number(self.release_probability, "decision.release_probability", 0, self.commit_probability,
+                     lo_open=False)
+
+    @property
+    def holds(self) -> bool:
+        """Whether a committed class is harder to replace than to commit to (``switch_probability``
+        set): the rule then depends on the stream's past, not only on the current probabilities."""
+        return self.switch_probability is not None and self.switch_probability > self.commit_probability
 
     def init_state(self, n_classes: int, batch: int = 1) -> "DecisionState":
         return DecisionState(np.zeros((batch, self.smoothing_steps, n_classes), np.float32),
-                             np.zeros(batch, np.int64), np.full(batch, -1, np.int64))
+                             np.zeros(batch, np.int64), np.full(batch, -1, np.int64), np.ones(batch, bool))
 
     def fires(self, prob: np.ndarray):
-        """``(top class, whether the rule commits to it)`` per row of probabilities ``[n, C]``:
-        the top class reaches ``commit_probability`` and is not the background class."""
+        """``(top class, whether it reaches commit_probability)`` per row of probabilities ``[n, C]``
+        (never for the background class): where a stream with nothing committed, or released,
+        commits (a committed, unreleased one needs ``switch_probability`` to change; ``replay``)."""
         top = prob.argmax(1)
         ok = prob[np.arange(len(top)), top] >= self.commit_probability
         if self.background is not None:
             ok &= top != self.background
         return top, ok
 
+    def _softmax_of_means(self, rings, steps):
+        mean = rings.sum(-2) / steps
+        z = np.exp(mean - mean.max(-1, keepdims=True))
+        return z / z.sum(-1, keepdims=True)
+
+    def _commit(self, prob, committed, released):
+        """One step of the commit rule for a batch: ``(fired, committed, released)``."""
+        top, ok = self.fires(prob)
+        if self.holds:
+            p_top = prob[np.arange(len(top)), top]
+            ok &= (committed < 0) | released | (top == committed) | (p_top >= self.switch_probability)
+            released = np.where(ok, False, released | (p_top < self.release_probability))
+        return ok, np.where(ok, top, committed), released
+
     def step(self, logits, state: "DecisionState"):
         """One step's ``logits [B, C]``: ``(probabilities [B, C], committed class [B] or -1, state)``.
 
-        Pure: the state (a ring of the last logits, steps seen, committed class) is returned
-        new. A stream commits to class c when the softmax of its mean logits over the last
-        ``smoothing_steps`` steps (fewer at the start) gives c at least ``commit_probability``;
-        it keeps that class until another one reaches the threshold.
+        Pure: the state (a ring of the last logits, steps seen, committed class, whether
+        released) is returned new. A stream commits to class c when the softmax of its mean
+        logits over the last ``smoothing_steps`` steps (fewer at the start) gives c at least
+        ``commit_probability``; it keeps that class until another one takes over (see the class).
         """
         logits = np.asarray(logits, np.float32)
         ring = state.ring.copy()
         seen = state.seen + 1
         ring[:, (seen - 1) % self.smoothing_steps] = logits
         n = np.minimum(seen, self.smoothing_steps).astype(np.float32)[:, None]
-        mean = ring.sum(1) / n
-        z = np.exp(mean - mean.max(1, keepdims=True))
-        prob = z / z.sum(1, keepdims=True)
-        top, ok = self.fires(prob)
-        committed = np.where(ok, top, state.committed)
-        return prob, committed, DecisionState(ring, seen, committed)
+        prob = self._softmax_of_means(ring, n)
+        _, committed, released = self._commit(prob, state.committed, state.released)
+        return prob, committed, DecisionState(ring, seen, committed, released)
 
     def run(self, logits, state: "DecisionState"):
         """``step`` over consecutive steps of one stream at once: ``logits [n, C]`` ->
         ``(probabilities [n, C], committed class [n] (-1: none yet), state after the last)``,
-        the same numbers as n calls of ``step`` (each step's ring of the last logits is built,
-        then the softmax of the means is taken for all steps together).
+        the same numbers as n calls of ``step``.
 
         >>> d = DecisionSpec(smoothing_steps=2, commit_probability=0.6)
         >>> prob, committed, st = d.run(np.array([[0, 0], [3, 0], [0, 9]], np.float32), d.init_state(2))
         >>> committed.tolist(), int(st.seen[0])
         ([-1, 0, 1], 3)
         """
+        prob, committed, _, state = self.replay(logits, state)
+        return prob, committed, state
+
+    def replay(self, logits, state: "DecisionState"):
+        """``run``, also giving where the rule fired: ``(probabilities [n, C], committed [n],
+        fired [n] bool, state)``; ``fired[k]``: step k committed (a new class, or the one held)."""
         logits = np.asarray(logits, np.float32)
         n, size = len(logits), self.smoothing_steps
         if n == 0:
-            return np.zeros((0, logits.shape[1]), np.float32), np.zeros(0, np.int64), state
+            return np.zeros((0, logits.shape[1]), np.float32), np.zeros(0, np.int64), np.zeros(0, bool), state
         seen0 = int(state.seen[0])
-        # window i's ring: slot s holds the latest step j <= seen0 + i with j = s (mod size), which is
+        # each step's ring is built, then the softmax of the means is taken for all steps together.
+        # Window i's ring: slot s holds the latest step j <= seen0 + i with j = s (mod size), which is
         # logits[j - seen0] if j >= seen0, else what the state's ring holds in slot s
         slot = np.arange(size)
         last = seen0 + np.arange(n)[:, None]
@@ -193,19 +233,28 @@ class DecisionSpec:
         rings = src[np.where(j >= seen0, size + j - seen0, slot)]
         ring = rings[-1].copy()
         steps = np.minimum(seen0 + 1 + np.arange(n), size).astype(np.float32)[:, None]
-        mean = rings.sum(1) / steps
-        z = np.exp(mean - mean.max(1, keepdims=True))
-        prob = z / z.sum(1, keepdims=True)
-        top, ok = self.fires(prob)
-        last_ok = np.maximum.accumulate(np.where(ok, np.arange(n), -1))
-        committed = np.where(last_ok >= 0, top[np.maximum(last_ok, 0)], state.committed[0]).astype(np.int64)
-        return prob, committed, DecisionState(ring[None], np.array([seen0 + n], np.int64), committed[-1:].copy())
+        prob = self._softmax_of_means(rings, steps)
+        if self.holds:   # (each step's rule depends on the last: one step at a time)
+            committed, fired = np.empty(n, np.int64), np.empty(n, bool)
+            c, r = state.committed[:1], state.released[:1]
+            for k in range(n):
+                f, c, r = self._commit(prob[k:k + 1], c, r)
+                committed[k], fired[k] = c[0], f[0]
+            released = r.copy()
+        else:
+            top, fired = self.fires(prob)
+            last_ok = np.maximum.accumulate(np.where(fired, np.arange(n), -1))
+            committed = np.where(last_ok >= 0, top[np.maximum(last_ok, 0)], state.committed[0]).astype(np.int64)
+            released = state.released[:1].copy()
+        return prob, committed, fired, DecisionState(ring[None], np.array([seen0 + n], np.int64),
+                                                     committed[-1:].copy(), released)
 
 
 class DecisionState(NamedTuple):
     ring: np.ndarray        # [B, smoothing_steps, C] last logits
     seen: np.ndarray        # [B] steps seen
     committed: np.ndarray   # [B] committed class, -1 before the first commit
+    released: np.ndarray    # [B] bool: the top probability fell below release_probability since the last commit
 
 
 @dataclass(frozen=True)

@@ -335,13 +335,13 @@ def test_slow_consumer_with_a_drop_policy_counts_the_dropped_events(policy):
     assert all(g["t_start_us"] < h["t_start_us"] for g, h in zip(got, got[1:]))  # still in time order
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(seed=st.integers(0, 1000), steps=st.integers(1, 12), n=st.integers(1, 40), cut=st.integers(0, 40),
-       background=st.sampled_from([None, 0]))
-def test_decision_run_over_all_windows_at_once_equals_step_by_step(seed, steps, n, cut, background):
+       background=st.sampled_from([None, 0]), hold=st.sampled_from([None, (0.8, 0.3), (0.5, 0.0), (1.0, 0.5)]))
+def test_decision_run_over_all_windows_at_once_equals_step_by_step(seed, steps, n, cut, background, hold):
     rng = np.random.default_rng(seed)
     logits = (rng.standard_normal((n, 4)) * 3).astype(np.float32)
-    d = DecisionSpec(steps, 0.5, background)
+    d = DecisionSpec(steps, 0.5, background) if hold is None else DecisionSpec(steps, 0.5, background, *hold)
     state, probs, committed = d.init_state(4), [], []
     for row in logits:
         p, c, state = d.step(row[None], state)
@@ -576,3 +576,47 @@ def test_metrics_show_messages_a_source_rejected_whole(monkeypatch):
     monkeypatch.setattr(src, "counters", counters)
     m = SyncRunner(build(config(), model=MODEL, sinks=[], source=src)).run()
     assert m["rejected_messages"] == {"bad_packet": 2} and m["balanced"]
+
+
+HELD = {"switch_probability": 0.6, "release_probability": 0.34}   # the tiny model commits at 0.4 (3 classes; its top
+# probabilities run 0.34-0.43, so 0.6 holds a committed class until a window falls below 0.34)
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.lists(st.integers(0, len(EVENTS)), max_size=8))
+def test_a_held_decision_rule_from_the_config_is_cut_independent_and_holds(cuts):
+    held = config(head={"emit": "windows", **HELD})
+    windows = strip(feed(sync_runner(held), EVENTS, []))
+    assert strip(feed(sync_runner(held), EVENTS, sorted(cuts))) == windows
+    decisions = strip(feed(sync_runner(config(head={"emit": "decisions", **HELD})), EVENTS, sorted(cuts)))
+    plain = strip(feed(sync_runner(config(head={"emit": "decisions"})), EVENTS, []))
+    assert decisions and decisions != plain   # (the override reaches the head, and changes what it says)
+    # each change of class came at the switch probability, or after the output fell below the release one
+    at = {w["t_start_us"]: i for i, w in enumerate(windows)}
+    for prev, d in zip(decisions, decisions[1:]):
+        between = windows[at[prev["t_start_us"]] + 1:at[d["t_start_us"]]]
+        assert d["probability"] >= 0.6 or any(w["probability"] < 0.34 for w in between)
+
+
+def test_a_head_state_saved_before_the_hold_resumes_as_released():
+    cfg = config(head={"emit": "windows", **HELD})
+    whole = strip(feed(sync_runner(cfg), EVENTS, []))
+    first = sync_runner(cfg)
+    got = first.step(EVENTS[:1500])
+    saved = copy.deepcopy(first.get_state())
+    assert saved["head"]["released"].dtype == bool
+    fresh = sync_runner(cfg)
+    fresh.reset(saved)
+    assert strip(got + fresh.step(EVENTS[1500:]) + fresh.finish()) == whole
+    old = copy.deepcopy(saved)
+    del old["head"]["released"]   # a state from before the hold existed: released, as the rule then behaved
+    again = sync_runner(cfg)
+    again.reset(old)
+    assert bool(again.p.head.state.released[0])
+
+
+def test_head_overrides_that_contradict_the_model_name_the_key():
+    with pytest.raises(ValueError, match=r"head\.switch_probability: expected a number in \[0.4, 1\]"):
+        sync_runner(config(head={"switch_probability": 0.3}))
+    with pytest.raises(ValueError, match=r"head\.release_probability: expected a probability in \[0, 1\], got 2"):
+        config(head={"release_probability": 2})

@@ -273,6 +273,32 @@ def test_decision_rule_commits_and_holds():
     assert c[0] == 1
 
 
+def test_a_committed_class_gives_way_only_at_the_switch_probability_until_released():
+    d = DecisionSpec(smoothing_steps=1, commit_probability=0.6, switch_probability=0.9, release_probability=0.3)
+    seq = [[3.0, 0.0, 0.0],    # class 0 at ~0.91: commits
+           [0.0, 1.5, 0.0],    # class 1 at ~0.69: enough to commit, not to replace class 0
+           [0.0, 4.0, 0.0],    # class 1 at ~0.96: replaces it (a confident correction)
+           [1.6, 0.0, 0.0],    # class 0 at ~0.71: held back again
+           [0.0, 0.0, 0.0],    # undecided, but 1/3 of three classes stays above the release at 0.3
+           [0.0, 0.0, 0.0],
+           [-1.0, -1.0, 1.0]]  # class 2 at ~0.79: not released, so held back
+    _, committed, fired, st = d.replay(np.array(seq, np.float32), d.init_state(3))
+    assert committed.tolist() == [0, 0, 1, 1, 1, 1, 1] and fired.tolist() == [1, 0, 1, 0, 0, 0, 0]
+    assert not st.released[0]
+    # four classes: the uniform output (0.25) falls below 0.3 and releases the stream; then 0.6 commits again
+    d4 = DecisionSpec(smoothing_steps=1, commit_probability=0.6, switch_probability=0.9, release_probability=0.3)
+    seq4 = [[3.0, 0, 0, 0], [0, 2.0, 0, 0], [0, 0, 0, 0], [0, 2.0, 0, 0]]   # 0 at 0.87; 1 at 0.71; rest; 1 at 0.71
+    _, committed, fired, st = d4.replay(np.array(seq4, np.float32), d4.init_state(4))
+    assert committed.tolist() == [0, 0, 0, 1] and fired.tolist() == [1, 0, 0, 1]
+    # without a switch probability (as before it existed) the 0.71 replaces class 0 at once
+    plain = DecisionSpec(smoothing_steps=1, commit_probability=0.6)
+    assert plain.run(np.array(seq4, np.float32), plain.init_state(4))[1].tolist() == [0, 1, 1, 1]
+    with pytest.raises(ValueError, match="decision.switch_probability: expected a number in \\[0.6, 1\\]"):
+        DecisionSpec(commit_probability=0.6, switch_probability=0.5)
+    with pytest.raises(ValueError, match="decision.release_probability: expected a number in \\[0, 0.6\\]"):
+        DecisionSpec(commit_probability=0.6, release_probability=0.7)
+
+
 def test_input_spec_matches_frames_of_downsampled_events():
     from eventflow.encode import to_frames
     from eventflow.encode.filters import downsample
@@ -361,7 +387,7 @@ def test_distillation_from_an_ann_teacher_runs_and_learns(tmp_path):
 def test_streaming_commits_time_the_first_commit_after_onset():
     from types import SimpleNamespace
 
-    from eventflow.train.evaluate import streaming_commits
+    from eventflow.train.evaluate import first_commits, streaming_commits
 
     W = 25_000
     model = SimpleNamespace(decision=DecisionSpec(smoothing_steps=1, commit_probability=0.9),
@@ -380,6 +406,11 @@ def test_streaming_commits_time_the_first_commit_after_onset():
     # the wrong first commit (window 3: 40 ms after the onset) counts among all first commits
     assert r["committed_within_300ms"] == 2 / 3
     assert r["first_commit_latency_ms"]["max"] == 115.0 and r["first_commit_latency_ms"]["p50"] == 77.5
+    # recording 1 committed to class 0 at step 3, then changed to class 1 at step 5: one later decision;
+    # recording 0's commit before the onset is not one (its first commit after the onset is at step 6)
+    assert r["later_decisions"] == 1 / 3
+    _, _, later = first_commits(model, out, data, [60_000, 60_000, 60_000])
+    assert later.tolist() == [0, 1, 0]
 
 
 def test_calibration_leaves_layers_before_a_batch_norm_alone():

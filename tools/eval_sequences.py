@@ -11,7 +11,9 @@ belongs to gesture k when it comes between its labelled start and 200 ms after i
 rule smooths over the last windows); any other decision is a decision at rest. Reports, over all
 gestures but those that repeat the class before them (no new decision is due there): the share
 whose first decision is correct, correct within 300 ms of the onset, wrong, or missing; and the
-decisions at rest per minute of recording.
+decisions at rest per minute of recording, and the later decisions per minute: those that come
+after a gesture's first one, before its end + 200 ms (the rule changing its mind during a gesture
+or as the arms ease out of it; the pipeline prints each).
 """
 from __future__ import annotations
 
@@ -49,7 +51,7 @@ def main():
     a = ap.parse_args()
     model = load_model(a.model)
     sensor = scene_sensor("gesture")
-    first_ok = within_300 = wrong = total = at_rest = repeats = 0
+    first_ok = within_300 = wrong = total = at_rest = repeats = later = 0
     seconds = 0.0
     rest_examples = []
     for i in range(a.n):
@@ -70,6 +72,7 @@ def main():
             mine = [(t, c) for (t, c), o in zip(said, owner) if o == k]
             if not mine:
                 continue
+            later += len(mine) - 1
             t, c = mine[0]
             if c == g["class"] - 1:
                 first_ok += 1
@@ -84,6 +87,7 @@ def main():
            "first_decision_correct": round(first_ok / total, 3), "correct_within_300ms": round(within_300 / total, 3),
            "first_decision_wrong": round(wrong / total, 3), "no_decision": round((total - first_ok - wrong) / total, 3),
            "decisions_at_rest": at_rest, "decisions_at_rest_per_minute": round(at_rest / (seconds / 60), 2),
+           "later_decisions": later, "later_decisions_per_minute": round(later / (seconds / 60), 2),
            "rest_examples": rest_examples[:6]}
     print(json.dumps(res) if a.json else json.dumps(res, indent=1))
 

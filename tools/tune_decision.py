@@ -1,7 +1,8 @@
 """Choose a classifier's streaming decision rule on a validation split (never the test split).
 
-usage: python tools/tune_decision.py MODEL DATA [DATA ...] [--steps 2 3 4 6 8] [--probs 0.5 0.6 0.7 0.8 0.9]
-                                     [--max-wrong 0.08] [--after-onset 50 100 150 200 250 300]
+usage: python tools/tune_decision.py MODEL DATA [DATA ...] [--steps 2 3 4 6 8 10] [--probs 0.5 0.6 0.7 0.8 0.9]
+                                     [--max-wrong 0.08] [--max-later X] [--switch P --release Q]
+                                     [--after-onset 50 100 150 200 250 300]
 
 Runs the model once over every recording of DATA (e.g. gesture:data/gesture-val; several DATA
 are pooled, e.g. a validation split of 1.2 s recordings and one of 2 s) from rest,
@@ -9,11 +10,17 @@ then replays its per-window outputs through each DecisionSpec(smoothing_steps, c
 of the grid (``eventflow.train.evaluate.first_commits``, the rule the pipeline's head uses)
 and prints, per setting: first commit correct / wrong / never, the share of recordings whose
 first commit is correct and within 300 ms of the gesture's onset, and the onset-to-commit
-latency of the correct ones. Marks the setting with the most correct-within-300-ms commits
-(pooled) among those whose wrong-first-commit rate is at most --max-wrong on every DATA given
+latency of the correct ones, and the later decisions per recording (changes of the committed
+class after the first commit, to the recording's end: mostly as the arms ease out of the gesture,
+each one a decision the pipeline prints). Marks the setting with the most correct-within-300-ms
+commits (pooled) among those whose wrong-first-commit rate is at most --max-wrong, and (with
+--max-later) whose later decisions per recording are at most --max-later, on every DATA given
 (not only pooled: a rule that keeps to the cap on average can break it on one recording length;
-the table gives each DATA's wrong rate). Write the choice into the model's config (``decision:``)
-and model.json yourself.
+the table gives each DATA's figures). Write the choice into the model's config (``decision:``)
+and model.json yourself. ``--switch`` / ``--release`` give every rule of the grid that
+``switch_probability`` / ``release_probability`` (a committed class gives way to another only at
+the switch probability until the output has fallen below the release one; ``DecisionSpec``);
+a rule whose commit probability is already at or above the switch one has none.
 
 Then, per delay after the onset (``--after-onset``, ms), how often the network names the class:
 the top class of the last window that ends by onset + delay (the same clock as "within 300 ms":
@@ -37,9 +44,12 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("model")
     ap.add_argument("data", nargs="+")
-    ap.add_argument("--steps", type=int, nargs="+", default=[2, 3, 4, 6, 8])
+    ap.add_argument("--steps", type=int, nargs="+", default=[2, 3, 4, 6, 8, 10])
     ap.add_argument("--probs", type=float, nargs="+", default=[0.5, 0.6, 0.7, 0.8, 0.9])
     ap.add_argument("--max-wrong", type=float, default=0.08)
+    ap.add_argument("--max-later", type=float, default=None, help="cap on later decisions per recording, each DATA")
+    ap.add_argument("--switch", type=float, default=None, help="switch_probability of every rule (default none)")
+    ap.add_argument("--release", type=float, default=0.0, help="release_probability of every rule (default 0)")
     ap.add_argument("--after-onset", type=float, nargs="+", default=[50, 100, 150, 200, 250, 300], metavar="MS")
     a = ap.parse_args()
     model = load_model(a.model)
@@ -53,25 +63,31 @@ def main():
     rows = []
     for s in a.steps:
         for p in a.probs:
-            delay_ms, correct = first_commits(model, outputs, data, onsets,
-                                              replace(model.decision, smoothing_steps=s, commit_probability=p))
+            held = a.switch is not None and a.switch > p
+            rule = replace(model.decision, smoothing_steps=s, commit_probability=p,
+                           switch_probability=a.switch if held else None, release_probability=a.release if held else 0.0)
+            delay_ms, correct, later = first_commits(model, outputs, data, onsets, rule)
             wrong = ~np.isnan(delay_ms) & ~correct
-            each = [float(wrong[b:e].mean()) for b, e in zip(starts[:-1], starts[1:])]
-            rows.append((s, p, commit_summary(delay_ms, correct), each))
-    ok = [row for row in rows if max(row[3]) <= a.max_wrong]
+            parts = list(zip(starts[:-1], starts[1:]))
+            each = [float(wrong[b:e].mean()) for b, e in parts]
+            each_later = [float(later[b:e].mean()) for b, e in parts]
+            rows.append((s, p, commit_summary(delay_ms, correct, later), each, each_later))
+    ok = [row for row in rows if max(row[3]) <= a.max_wrong and (a.max_later is None or max(row[4]) <= a.max_later)]
     best = max(ok, key=lambda row: row[2]["correct_within_300ms"]) if ok else None
-    print(f"{a.model} on {named} (n={len(data)}); current: smoothing_steps={model.decision.smoothing_steps}, "
-          f"commit_probability={model.decision.commit_probability}")
+    d = model.decision
+    print(f"{a.model} on {named} (n={len(data)}); current: smoothing_steps={d.smoothing_steps}, "
+          f"commit_probability={d.commit_probability}, switch_probability={d.switch_probability}, "
+          f"release_probability={d.release_probability}; the grid's: switch {a.switch}, release {a.release}")
     print("| smoothing_steps | commit_probability | correct | wrong | wrong per DATA | never | correct within 300 ms "
-          "| latency p50 / p90 ms | |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for s, p, r, each in rows:
+          "| latency p50 / p90 ms | later decisions per recording, per DATA | |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for s, p, r, each, each_later in rows:
         lat = r["commit_latency_ms"] or {"p50": float("nan"), "p90": float("nan")}
         mark = "best" if best is not None and (s, p) == best[:2] else ""
         print(f"| {s} | {p} | {r['first_commit_correct']:.3f} | {r['first_commit_wrong']:.3f} | "
               f"{' / '.join(f'{w:.3f}' for w in each)} | "
               f"{r['never_committed']:.3f} | {r['correct_within_300ms']:.3f} | {lat['p50']:.0f} / {lat['p90']:.0f} "
-              f"| {mark} |")
+              f"| {' / '.join(f'{x:.3f}' for x in each_later)} | {mark} |")
 
     print()
     print(after_onset_table(model, outputs, data, onsets, a.after_onset))

@@ -88,14 +88,17 @@ class ModelConfig:
 class HeadConfig:
     """``emit``: ``decisions`` (classification: a result when the committed class changes or is
     first reached; detection: a result for each window with a box) or ``windows`` (a result per
-    window; classification's ``committed`` says whether it reached the threshold). A flow model
+    window; classification's ``committed`` says whether the rule committed there). A flow model
     gives a result per window either way. Overrides of the model's head spec (None: the model's):
-    ``smoothing_steps`` / ``commit_probability`` (classification, its DecisionSpec),
+    ``smoothing_steps`` / ``commit_probability`` / ``switch_probability`` / ``release_probability``
+    (classification, its DecisionSpec),
     ``score_threshold`` / ``iou_threshold`` / ``max_boxes`` (detection, its DetectionSpec)."""
 
     emit: str = "decisions"
     smoothing_steps: int | None = None
     commit_probability: float | None = None
+    switch_probability: float | None = None
+    release_probability: float | None = None
     score_threshold: float | None = None
     iou_threshold: float | None = None
     max_boxes: int | None = None
@@ -153,6 +156,10 @@ def _check_ranges(c: PipelineConfig):
     need(sp is None or sp > 0, "head.smoothing_steps", "> 0", sp)
     cp = c.head.commit_probability
     need(cp is None or 0 < cp <= 1, "head.commit_probability", "a probability in (0, 1]", cp)
+    sw = c.head.switch_probability
+    need(sw is None or 0 < sw <= 1, "head.switch_probability", "a probability in (0, 1]", sw)
+    rp = c.head.release_probability
+    need(rp is None or 0 <= rp <= 1, "head.release_probability", "a probability in [0, 1]", rp)
     st = c.head.score_threshold
     need(st is None or 0 < st <= 1, "head.score_threshold", "a score in (0, 1]", st)
     it = c.head.iou_threshold

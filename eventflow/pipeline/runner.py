@@ -83,7 +83,7 @@ class Pipeline:
             raise errors[0]
 
 
-_HEAD_KEYS = {"classification": ("smoothing_steps", "commit_probability"),
+_HEAD_KEYS = {"classification": ("smoothing_steps", "commit_probability", "switch_probability", "release_probability"),
               "detection": ("score_threshold", "iou_threshold", "max_boxes"), "flow": ()}
 
 
@@ -99,7 +99,11 @@ def _head(model, c):
         return FlowHeadStage(model.flow, model.input.input_size, model.input.sensor_size, c.runner.stream)
     spec = model.detection if model.task == "detection" else model.decision
     overrides = {k: getattr(c.head, k) for k in _HEAD_KEYS[model.task] if getattr(c.head, k) is not None}
-    spec = replace(spec, **overrides) if overrides else spec
+    try:   # (the spec checks the overrides against each other and the model's own values)
+        spec = replace(spec, **overrides) if overrides else spec
+    except ValueError as e:
+        prefix = "decision." if model.task == "classification" else "detection."
+        raise ValueError(f"{str(e).replace(prefix, 'head.', 1)} (with model {model.name!r}'s head spec)") from None
     if model.task == "detection":
         return DetectionHeadStage(spec, model.classes, model.input.sensor_size, c.head.emit, c.runner.stream)
     return HeadStage(spec, model.classes, c.head.emit, c.runner.stream)

@@ -23,8 +23,9 @@ cached kernel on its first call: tens to hundreds of ms), leaving the stage's st
   batch of streams.
 - ``HeadStage``: classification by the model's ``DecisionSpec``: softmax of the mean logits of
   the last ``smoothing_steps`` windows, committed at ``commit_probability`` (never the
-  background class). ``emit="decisions"`` returns a result only when the committed class
-  changes or is first reached; ``emit="windows"`` returns every window.
+  background class), a committed class replaced at ``switch_probability`` until released.
+  ``emit="decisions"`` returns a result only when the committed class changes or is first
+  reached; ``emit="windows"`` returns every window (``committed``: the rule fired there).
 """
 from __future__ import annotations
 
@@ -380,7 +381,7 @@ class HeadStage:
         """Results (without ``latency_ms``) for ``windows`` and their logits ``[n, C]``, by the
         model's decision rule (``DecisionSpec.run``: ``DecisionSpec.step`` over all n at once)."""
         before = int(self.state.committed[0])
-        prob, committed, self.state = self.decision.run(logits, self.state)
+        prob, committed, fired, self.state = self.decision.replay(logits, self.state)
         if self.emit == "decisions":
             prev = np.concatenate(([before], committed[:-1]))
             emit = np.flatnonzero((committed >= 0) & (committed != prev))
@@ -390,10 +391,9 @@ class HeadStage:
         for i in emit:
             p = prob[i]
             c = int(p.argmax())
-            is_committed = bool(p[c] >= self.decision.commit_probability and c != self.decision.background)
             r = window_result(windows, i, self.stream, "classification")
             r.update({"class_id": c, "class_name": self.classes[c], "probability": float(p[c]),
-                      "probabilities": p.tolist(), "committed": is_committed})
+                      "probabilities": p.tolist(), "committed": bool(fired[i])})
             out.append(r)
         return out
 
@@ -402,7 +402,8 @@ class HeadStage:
 
     def get_state(self):
         s = self.state
-        return {"ring": s.ring.copy(), "seen": s.seen.copy(), "committed": s.committed.copy()}
+        return {"ring": s.ring.copy(), "seen": s.seen.copy(), "committed": s.committed.copy(),
+                "released": s.released.copy()}
 
     def reset(self, state=None):
         from ..model import DecisionState
@@ -410,8 +411,10 @@ class HeadStage:
         if state is None:
             self.state = self.decision.init_state(len(self.classes))
         else:
+            released = state.get("released")   # (a state saved before the switch rule: released, as it then behaved)
             self.state = DecisionState(np.array(state["ring"], np.float32), np.array(state["seen"], np.int64),
-                                       np.array(state["committed"], np.int64))
+                                       np.array(state["committed"], np.int64),
+                                       np.ones(len(state["seen"]), bool) if released is None else np.array(released, bool))
 
     def shutdown(self):
         pass

@@ -98,33 +98,37 @@ def _predictions(outputs, data: EncodedSet) -> np.ndarray:
 def first_commits(model: Model, outputs: np.ndarray, data: EncodedSet, onset_us, decision=None):
     """Replay each recording's outputs (encoded from t = 0), from rest, through the decision
     rule (``decision``, default the model's): the first window, from the one holding the
-    gesture's onset ``onset_us[i]`` on, where the rule fires (``DecisionSpec.fires``; whatever
-    it committed to before the onset does not count). Returns ``(delay_ms, correct)``, each
-    ``[N]``: the delay from the onset to the end of that window (NaN where the rule never fires)
-    and whether it committed to the labelled class."""
+    gesture's onset ``onset_us[i]`` on, where the rule fires (``DecisionSpec.replay``; whatever
+    it committed to before the onset does not count). Returns ``(delay_ms, correct, later)``,
+    each ``[N]``: the delay from the onset to the end of that window (NaN where the rule never
+    fires), whether it committed to the labelled class, and how many times the committed class
+    changed after that, to the recording's end (each change is a decision the pipeline prints:
+    the rule changing its mind, mostly as the arms ease out of a gesture)."""
     decision = model.decision if decision is None else decision
     W = model.input.window_us
     lengths = data.lengths()   # (a set joined from splits of different lengths is padded after each recording)
     delay_ms = np.full(len(data), np.nan)
     correct = np.zeros(len(data), bool)
+    later = np.zeros(len(data), np.int64)
     for i in range(len(data)):
-        prob, _, _ = decision.run(outputs[i, :int(lengths[i])], decision.init_state(outputs.shape[2]))
-        top, fires = decision.fires(prob)
+        _, committed, fires, _ = decision.replay(outputs[i, :int(lengths[i])], decision.init_state(outputs.shape[2]))
         start_us = int(onset_us[i])
         onset = start_us // W   # the window holding it
         at = np.flatnonzero(fires[onset:])
         if len(at):
             k = onset + int(at[0])
             delay_ms[i] = ((k + 1) * W - start_us) / 1000.0   # to the end of window k
-            correct[i] = top[k] == int(data.y[i])
-    return delay_ms, correct
+            correct[i] = committed[k] == int(data.y[i])
+            later[i] = int(np.count_nonzero(committed[k + 1:] != committed[k:-1]))
+    return delay_ms, correct, later
 
 
-def commit_summary(delay_ms: np.ndarray, correct: np.ndarray) -> dict:
+def commit_summary(delay_ms: np.ndarray, correct: np.ndarray, later: np.ndarray | None = None) -> dict:
     """The streaming figures of ``first_commits``' per-recording results: shares of first commits
     correct / wrong / never, of correct ones within 300 ms of the onset (``correct_within_300ms``)
-    and of any within 300 ms (``committed_within_300ms``), and the spread of the delays to correct
-    first commits (``commit_latency_ms``) and to all first commits (``first_commit_latency_ms``)."""
+    and of any within 300 ms (``committed_within_300ms``), the spread of the delays to correct
+    first commits (``commit_latency_ms``) and to all first commits (``first_commit_latency_ms``),
+    and (given ``later``) the mean number of later decisions per recording (``later_decisions``)."""
     n = len(delay_ms)
     fired = ~np.isnan(delay_ms)
     lat, first_lat = delay_ms[fired & correct], delay_ms[fired]
@@ -132,13 +136,16 @@ def commit_summary(delay_ms: np.ndarray, correct: np.ndarray) -> dict:
     def spread(x):
         return {"p50": float(np.percentile(x, 50)), "p90": float(np.percentile(x, 90)),
                 "max": float(x.max())} if len(x) else None
-    return {"first_commit_correct": int((fired & correct).sum()) / n,
-            "first_commit_wrong": int((fired & ~correct).sum()) / n,
-            "never_committed": int((~fired).sum()) / n,
-            "correct_within_300ms": float((lat <= 300.0).sum() / n),
-            "committed_within_300ms": float((first_lat <= 300.0).sum() / n),
-            "commit_latency_ms": spread(lat),            # onset to a correct first commit
-            "first_commit_latency_ms": spread(first_lat)}   # onset to the first commit, right or wrong
+    out = {"first_commit_correct": int((fired & correct).sum()) / n,
+           "first_commit_wrong": int((fired & ~correct).sum()) / n,
+           "never_committed": int((~fired).sum()) / n,
+           "correct_within_300ms": float((lat <= 300.0).sum() / n),
+           "committed_within_300ms": float((first_lat <= 300.0).sum() / n),
+           "commit_latency_ms": spread(lat),            # onset to a correct first commit
+           "first_commit_latency_ms": spread(first_lat)}   # onset to the first commit, right or wrong
+    if later is not None:
+        out["later_decisions"] = float(np.mean(later))
+    return out
 
 
 def streaming_commits(model: Model, outputs: np.ndarray, data: EncodedSet, onset_us, decision=None) -> dict:
