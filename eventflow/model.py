@@ -123,7 +123,8 @@ class DecisionSpec:
     Once committed, the stream holds its class until another one reaches
     ``switch_probability`` (None: ``commit_probability``), unless it has been released since:
     its top probability fell below ``release_probability`` (the output went undecided, as at
-    rest between gestures), after which ``commit_probability`` is enough again. With a switch
+    rest between gestures) or its top class was the background class, after which
+    ``commit_probability`` is enough again. With a switch
     probability above the commit one, a gesture's own class is committed as soon as before,
     while the weaker evidence of the arms easing out of it back to rest does not change it; a
     confident correction of a wrong commit still does.
@@ -145,16 +146,15 @@ class DecisionSpec:
         check_number(self.commit_probability, "decision.commit_probability", 0, 1)
         if self.background is not None and not (whole(self.background) and self.background >= 0):
             raise ValueError(f"decision.background: expected a class index >= 0 or null, got {self.background!r}")
-        if self.switch_probability is not None:
-            check_number(self.switch_probability, "decision.switch_probability", self.commit_probability, 1,
-                         lo_open=False)
-        check_number(self.release_probability, "decision.release_probability", 0, self.commit_probability,
-                     lo_open=False)
+        if self.switch_probability is not None:   # (at or below the commit probability: no hold)
+            check_number(self.switch_probability, "decision.switch_probability", 0, 1)
+        check_number(self.release_probability, "decision.release_probability", 0, 1, lo_open=False)
 
     @property
     def holds(self) -> bool:
         """Whether a committed class is harder to replace than to commit to (``switch_probability``
-        set): the rule then depends on the stream's past, not only on the current probabilities."""
+        above ``commit_probability``; at or below it, or None, the rule is the plain one): the rule
+        then depends on the stream's past, not only on the current probabilities."""
         return self.switch_probability is not None and self.switch_probability > self.commit_probability
 
     def init_state(self, n_classes: int, batch: int = 1) -> "DecisionState":
@@ -182,7 +182,10 @@ class DecisionSpec:
         if self.holds:
             p_top = prob[np.arange(len(top)), top]
             ok &= (committed < 0) | released | (top == committed) | (p_top >= self.switch_probability)
-            released = np.where(ok, False, released | (p_top < self.release_probability))
+            rest = p_top < self.release_probability
+            if self.background is not None:
+                rest |= top == self.background
+            released = np.where(ok, False, released | rest)
         return ok, np.where(ok, top, committed), released
 
     def step(self, logits, state: "DecisionState"):

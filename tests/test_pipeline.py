@@ -615,8 +615,14 @@ def test_a_head_state_saved_before_the_hold_resumes_as_released():
     assert bool(again.p.head.state.released[0])
 
 
-def test_head_overrides_that_contradict_the_model_name_the_key():
-    with pytest.raises(ValueError, match=r"head\.switch_probability: expected a number in \[0.4, 1\]"):
-        sync_runner(config(head={"switch_probability": 0.3}))
+def test_head_overrides_of_the_commit_probability_work_beside_a_models_hold():
+    import dataclasses
+
+    held = dataclasses.replace(MODEL, decision=DecisionSpec(3, 0.4, None, 0.6, 0.34))
+    for cp in (0.7, 0.2):   # above the model's switch probability (no hold then), below its release one
+        cfg = config(head={"commit_probability": cp})
+        r = SyncRunner(build(cfg, model=held, source=False, sinks=[]))
+        assert r.p.head.decision.commit_probability == cp
+        assert r.p.head.decision.holds == (cp < 0.6)
     with pytest.raises(ValueError, match=r"head\.release_probability: expected a probability in \[0, 1\], got 2"):
         config(head={"release_probability": 2})

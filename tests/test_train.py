@@ -293,10 +293,21 @@ def test_a_committed_class_gives_way_only_at_the_switch_probability_until_releas
     # without a switch probability (as before it existed) the 0.71 replaces class 0 at once
     plain = DecisionSpec(smoothing_steps=1, commit_probability=0.6)
     assert plain.run(np.array(seq4, np.float32), plain.init_state(4))[1].tolist() == [0, 1, 1, 1]
-    with pytest.raises(ValueError, match="decision.switch_probability: expected a number in \\[0.6, 1\\]"):
-        DecisionSpec(commit_probability=0.6, switch_probability=0.5)
-    with pytest.raises(ValueError, match="decision.release_probability: expected a number in \\[0, 0.6\\]"):
-        DecisionSpec(commit_probability=0.6, release_probability=0.7)
+    # a switch probability at or below the commit one holds nothing: the plain rule
+    for low in (0.6, 0.5):
+        d_low = DecisionSpec(smoothing_steps=1, commit_probability=0.6, switch_probability=low, release_probability=0.3)
+        assert not d_low.holds
+        assert d_low.run(np.array(seq4, np.float32), d_low.init_state(4))[1].tolist() == [0, 1, 1, 1]
+    # the background class releases the stream as an undecided output does
+    bg = DecisionSpec(smoothing_steps=1, commit_probability=0.6, background=3, switch_probability=0.9,
+                      release_probability=0.1)
+    seq_bg = [[3.0, 0, 0, 0], [0, 2.0, 0, 0], [0, 0, 0, 5.0], [0, 2.0, 0, 0]]   # 0; 1 held; background; 1 commits
+    _, committed, fired, _ = bg.replay(np.array(seq_bg, np.float32), bg.init_state(4))
+    assert committed.tolist() == [0, 0, 0, 1] and fired.tolist() == [1, 0, 0, 1]
+    with pytest.raises(ValueError, match="decision.switch_probability: expected a number in \\(0, 1\\], got 1.5"):
+        DecisionSpec(switch_probability=1.5)
+    with pytest.raises(ValueError, match="decision.release_probability: expected a number in \\[0, 1\\], got -0.1"):
+        DecisionSpec(release_probability=-0.1)
 
 
 def test_input_spec_matches_frames_of_downsampled_events():

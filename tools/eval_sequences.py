@@ -12,8 +12,9 @@ rule smooths over the last windows); any other decision is a decision at rest. R
 gestures but those that repeat the class before them (no new decision is due there): the share
 whose first decision is correct, correct within 300 ms of the onset, wrong, or missing; and the
 decisions at rest per minute of recording, and the later decisions per minute: those that come
-after a gesture's first one, before its end + 200 ms (the rule changing its mind during a gesture
-or as the arms ease out of it; the pipeline prints each).
+after a gesture's first one, or during a repeated gesture (where none is due), before its end +
+200 ms (the rule changing its mind during a gesture or as the arms ease out of it; the pipeline
+prints each).
 """
 from __future__ import annotations
 
@@ -67,6 +68,7 @@ def main():
         for k, g in enumerate(gt):
             if k and g["class"] == gt[k - 1]["class"]:   # the same class again: no new decision is due
                 repeats += 1
+                later += sum(o == k for o in owner)     # (so any there is a change away and back)
                 continue
             total += 1
             mine = [(t, c) for (t, c), o in zip(said, owner) if o == k]

@@ -25,6 +25,15 @@ def _table(rows, keys):
     return "\n".join(out)
 
 
+def _hold(decision: dict) -> str:
+    """How the rule holds a committed class (``DecisionSpec.switch_probability``), or nothing."""
+    sw, cp = decision.get("switch_probability"), decision["commit_probability"]
+    if sw is None or sw <= cp:
+        return ""
+    return (f"; a committed class gives way to another only at {sw}, until the top probability falls below "
+            f"{decision.get('release_probability', 0.0)}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("name")
@@ -73,7 +82,8 @@ def main():
                 s = r["streaming"]
                 lines += [f"Streaming on {row['data']} (each recording replayed window by window from rest through "
                           f"the decision rule: softmax of the mean of the last {model['decision']['smoothing_steps']} "
-                          f"windows' outputs, committed at {model['decision']['commit_probability']}): first commit "
+                          f"windows' outputs, committed at {model['decision']['commit_probability']}"
+                          f"{_hold(model['decision'])}): first commit "
                           f"correct {s['first_commit_correct']:.3f}, wrong {s['first_commit_wrong']:.3f}, never "
                           f"{s['never_committed']:.3f}; first commit correct and within 300 ms of the gesture's "
                           f"onset: {s.get('correct_within_300ms', float('nan')):.3f}; time from gesture onset to the "
@@ -103,3 +113,4 @@ def main():
 
 if __name__ == "__main__":
     main()
+

@@ -11,7 +11,7 @@ of the grid (``eventflow.train.evaluate.first_commits``, the rule the pipeline's
 and prints, per setting: first commit correct / wrong / never, the share of recordings whose
 first commit is correct and within 300 ms of the gesture's onset, and the onset-to-commit
 latency of the correct ones, and the later decisions per recording (changes of the committed
-class after the first commit, to the recording's end: mostly as the arms ease out of the gesture,
+class after the first commit from the onset on, to the recording's end: mostly as the arms ease out of the gesture,
 each one a decision the pipeline prints). Marks the setting with the most correct-within-300-ms
 commits (pooled) among those whose wrong-first-commit rate is at most --max-wrong, and (with
 --max-later) whose later decisions per recording are at most --max-later, on every DATA given

@@ -99,11 +99,7 @@ def _head(model, c):
         return FlowHeadStage(model.flow, model.input.input_size, model.input.sensor_size, c.runner.stream)
     spec = model.detection if model.task == "detection" else model.decision
     overrides = {k: getattr(c.head, k) for k in _HEAD_KEYS[model.task] if getattr(c.head, k) is not None}
-    try:   # (the spec checks the overrides against each other and the model's own values)
-        spec = replace(spec, **overrides) if overrides else spec
-    except ValueError as e:
-        prefix = "decision." if model.task == "classification" else "detection."
-        raise ValueError(f"{str(e).replace(prefix, 'head.', 1)} (with model {model.name!r}'s head spec)") from None
+    spec = replace(spec, **overrides) if overrides else spec
     if model.task == "detection":
         return DetectionHeadStage(spec, model.classes, model.input.sensor_size, c.head.emit, c.runner.stream)
     return HeadStage(spec, model.classes, c.head.emit, c.runner.stream)

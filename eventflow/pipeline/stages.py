@@ -379,7 +379,7 @@ class HeadStage:
 
     def step(self, windows: Windows, logits: np.ndarray) -> list[dict]:
         """Results (without ``latency_ms``) for ``windows`` and their logits ``[n, C]``, by the
-        model's decision rule (``DecisionSpec.run``: ``DecisionSpec.step`` over all n at once)."""
+        model's decision rule (``DecisionSpec.replay``: ``DecisionSpec.step`` over all n at once)."""
         before = int(self.state.committed[0])
         prob, committed, fired, self.state = self.decision.replay(logits, self.state)
         if self.emit == "decisions":
