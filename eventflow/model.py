@@ -215,16 +215,20 @@ class DecisionSpec:
         >>> committed.tolist(), int(st.seen[0])
         ([-1, 0, 1], 3)
         """
-        prob, committed, _, state = self.replay(logits, state)
+        prob, committed, _, _, state = self.replay(logits, state)
         return prob, committed, state
 
     def replay(self, logits, state: "DecisionState"):
-        """``run``, also giving where the rule fired: ``(probabilities [n, C], committed [n],
-        fired [n] bool, state)``; ``fired[k]``: step k committed (a new class, or the one held)."""
+        """``run``, also giving where the rule fired and where it decided: ``(probabilities [n, C],
+        committed [n], fired [n] bool, decided [n] bool, state)``. ``fired[k]``: step k committed
+        (a new class, or the one held). ``decided[k]``: step k made a decision, one a user is told
+        of: the first commit, a change of class, or (with the hold, ``holds``) a commit after the
+        stream was released, so that the same gesture made again after a rest is decided again."""
         logits = np.asarray(logits, np.float32)
         n, size = len(logits), self.smoothing_steps
         if n == 0:
-            return np.zeros((0, logits.shape[1]), np.float32), np.zeros(0, np.int64), np.zeros(0, bool), state
+            none = np.zeros(0, bool)
+            return np.zeros((0, logits.shape[1]), np.float32), np.zeros(0, np.int64), none, none, state
         seen0 = int(state.seen[0])
         # each step's ring is built, then the softmax of the means is taken for all steps together.
         # Window i's ring: slot s holds the latest step j <= seen0 + i with j = s (mod size), which is
@@ -238,19 +242,22 @@ class DecisionSpec:
         steps = np.minimum(seen0 + 1 + np.arange(n), size).astype(np.float32)[:, None]
         prob = self._softmax_of_means(rings, steps)
         if self.holds:   # (each step's rule depends on the last: one step at a time)
-            committed, fired = np.empty(n, np.int64), np.empty(n, bool)
+            committed, fired, decided = np.empty(n, np.int64), np.empty(n, bool), np.empty(n, bool)
             c, r = state.committed[:1], state.released[:1]
             for k in range(n):
+                c0, r0 = c[0], r[0]
                 f, c, r = self._commit(prob[k:k + 1], c, r)
                 committed[k], fired[k] = c[0], f[0]
+                decided[k] = f[0] and (r0 or c[0] != c0)
             released = r.copy()
         else:
             top, fired = self.fires(prob)
             last_ok = np.maximum.accumulate(np.where(fired, np.arange(n), -1))
             committed = np.where(last_ok >= 0, top[np.maximum(last_ok, 0)], state.committed[0]).astype(np.int64)
+            decided = committed != np.concatenate((state.committed[:1], committed[:-1]))
             released = state.released[:1].copy()
-        return prob, committed, fired, DecisionState(ring[None], np.array([seen0 + n], np.int64),
-                                                     committed[-1:].copy(), released)
+        return prob, committed, fired, decided, DecisionState(ring[None], np.array([seen0 + n], np.int64),
+                                                              committed[-1:].copy(), released)
 
 
 class DecisionState(NamedTuple):

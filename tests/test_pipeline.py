@@ -342,16 +342,21 @@ def test_decision_run_over_all_windows_at_once_equals_step_by_step(seed, steps, 
     rng = np.random.default_rng(seed)
     logits = (rng.standard_normal((n, 4)) * 3).astype(np.float32)
     d = DecisionSpec(steps, 0.5, background) if hold is None else DecisionSpec(steps, 0.5, background, *hold)
-    state, probs, committed = d.init_state(4), [], []
+    state, probs, committed, decided = d.init_state(4), [], [], []
     for row in logits:
+        before = state
         p, c, state = d.step(row[None], state)
         probs.append(p[0])
         committed.append(int(c[0]))
+        # a decision: the class changed, or (with the hold) the stream committed again after a release
+        decided.append(bool(c[0] != before.committed[0] or (before.released[0] and not state.released[0])))
     cut = min(cut, n)   # in two calls, the state carried between them
     p1, c1, mid = d.run(logits[:cut], d.init_state(4))
     p2, c2, end = d.run(logits[cut:], mid)
     np.testing.assert_array_equal(np.concatenate([p1, p2]), np.array(probs))
     assert np.concatenate([c1, c2]).tolist() == committed
+    mid = d.replay(logits[:cut], d.init_state(4))
+    assert np.concatenate([mid[3], d.replay(logits[cut:], mid[4])[3]]).tolist() == decided
     for a, b in zip(end, state):
         np.testing.assert_array_equal(a, b)
 

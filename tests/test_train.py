@@ -282,14 +282,23 @@ def test_a_committed_class_gives_way_only_at_the_switch_probability_until_releas
            [0.0, 0.0, 0.0],    # undecided, but 1/3 of three classes stays above the release at 0.3
            [0.0, 0.0, 0.0],
            [-1.0, -1.0, 1.0]]  # class 2 at ~0.79: not released, so held back
-    _, committed, fired, st = d.replay(np.array(seq, np.float32), d.init_state(3))
+    _, committed, fired, decided, st = d.replay(np.array(seq, np.float32), d.init_state(3))
     assert committed.tolist() == [0, 0, 1, 1, 1, 1, 1] and fired.tolist() == [1, 0, 1, 0, 0, 0, 0]
+    assert decided.tolist() == [1, 0, 1, 0, 0, 0, 0]
     assert not st.released[0]
     # four classes: the uniform output (0.25) falls below 0.3 and releases the stream; then 0.6 commits again
     d4 = DecisionSpec(smoothing_steps=1, commit_probability=0.6, switch_probability=0.9, release_probability=0.3)
     seq4 = [[3.0, 0, 0, 0], [0, 2.0, 0, 0], [0, 0, 0, 0], [0, 2.0, 0, 0]]   # 0 at 0.87; 1 at 0.71; rest; 1 at 0.71
-    _, committed, fired, st = d4.replay(np.array(seq4, np.float32), d4.init_state(4))
-    assert committed.tolist() == [0, 0, 0, 1] and fired.tolist() == [1, 0, 0, 1]
+    _, committed, fired, decided, st = d4.replay(np.array(seq4, np.float32), d4.init_state(4))
+    assert committed.tolist() == [0, 0, 0, 1] and fired.tolist() == [1, 0, 0, 1] and decided.tolist() == [1, 0, 0, 1]
+    # the same class again after a release is a new decision (a gesture made twice with a rest
+    # between); held, it fires every step but is decided once
+    again = np.array([[3.0, 0, 0, 0], [3.0, 0, 0, 0], [0, 0, 0, 0], [3.0, 0, 0, 0], [3.0, 0, 0, 0]], np.float32)
+    _, committed, fired, decided, _ = d4.replay(again, d4.init_state(4))
+    assert committed.tolist() == [0] * 5 and fired.tolist() == [1, 1, 0, 1, 1] and decided.tolist() == [1, 0, 0, 1, 0]
+    # the plain rule tracks no release: it decides where the class changes
+    plain_again = DecisionSpec(smoothing_steps=1, commit_probability=0.6)
+    assert plain_again.replay(again, plain_again.init_state(4))[3].tolist() == [1, 0, 0, 0, 0]
     # without a switch probability (as before it existed) the 0.71 replaces class 0 at once
     plain = DecisionSpec(smoothing_steps=1, commit_probability=0.6)
     assert plain.run(np.array(seq4, np.float32), plain.init_state(4))[1].tolist() == [0, 1, 1, 1]
@@ -302,7 +311,7 @@ def test_a_committed_class_gives_way_only_at_the_switch_probability_until_releas
     bg = DecisionSpec(smoothing_steps=1, commit_probability=0.6, background=3, switch_probability=0.9,
                       release_probability=0.1)
     seq_bg = [[3.0, 0, 0, 0], [0, 2.0, 0, 0], [0, 0, 0, 5.0], [0, 2.0, 0, 0]]   # 0; 1 held; background; 1 commits
-    _, committed, fired, _ = bg.replay(np.array(seq_bg, np.float32), bg.init_state(4))
+    _, committed, fired, _, _ = bg.replay(np.array(seq_bg, np.float32), bg.init_state(4))
     assert committed.tolist() == [0, 0, 0, 1] and fired.tolist() == [1, 0, 0, 1]
     with pytest.raises(ValueError, match="decision.switch_probability: expected a number in \\(0, 1\\], got 1.5"):
         DecisionSpec(switch_probability=1.5)

@@ -86,8 +86,9 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class HeadConfig:
-    """``emit``: ``decisions`` (classification: a result when the committed class changes or is
-    first reached; detection: a result for each window with a box) or ``windows`` (a result per
+    """``emit``: ``decisions`` (classification: a result where the decision rule decides: the
+    committed class is first reached or changes, or, with the model's hold, the same class is
+    committed again after the output went undecided, as a gesture made again after a rest; detection: a result for each window with a box) or ``windows`` (a result per
     window; classification's ``committed`` says whether the rule committed there). A flow model
     gives a result per window either way. Overrides of the model's head spec (None: the model's):
     ``smoothing_steps`` / ``commit_probability`` / ``switch_probability`` / ``release_probability``

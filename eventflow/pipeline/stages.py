@@ -24,8 +24,10 @@ cached kernel on its first call: tens to hundreds of ms), leaving the stage's st
 - ``HeadStage``: classification by the model's ``DecisionSpec``: softmax of the mean logits of
   the last ``smoothing_steps`` windows, committed at ``commit_probability`` (never the
   background class), a committed class replaced at ``switch_probability`` until released.
-  ``emit="decisions"`` returns a result only when the committed class changes or is first
-  reached; ``emit="windows"`` returns every window (``committed``: the rule fired there).
+  ``emit="decisions"`` returns a result only where the rule decides (``DecisionSpec.replay``):
+  the committed class is first reached or changes, or, with the hold, is committed again after
+  the stream was released (the same gesture again after a rest); ``emit="windows"`` returns
+  every window (``committed``: the rule fired there).
 """
 from __future__ import annotations
 
@@ -380,11 +382,9 @@ class HeadStage:
     def step(self, windows: Windows, logits: np.ndarray) -> list[dict]:
         """Results (without ``latency_ms``) for ``windows`` and their logits ``[n, C]``, by the
         model's decision rule (``DecisionSpec.replay``: ``DecisionSpec.step`` over all n at once)."""
-        before = int(self.state.committed[0])
-        prob, committed, fired, self.state = self.decision.replay(logits, self.state)
+        prob, committed, fired, decided, self.state = self.decision.replay(logits, self.state)
         if self.emit == "decisions":
-            prev = np.concatenate(([before], committed[:-1]))
-            emit = np.flatnonzero((committed >= 0) & (committed != prev))
+            emit = np.flatnonzero(decided)
         else:
             emit = range(len(windows))
         out = []

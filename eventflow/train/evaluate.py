@@ -101,9 +101,10 @@ def first_commits(model: Model, outputs: np.ndarray, data: EncodedSet, onset_us,
     gesture's onset ``onset_us[i]`` on, where the rule fires (``DecisionSpec.replay``; whatever
     it committed to before the onset does not count). Returns ``(delay_ms, correct, later)``,
     each ``[N]``: the delay from the onset to the end of that window (NaN where the rule never
-    fires), whether it committed to the labelled class, and how many times the committed class
-    changed after that, to the recording's end (each change is a decision the pipeline prints:
-    the rule changing its mind, mostly as the arms ease out of a gesture)."""
+    fires), whether it committed to the labelled class, and how many decisions the rule made
+    after that, to the recording's end (``replay``'s ``decided``: each is a decision the pipeline
+    prints: the rule changing its mind, mostly as the arms ease out of a gesture, or deciding the
+    same class again after the output went undecided)."""
     decision = model.decision if decision is None else decision
     W = model.input.window_us
     lengths = data.lengths()   # (a set joined from splits of different lengths is padded after each recording)
@@ -111,7 +112,7 @@ def first_commits(model: Model, outputs: np.ndarray, data: EncodedSet, onset_us,
     correct = np.zeros(len(data), bool)
     later = np.zeros(len(data), np.int64)
     for i in range(len(data)):
-        _, committed, fires, _ = decision.replay(outputs[i, :int(lengths[i])], decision.init_state(outputs.shape[2]))
+        _, committed, fires, decided, _ = decision.replay(outputs[i, :int(lengths[i])], decision.init_state(outputs.shape[2]))
         start_us = int(onset_us[i])
         onset = start_us // W   # the window holding it
         at = np.flatnonzero(fires[onset:])
@@ -119,7 +120,7 @@ def first_commits(model: Model, outputs: np.ndarray, data: EncodedSet, onset_us,
             k = onset + int(at[0])
             delay_ms[i] = ((k + 1) * W - start_us) / 1000.0   # to the end of window k
             correct[i] = committed[k] == int(data.y[i])
-            later[i] = int(np.count_nonzero(committed[k + 1:] != committed[k:-1]))
+            later[i] = int(np.count_nonzero(decided[k + 1:]))
     return delay_ms, correct, later
 
 
