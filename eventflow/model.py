@@ -127,7 +127,9 @@ class DecisionSpec:
     ``commit_probability`` is enough again. With a switch
     probability above the commit one, a gesture's own class is committed as soon as before,
     while the weaker evidence of the arms easing out of it back to rest does not change it; a
-    confident correction of a wrong commit still does.
+    confident correction of a wrong commit still does. A commit after a release is a new
+    decision even in the class held (``replay``'s ``decided``): the same gesture made again
+    after a rest is told again. The release is tracked with or without the hold.
     """
 
     smoothing_steps: int = 10
@@ -176,16 +178,21 @@ class DecisionSpec:
         z = np.exp(mean - mean.max(-1, keepdims=True))
         return z / z.sum(-1, keepdims=True)
 
+    def _rest(self, prob, top):
+        """Where the output is at rest: its top probability below ``release_probability``, or the
+        background class on top."""
+        rest = prob[np.arange(len(top)), top] < self.release_probability
+        if self.background is not None:
+            rest |= top == self.background
+        return rest
+
     def _commit(self, prob, committed, released):
         """One step of the commit rule for a batch: ``(fired, committed, released)``."""
         top, ok = self.fires(prob)
         if self.holds:
             p_top = prob[np.arange(len(top)), top]
             ok &= (committed < 0) | released | (top == committed) | (p_top >= self.switch_probability)
-            rest = p_top < self.release_probability
-            if self.background is not None:
-                rest |= top == self.background
-            released = np.where(ok, False, released | rest)
+        released = np.where(ok, False, released | self._rest(prob, top))
         return ok, np.where(ok, top, committed), released
 
     def step(self, logits, state: "DecisionState"):
@@ -222,8 +229,9 @@ class DecisionSpec:
         """``run``, also giving where the rule fired and where it decided: ``(probabilities [n, C],
         committed [n], fired [n] bool, decided [n] bool, state)``. ``fired[k]``: step k committed
         (a new class, or the one held). ``decided[k]``: step k made a decision, one a user is told
-        of: the first commit, a change of class, or (with the hold, ``holds``) a commit after the
-        stream was released, so that the same gesture made again after a rest is decided again."""
+        of: the first commit, a change of class, or a commit after the stream was released (its
+        output at rest since the last commit: below ``release_probability``, or the background
+        class on top), so that the same gesture made again after a rest is decided again."""
         logits = np.asarray(logits, np.float32)
         n, size = len(logits), self.smoothing_steps
         if n == 0:
@@ -250,12 +258,17 @@ class DecisionSpec:
                 committed[k], fired[k] = c[0], f[0]
                 decided[k] = f[0] and (r0 or c[0] != c0)
             released = r.copy()
-        else:
+        else:   # (the rule fires on the current probabilities alone: all steps at once)
             top, fired = self.fires(prob)
-            last_ok = np.maximum.accumulate(np.where(fired, np.arange(n), -1))
+            k = np.arange(n)
+            last_ok = np.maximum.accumulate(np.where(fired, k, -1))
             committed = np.where(last_ok >= 0, top[np.maximum(last_ok, 0)], state.committed[0]).astype(np.int64)
-            decided = committed != np.concatenate((state.committed[:1], committed[:-1]))
-            released = state.released[:1].copy()
+            # released after step k: a rest since the last step that fired (or, with none, the state's)
+            last_rest = np.maximum.accumulate(np.where(self._rest(prob, top) & ~fired, k, -1))
+            after = np.where(last_ok >= 0, last_rest > last_ok, state.released[0] | (last_rest >= 0))
+            before = np.concatenate((state.released[:1], after[:-1]))
+            decided = (committed != np.concatenate((state.committed[:1], committed[:-1]))) | (fired & before)
+            released = after[-1:].copy()
         return prob, committed, fired, decided, DecisionState(ring[None], np.array([seen0 + n], np.int64),
                                                               committed[-1:].copy(), released)
 
@@ -264,7 +277,7 @@ class DecisionState(NamedTuple):
     ring: np.ndarray        # [B, smoothing_steps, C] last logits
     seen: np.ndarray        # [B] steps seen
     committed: np.ndarray   # [B] committed class, -1 before the first commit
-    released: np.ndarray    # [B] bool: the top probability fell below release_probability since the last commit
+    released: np.ndarray    # [B] bool: the output was at rest (below release_probability, or background) since the last commit
 
 
 @dataclass(frozen=True)

@@ -337,7 +337,7 @@ def test_slow_consumer_with_a_drop_policy_counts_the_dropped_events(policy):
 
 @settings(max_examples=80, deadline=None)
 @given(seed=st.integers(0, 1000), steps=st.integers(1, 12), n=st.integers(1, 40), cut=st.integers(0, 40),
-       background=st.sampled_from([None, 0]), hold=st.sampled_from([None, (0.8, 0.3), (0.5, 0.0), (1.0, 0.5)]))
+       background=st.sampled_from([None, 0]), hold=st.sampled_from([None, (0.8, 0.3), (0.5, 0.0), (1.0, 0.5), (0.5, 0.3), (None, 0.35)]))
 def test_decision_run_over_all_windows_at_once_equals_step_by_step(seed, steps, n, cut, background, hold):
     rng = np.random.default_rng(seed)
     logits = (rng.standard_normal((n, 4)) * 3).astype(np.float32)
@@ -594,16 +594,17 @@ def test_a_held_decision_rule_from_the_config_is_cut_independent_and_holds(cuts)
     windows = strip(feed(sync_runner(held), EVENTS, []))
     assert strip(feed(sync_runner(held), EVENTS, sorted(cuts))) == windows
     decisions = strip(feed(sync_runner(config(head={"emit": "decisions", **HELD})), EVENTS, sorted(cuts)))
+    assert decisions == strip(feed(sync_runner(config(head={"emit": "decisions", **HELD})), EVENTS, []))
     plain = strip(feed(sync_runner(config(head={"emit": "decisions"})), EVENTS, []))
     assert decisions and decisions != plain   # (the override reaches the head, and changes what it says)
-    # each change of class came at the switch probability, or after the output fell below the release one
+    # each decision after the first came at the switch probability, or after the output fell below the release one
     at = {w["t_start_us"]: i for i, w in enumerate(windows)}
     for prev, d in zip(decisions, decisions[1:]):
         between = windows[at[prev["t_start_us"]] + 1:at[d["t_start_us"]]]
         assert d["probability"] >= 0.6 or any(w["probability"] < 0.34 for w in between)
 
 
-def test_a_head_state_saved_before_the_hold_resumes_as_released():
+def test_a_head_state_saved_before_the_release_was_tracked_resumes_holding_its_class():
     cfg = config(head={"emit": "windows", **HELD})
     whole = strip(feed(sync_runner(cfg), EVENTS, []))
     first = sync_runner(cfg)
@@ -613,11 +614,19 @@ def test_a_head_state_saved_before_the_hold_resumes_as_released():
     fresh = sync_runner(cfg)
     fresh.reset(saved)
     assert strip(got + fresh.step(EVENTS[1500:]) + fresh.finish()) == whole
-    old = copy.deepcopy(saved)
-    del old["head"]["released"]   # a state from before the hold existed: released, as the rule then behaved
-    again = sync_runner(cfg)
-    again.reset(old)
-    assert bool(again.p.head.state.released[0])
+    # a state from before the release was tracked: a committed stream resumes holding its class and
+    # says what an uninterrupted run says (its next commit of that class is not told again)
+    decided = config(head={"emit": "decisions", **HELD})
+    told = strip(feed(sync_runner(decided), EVENTS, []))
+    for cut in range(500, len(EVENTS), 500):
+        first = sync_runner(decided)
+        got = first.step(EVENTS[:cut])
+        old = copy.deepcopy(first.get_state())
+        del old["head"]["released"]
+        again = sync_runner(decided)
+        again.reset(old)
+        assert bool(again.p.head.state.released[0]) == (old["head"]["committed"][0] < 0)
+        assert strip(got + again.step(EVENTS[cut:]) + again.finish()) == told, cut
 
 
 def test_head_overrides_of_the_commit_probability_work_beside_a_models_hold():

@@ -296,9 +296,12 @@ def test_a_committed_class_gives_way_only_at_the_switch_probability_until_releas
     again = np.array([[3.0, 0, 0, 0], [3.0, 0, 0, 0], [0, 0, 0, 0], [3.0, 0, 0, 0], [3.0, 0, 0, 0]], np.float32)
     _, committed, fired, decided, _ = d4.replay(again, d4.init_state(4))
     assert committed.tolist() == [0] * 5 and fired.tolist() == [1, 1, 0, 1, 1] and decided.tolist() == [1, 0, 0, 1, 0]
-    # the plain rule tracks no release: it decides where the class changes
-    plain_again = DecisionSpec(smoothing_steps=1, commit_probability=0.6)
-    assert plain_again.replay(again, plain_again.init_state(4))[3].tolist() == [1, 0, 0, 0, 0]
+    # the plain rule (no hold) tracks the release too; with no release probability, nothing releases
+    plain_again = DecisionSpec(smoothing_steps=1, commit_probability=0.6, release_probability=0.3)
+    _, _, fired, decided, st = plain_again.replay(again, plain_again.init_state(4))
+    assert fired.tolist() == [1, 1, 0, 1, 1] and decided.tolist() == [1, 0, 0, 1, 0] and not st.released[0]
+    never = DecisionSpec(smoothing_steps=1, commit_probability=0.6)
+    assert never.replay(again, never.init_state(4))[3].tolist() == [1, 0, 0, 0, 0]
     # without a switch probability (as before it existed) the 0.71 replaces class 0 at once
     plain = DecisionSpec(smoothing_steps=1, commit_probability=0.6)
     assert plain.run(np.array(seq4, np.float32), plain.init_state(4))[1].tolist() == [0, 1, 1, 1]
@@ -431,6 +434,18 @@ def test_streaming_commits_time_the_first_commit_after_onset():
     assert r["later_decisions"] == 1 / 3
     _, _, later = first_commits(model, out, data, [60_000, 60_000, 60_000])
     assert later.tolist() == [0, 1, 0]
+    # the same class committed again after the output went to rest is a later decision too, with or
+    # without the hold (three classes: the uniform output, 1/3, is below the release probability 0.4)
+    again = np.full((1, 10, 3), -9.0, np.float32)
+    again[0, :, 0] = 0.0
+    again[0, 5] = 0.0           # at rest in step 5, between two runs of class 0
+    one = EncodedSet(torch.zeros(1, 10, 2, 1, 1), torch.tensor([0]), torch.tensor([3]), torch.tensor([10]))
+    for switch in (0.95, None):
+        model.decision = DecisionSpec(1, 0.9, None, switch, 0.4)
+        delay, correct, later = first_commits(model, again, one, [60_000])
+        assert correct.tolist() == [True] and later.tolist() == [1]
+    model.decision = DecisionSpec(1, 0.9, None, 0.95, 0.0)   # no release: one decision
+    assert first_commits(model, again, one, [60_000])[2].tolist() == [0]
 
 
 def test_calibration_leaves_layers_before_a_batch_norm_alone():

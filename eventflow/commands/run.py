@@ -11,7 +11,7 @@ HELP = """Run the streaming pipeline: source -> decode -> window/encode -> model
 With no CONFIG, the embedded default (configs/default.yaml): replay the bundled sample
 recording through the shipped model 'gesture-snn' and print one JSON line per decision
 (a window where the committed class is first reached or changes, or where the same class is
-committed again after the output went undecided: a gesture made again after a rest).
+committed again after the output went to rest: a gesture made again after a rest).
 
 Sources (--source): PATH or file:PATH (any eventflow format), sample (the bundled
 recording), sim:SCENE[?seed=S&seconds=D], - or stdin: (raw 16-byte EventCD records),

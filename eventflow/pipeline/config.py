@@ -87,13 +87,13 @@ class ModelConfig:
 @dataclass(frozen=True)
 class HeadConfig:
     """``emit``: ``decisions`` (classification: a result where the decision rule decides: the
-    committed class is first reached or changes, or, with the model's hold, the same class is
-    committed again after the output went undecided, as a gesture made again after a rest; detection: a result for each window with a box) or ``windows`` (a result per
-    window; classification's ``committed`` says whether the rule committed there). A flow model
-    gives a result per window either way. Overrides of the model's head spec (None: the model's):
-    ``smoothing_steps`` / ``commit_probability`` / ``switch_probability`` / ``release_probability``
-    (classification, its DecisionSpec),
-    ``score_threshold`` / ``iou_threshold`` / ``max_boxes`` (detection, its DetectionSpec)."""
+    committed class is first reached or changes, or the same class is committed again after the
+    output went to rest, as a gesture made again after a rest; detection: a result for each
+    window with a box) or ``windows`` (a result per window; classification's ``committed`` says
+    whether the rule committed there). A flow model gives a result per window either way.
+    Overrides of the model's head spec (None: the model's): ``smoothing_steps`` /
+    ``commit_probability`` / ``switch_probability`` / ``release_probability`` (classification,
+    its DecisionSpec), ``score_threshold`` / ``iou_threshold`` / ``max_boxes`` (detection, its DetectionSpec)."""
 
     emit: str = "decisions"
     smoothing_steps: int | None = None

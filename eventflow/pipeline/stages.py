@@ -25,9 +25,9 @@ cached kernel on its first call: tens to hundreds of ms), leaving the stage's st
   the last ``smoothing_steps`` windows, committed at ``commit_probability`` (never the
   background class), a committed class replaced at ``switch_probability`` until released.
   ``emit="decisions"`` returns a result only where the rule decides (``DecisionSpec.replay``):
-  the committed class is first reached or changes, or, with the hold, is committed again after
-  the stream was released (the same gesture again after a rest); ``emit="windows"`` returns
-  every window (``committed``: the rule fired there).
+  the committed class is first reached or changes, or is committed again after the stream was
+  released (the same gesture again after a rest); ``emit="windows"`` returns every window
+  (``committed``: the rule fired there).
 """
 from __future__ import annotations
 
@@ -411,10 +411,11 @@ class HeadStage:
         if state is None:
             self.state = self.decision.init_state(len(self.classes))
         else:
-            released = state.get("released")   # (a state saved before the switch rule: released, as it then behaved)
+            committed = np.array(state["committed"], np.int64)
+            released = state.get("released")   # (a state saved before the release was tracked: a committed
+            # stream resumes holding its class, so its next commit of that class is not told again)
             self.state = DecisionState(np.array(state["ring"], np.float32), np.array(state["seen"], np.int64),
-                                       np.array(state["committed"], np.int64),
-                                       np.ones(len(state["seen"]), bool) if released is None else np.array(released, bool))
+                                       committed, committed < 0 if released is None else np.array(released, bool))
 
     def shutdown(self):
         pass
