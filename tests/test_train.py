@@ -813,3 +813,25 @@ def test_predict_runs_to_the_last_labelled_step_and_gives_the_whole_runs_means()
     assert out.std(0).min() > 0
     for batch in (2, 4, 64):
         assert torch.allclose(predict(net, data, batch_size=batch), whole, atol=1e-6)
+
+
+GPU = "cuda" if torch.cuda.is_available() else None
+
+
+@pytest.mark.skipif(GPU is None, reason="needs a CUDA GPU (tools/gpu_check.sh runs it on one)")
+def test_a_tiny_net_trains_on_a_gpu_as_on_the_cpu_and_its_checkpoint_resumes_on_the_cpu(tmp_path, device=GPU):
+    """`device: cuda` trains there (the data, the random draws and the checkpoints stay on the CPU):
+    it learns as the CPU run does, its checkpoint resumes on the CPU, and the model it exports runs on
+    the sparse kernels with the torch reference's outputs."""
+    tr, va = moving_dot_set(64, 1), moving_dot_set(32, 2)
+    train(replace(_cfg(tmp_path / "cpu", 20), device="cpu"), data=(tr, va), log=lambda m: None)
+    logs = []
+    train(replace(_cfg(tmp_path / "gpu", 20), device=device), data=(tr, va), log=logs.append, stop_after=12)
+    assert device == "cpu" or any(m.startswith(f"training on {device}") for m in logs)
+    folder = train(replace(_cfg(tmp_path / "gpu", 20), device="cpu"), data=(tr, va), resume=True, log=lambda m: None)
+    hc = json.load(open(tmp_path / "cpu" / "dots" / "checkpoint.json"))["history"]
+    hg = json.load(open(tmp_path / "gpu" / "dots" / "checkpoint.json"))["history"]
+    assert len(hg) == len(hc) == 20
+    assert hg[0]["train_loss"] == pytest.approx(hc[0]["train_loss"], rel=0.02)   # (float32 sums in another order)
+    assert max(h["val_accuracy"] for h in hg) >= 0.9 and max(h["val_accuracy"] for h in hc) >= 0.9
+    _assert_kernels_equal_reference(load_model(folder), va)

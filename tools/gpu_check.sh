@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The GPU checks, in one run, for a machine with a CUDA GPU (the device machine of a session that
 # is lent one): GpuNetwork's tests (tests/test_snn_gpu.py, whose GPU tier is skipped elsewhere),
+# training on the GPU (tests/test_train.py's GPU test: a tiny net trained there, resumed on the CPU),
 # `eventflow bench snn --device cuda`, and the SNN peers on the same GPU in the same run.
 # Writes its logs to ${OUT:-gpu-check}/. Wheels of the peers (pure Python) may be given in .whl/.
 #
@@ -19,6 +20,7 @@ python3 -m pip install -q --no-index --no-deps --no-build-isolation -e . >"$OUT/
   python3 -c 'import sys, torch, triton, numba, numpy; print(sys.version.split()[0], "torch", torch.__version__,
 "triton", triton.__version__, "numba", numba.__version__, "numpy", numpy.__version__)'; } 2>&1 | tee "$OUT/env.txt"
 python3 -m pytest -q -p no:cacheprovider tests/test_snn_gpu.py -rs 2>&1 | tee "$OUT/tests.txt"
+python3 -m pytest -q -p no:cacheprovider tests/test_train.py -k "gpu or training_device" -rs 2>&1 | tee "$OUT/train.txt"
 python3 -m eventflow bench snn --device cuda --steps 200 --warmup 20 --json 2>&1 | tee "$OUT/bench.jsonl"
 python3 tools/bench_snn_peers.py --device cuda --batch 1 16 --steps 100 --warmup 10 --check 3 \
   --impl eventflow eventflow-eager snntorch norse spikingjelly torch onnxruntime 2>&1 | tee "$OUT/peers.txt"
