@@ -139,6 +139,7 @@ class DecisionSpec:
     release_probability: float = 0.0
 
     MAX_SMOOTHING_STEPS = 10_000   # (a ring of this many steps' outputs is kept per stream)
+    STEPWISE_MAX = 4               # (replay: up to this many steps, step by step even without the hold)
 
     def __post_init__(self):
         def whole(v):
@@ -249,7 +250,8 @@ class DecisionSpec:
         ring = rings[-1].copy()
         steps = np.minimum(seen0 + 1 + np.arange(n), size).astype(np.float32)[:, None]
         prob = self._softmax_of_means(rings, steps)
-        if self.holds:   # (each step's rule depends on the last: one step at a time)
+        if self.holds or n <= self.STEPWISE_MAX:   # (with the hold each step's rule depends on the last;
+            # without it, one step at a time is also the quicker way for the few windows of a live call)
             committed, fired, decided = np.empty(n, np.int64), np.empty(n, bool), np.empty(n, bool)
             c, r = state.committed[:1], state.released[:1]
             for k in range(n):

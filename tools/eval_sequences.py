@@ -7,7 +7,7 @@ Recording i is the simulator's gesture scene with seed ``sample_seed(--seed, i)`
 is used by no dataset of configs/: 21 train, 22 validation, 23 test), performing ``--gestures``
 classes drawn from that seed, 2 s each with rests. Each is replayed through the pipeline's
 decision rule (``head.emit=decisions``: a result where the rule decides: the committed class
-changes, or, with the hold, the same class is committed again after the output went undecided).
+changes, or the same class is committed again after the output went to rest).
 A decision belongs to gesture k when it comes between its labelled start and 200 ms after its
 end (the rule smooths over the last windows); any other decision is a decision at rest. Reports,
 over all gestures: the share whose first decision is correct, correct within 300 ms of the onset,

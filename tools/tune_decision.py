@@ -12,8 +12,8 @@ and prints, per setting: first commit correct / wrong / never, the share of reco
 first commit is correct and within 300 ms of the gesture's onset, and the onset-to-commit
 latency of the correct ones, and the later decisions per recording (the rule's decisions after
 the first commit from the onset on, to the recording's end: changes of the committed class, mostly
-as the arms ease out of the gesture, and, with the hold, the same class committed again after the
-output went undecided; each one a decision the pipeline prints). Marks the setting with the most correct-within-300-ms
+as the arms ease out of the gesture, and the same class committed again after the output went to
+rest; each one a decision the pipeline prints). Marks the setting with the most correct-within-300-ms
 commits (pooled) among those whose wrong-first-commit rate is at most --max-wrong, and (with
 --max-later) whose later decisions per recording are at most --max-later, on every DATA given
 (not only pooled: a rule that keeps to the cap on average can break it on one recording length;
