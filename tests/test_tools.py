@@ -1,4 +1,5 @@
-"""The model tools a card's figures come from (tools/tune_decision.py, tools/eval_sequences.py)
+"""The model tools a card's figures come from (tools/tune_decision.py, tools/eval_sequences.py,
+tools/onset_cues.py)
 agree with `eventflow eval` and the pipeline, run as a user runs them."""
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
+from eventflow.datasets import SimGesture
 from eventflow.model import list_models, load_model
 from eventflow.train.evaluate import evaluate_model
 
@@ -60,3 +63,26 @@ def test_eval_sequences_scores_every_gesture_of_a_recording():
     assert shares == pytest.approx(1.0, abs=2e-3)
     assert r["correct_within_300ms"] <= r["first_decision_correct"]
     assert r["first_decision_correct"] >= 0.8 and r["decisions_at_rest"] == 0
+
+
+def test_onset_cues_counts_the_events_around_each_onset_from_the_files(gestures):
+    r = json.loads(tool("onset_cues.py", "gesture-snn", gestures, "--json"))
+    assert r["n"] == 11 and r["output_never_wakes"] == 0   # (the output leaves rest in every gesture)
+    ds = SimGesture(gestures.partition(":")[2])
+    W = load_model("gesture-snn").input.window_us
+    before, at = [], []
+    for i in range(len(ds)):
+        t = ds.events(i)["t"].astype(np.int64)
+        k0 = int(ds.ground_truth(i)["t_start"][0]) // W
+        before.append(max((np.sum(t // W == k) for k in range(k0)), default=0))
+        at.append([int(np.sum(t // W == k)) for k in (k0, k0 + 1, k0 + 2)])
+    before, three = np.array(before), np.array(at)
+    at = three[:, 0]
+    assert r["events_most_before_onset_p50_p90_max"][2] == before.max()
+    assert r["events_onset_window_min_p10_p50"][0] == at.min()
+    assert r["more_events_before_onset_than_in_its_window"] == pytest.approx(np.mean(before > at), abs=1e-3)
+    p50, p90, most = r["output_wakes_after_onset_ms_p50_p90_max"]
+    assert 0 < p50 <= p90 <= most <= 2000   # (after the onset, within the 2 s recordings)
+    # a threshold finds an onset in time where no window before it reaches the threshold and one of its first three does
+    best = max(np.mean((before < t) & (three.max(1) >= t)) for t in range(1, int(three.max()) + 1))
+    assert r["event_threshold_best_finds_onset_in_time"] == pytest.approx(best, abs=1e-3)
