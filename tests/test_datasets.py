@@ -338,6 +338,12 @@ def test_dvs_gesture_cuts_each_labelled_gesture(tmp_path):
         assert target == cls - 1 and same_events(events, a[(ta >= t0) & (ta < t1)])
     test = DVSGesture(tmp_path / "DvsGesture", train=False, target_transform=lambda t: -t)
     assert len(test) == 1 and same_events(test[0][0], b[:500]) and test[0][1] == 0
+    assert train.interval(1) == (int(ta[1200]), int(ta[2999]))
+    rebased = DVSGesture(tmp_path, train=True, from_start=True)   # each gesture on a clock from its start
+    for i, (cls, t0, t1) in enumerate(trials["user01_fluorescent"][1]):
+        want = a[(ta >= t0) & (ta < t1)].copy()
+        want["t"] -= t0
+        assert same_events(rebased[i][0], want) and rebased.interval(i) == (0, t1 - t0)
     os.remove(tmp_path / "DvsGesture" / "user02_led_labels.csv")
     with pytest.raises(OSError, match="user02_led_labels.csv: labels file missing"):
         DVSGesture(tmp_path, train=False)

@@ -63,7 +63,9 @@ def register(sub) -> None:
     sp = sub.add_parser("eval", help="accuracy and efficiency of a model on a dataset",
                         description="Evaluate MODEL (a shipped model name or a model folder) on DATA: gesture:DIR, "
                                     "digits:DIR (simulated sets), nmnist:DIR (N-MNIST .bin/.bs2 files with a "
-                                    "'sample class' list), dvsgesture:DIR. Runs the sparse kernels unless --reference.")
+                                    "'sample class' list, or N-MNIST's Test/<digit>/ folders), dvsgesture:DIR (DVS128 "
+                                    "Gesture's test trials, each labelled gesture a recording from its start). Runs "
+                                    "the sparse kernels unless --reference.")
     sp.add_argument("model")
     sp.add_argument("data")
     sp.add_argument("--json", action="store_true",

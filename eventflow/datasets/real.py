@@ -3,7 +3,9 @@
     DVSGesture(root, train=True)   DvsGesture/userNN_<lighting>.aedat (AEDAT 3.1) with
         userNN_<lighting>_labels.csv beside each, and trials_to_train.txt / trials_to_test.txt.
         One sample per labelled gesture: the trial's events with t_start <= t < t_end (times kept
-        as recorded), target = class id - 1 (0..10).
+        as recorded; with ``from_start=True`` counted from t_start, so that each sample is a
+        recording starting at its gesture, as the simulated datasets' are), target = class id - 1
+        (0..10); ``interval(i)`` is (t_start, t_end) on the samples' clock.
     NMNIST(root, train=True)       Train/<digit>/*.bin or Test/<digit>/*.bin; target = the digit.
     NMNIST.from_list(folder, list_file)   a folder of .bin/.bs2 files named by sample number and a
         ``sample class`` list (slayerPytorch's NMNISTsmall layout).
@@ -73,10 +75,11 @@ class DVSGesture(_Loader):
     sensor_size = (*DVS128_SIZE, 2)
     classes = GESTURE_CLASSES
 
-    def __init__(self, root, train: bool = True, transform=None, target_transform=None):
+    def __init__(self, root, train: bool = True, transform=None, target_transform=None, from_start: bool = False):
         from ..formats.aedat import labels_path, read_gesture_labels
 
         super().__init__(transform, target_transform)
+        self.from_start = bool(from_start)
         list_name = "trials_to_train.txt" if train else "trials_to_test.txt"
         self.root = _dataset_folder(root, "DvsGesture", lambda p: os.path.isfile(os.path.join(p, list_name)))
         list_path = os.path.join(self.root, list_name)
@@ -105,7 +108,16 @@ class DVSGesture(_Loader):
         from ..formats.aedat import Aedat3Reader
 
         path, _, t0, t1 = self.samples[self._index(index)]
-        return Aedat3Reader(path).read_time(t0, t1)
+        ev = Aedat3Reader(path).read_time(t0, t1)
+        if self.from_start:
+            ev["t"] -= t0   # (a new array, read just now; t >= t0, so no unsigned wrap)
+        return ev
+
+    def interval(self, index: int) -> tuple[int, int]:
+        """The labelled gesture's ``(t_start, t_end)`` in us, on the clock ``events`` uses:
+        the trial's, or from the gesture's start (``(0, t_end - t_start)``) with ``from_start``."""
+        _, _, t0, t1 = self.samples[self._index(index)]
+        return (0, t1 - t0) if self.from_start else (t0, t1)
 
 
 class NMNIST(_Loader):

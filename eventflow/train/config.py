@@ -12,6 +12,14 @@ Example (``configs/gesture-snn.yaml`` is a full one)::
     network: {channels: [16, 32, 64], hidden: [128], neuron: {type: PLIF, init_tau: 2.0}}
     optim: {epochs: 20, lr: 0.001, steps: 30}
 
+``data.<split>.kind`` is ``gesture`` or ``digits`` (simulated folders, made first from ``make``
+when missing) or a real dataset a user has on disk: ``nmnist`` (``root`` holding N-MNIST's
+``Train/`` and ``Test/``) and ``dvsgesture`` (DVS128 Gesture's ``DvsGesture`` folder; each
+labelled gesture a recording from its labelled start). ``data.train`` reads a real dataset's
+training part, ``val`` and ``test`` its test part: a checkpoint chosen on ``val`` is then chosen on
+the published test set, as much of the literature does; hold out a simulated split or a copy of
+part of the training files as ``val`` for an honest test figure.
+
 ``network.neuron`` is any spiking layer spec (``LIF``, ``PLIF``, ``DALIF`` (its per-channel decays
 sized by each block), ``ALIF``, ...); ``network.batch_norm: true`` puts a BatchNorm after each conv
 and hidden linear (trained with batch statistics, folded into the weights on export);

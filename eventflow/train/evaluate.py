@@ -2,7 +2,8 @@
 
 DATA is ``gesture:DIR`` or ``digits:DIR`` (simulated sets made by ``eventflow dataset make``),
 ``nmnist:DIR`` (a folder of N-MNIST .bin/.bs2 files with one ``*.txt`` list of ``sample class``
-lines, or the real N-MNIST layout with Test/<digit>/), or ``dvsgesture:DIR`` (test trials).
+lines, or the real N-MNIST layout with Test/<digit>/), or ``dvsgesture:DIR`` (DVS128 Gesture's test
+trials: each labelled gesture a recording from its labelled start, the trial's clock before it dropped).
 Each recording runs from rest over its whole length; the prediction is the class of the mean
 output over its labelled steps (the gesture's interval; the whole recording otherwise).
 ``streaming_commits`` replays recordings step by step through the model's decision rule and
@@ -48,8 +49,9 @@ def open_eval_data(uri: str, train: bool = False):
             return D.NMNIST(root, train=train), None
         raise ValueError(f"DATA {uri!r}: expected one *.txt list of 'sample class' lines in {root} "
                          f"(found {len(lists)}) or a {part}/ folder")
-    if kind == "dvsgesture":
-        return D.DVSGesture(root, train=train), None
+    if kind == "dvsgesture":   # (each gesture a recording from its labelled start, not from the trial's)
+        ds = D.DVSGesture(root, train=train, from_start=True)
+        return ds, ds.interval
     raise ValueError(f"DATA {uri!r}: unknown kind {kind!r}; expected gesture, digits, nmnist or dvsgesture")
 
 

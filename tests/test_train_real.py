@@ -1,0 +1,96 @@
+"""eventflow train / eval on the real datasets' layouts (DVS128 Gesture, N-MNIST Train/Test), as a user
+who has them on disk runs them: small copies written by tests/fixtures_datasets.py."""
+import json
+import math
+
+import numpy as np
+import pytest
+
+from eventflow.cli import main
+from eventflow.model import list_models, load_model
+from eventflow.sim import simulate
+from eventflow.sim.scenes import make_scene
+from eventflow.sim.simulator import scene_sensor
+from eventflow.train.evaluate import encoded_data, evaluate_model
+
+from .fixtures_datasets import random_events, write_dvs_gesture, write_nmnist_file
+
+TRIAL_START_US = (30_000_000, 60_000_000)   # where each trial's gestures sit on its clock
+
+
+@pytest.fixture(scope="module")
+def dvs_gesture(tmp_path_factory):
+    """A DvsGesture folder of two trials (train, test), each two simulated gestures from DVS128 Gesture's
+    classes, placed 30 s and 60 s into the trial's clock as in the real recordings; and their labels."""
+    root = tmp_path_factory.mktemp("dvsg")
+    sensor = scene_sensor("gesture")
+    trials = {}
+    for k, (name, classes) in enumerate((("user01_led", [2, 5]), ("user02_natural", [1, 8]))):
+        scene = make_scene("gesture", sensor.width, sensor.height, 70 + k, gestures=classes)
+        ev = simulate(scene, sensor, 70 + k).copy()
+        ev["t"] += TRIAL_START_US[k]
+        labels = [(int(g["class"]), int(g["t_start"]) + TRIAL_START_US[k], int(g["t_end"]) + TRIAL_START_US[k])
+                  for g in scene.ground_truth()]
+        trials[name] = (ev, labels)
+    write_dvs_gesture(root, trials, train=["user01_led"], test=["user02_natural"])
+    return root, trials
+
+
+@pytest.mark.skipif("gesture-snn" not in list_models(), reason="the shipped gesture model is not here")
+def test_eval_on_dvs_gesture_encodes_each_gesture_from_its_labelled_start(dvs_gesture):
+    root, trials = dvs_gesture
+    model = load_model("gesture-snn")
+    W = model.input.window_us
+    ev, labels = trials["user02_natural"]
+    data, onsets = encoded_data(model, f"dvsgesture:{root}")
+    longest = max(t1 - t0 for _, t0, t1 in labels)
+    assert data.x.shape[1] == math.ceil(longest / W)   # the gesture's length, not the 60 s of the trial's clock
+    assert onsets.tolist() == [0, 0]
+    for i, (_, t0, t1) in enumerate(labels):
+        cut = ev[(ev["t"] >= t0) & (ev["t"] < t1)].copy()
+        cut["t"] -= t0
+        assert np.array_equal(data.x[i].float().numpy(), model.input.encode(cut, 0, data.x.shape[1]))
+        assert int(data.first[i]) == 0 and int(data.end[i]) == (t1 - t0) // W   # (the windows wholly inside it)
+    r = evaluate_model(model, f"dvsgesture:{root}", check_reference=True)
+    assert r["n"] == 2 and r["accuracy"] == 1.0 and r["reference_agreement"] == 1.0
+    assert r["streaming"]["never_committed"] == 0.0   # (streaming figures from each gesture's start)
+
+
+def _tiny_config(folder, kind, root, classes, sensor, size, window_us, seconds):
+    cfg = folder / f"{kind}.yaml"
+    cfg.write_text(
+        f"name: tiny-{kind}\nclasses: {json.dumps(classes)}\n"
+        f"data: {{train: {{kind: {kind}, root: {root}}}, val: {{kind: {kind}, root: {root}}}, seconds: {seconds}}}\n"
+        f"input: {{sensor_size: {json.dumps(sensor)}, input_size: {json.dumps(size)}, window_us: {window_us}}}\n"
+        "network: {channels: [4], hidden: [16], neuron: {type: PLIF}}\n"
+        "optim: {epochs: 1, batch_size: 2, steps: 8, lead_in: 0, shift: 1}\n"
+        "threads: 1\nout: runs\n")
+    return cfg
+
+
+def _train_and_eval(cfg, data_uri, capsys):
+    assert main(["train", str(cfg)]) == 0
+    model = cfg.parent / "runs" / f"tiny-{cfg.stem}" / "model"
+    assert (model / "model.json").is_file() and (model / "model.safetensors").is_file()
+    capsys.readouterr()
+    assert main(["eval", str(model), data_uri, "--json", "--check"]) == 0
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def test_train_and_eval_on_a_dvs_gesture_folder(dvs_gesture, capsys):
+    root, _ = dvs_gesture
+    names = [f"c{k}" for k in range(11)]
+    cfg = _tiny_config(root, "dvsgesture", "DvsGesture", names, [128, 128], [16, 16], 50_000, 1.0)
+    r = _train_and_eval(cfg, f"dvsgesture:{root}", capsys)   # trained on trials_to_train, evaluated on the test list
+    assert r["n"] == 2 and r["reference_agreement"] == 1.0 and "streaming" in r
+
+
+def test_train_and_eval_on_an_nmnist_train_test_folder(tmp_path, capsys):
+    for part, n in (("Train", 2), ("Test", 1)):
+        for digit in range(10):
+            for k in range(n):
+                ev = random_events(100 * digit + k, 3000, 34, 34, dt_max=100)   # ~300 ms, as N-MNIST's saccades
+                write_nmnist_file(tmp_path / "data" / part / str(digit) / f"{k + 1}.bin", ev)
+    cfg = _tiny_config(tmp_path, "nmnist", "data", [str(d) for d in range(10)], [34, 34], [17, 17], 30_000, 0.3)
+    r = _train_and_eval(cfg, f"nmnist:{tmp_path / 'data'}", capsys)   # the Test part
+    assert r["n"] == 10 and r["reference_agreement"] == 1.0 and r["params"] > 0
