@@ -94,3 +94,30 @@ def test_train_and_eval_on_an_nmnist_train_test_folder(tmp_path, capsys):
     cfg = _tiny_config(tmp_path, "nmnist", "data", [str(d) for d in range(10)], [34, 34], [17, 17], 30_000, 0.3)
     r = _train_and_eval(cfg, f"nmnist:{tmp_path / 'data'}", capsys)   # the Test part
     assert r["n"] == 10 and r["reference_agreement"] == 1.0 and r["params"] > 0
+
+
+def test_a_far_off_timestamp_is_refused_before_anything_is_allocated():
+    from eventflow.events import from_fields
+    from eventflow.model import InputSpec
+    from eventflow.train.data import encode_dataset
+
+    spec = InputSpec(sensor_size=(34, 34), input_size=(34, 34), window_us=10_000)
+    ok = from_fields([1], [1], [1], [5_000])
+    far = from_fields([1, 2], [1, 2], [1, 0], [5_000, 1 << 40])   # one corrupt time, 12.7 days in
+    with pytest.raises(ValueError, match=r"^recording 1 ends at t = 1099511627776 us: 109951163 windows .* set data\.seconds"):
+        encode_dataset([(ok, 0), (far, 1)], spec)
+    assert encode_dataset([(ok, 0), (far, 1)], spec, seconds=0.05).x.shape[:2] == (2, 5)   # cut at data.seconds
+
+
+def test_eval_names_a_recording_whose_labels_list_no_gesture(tmp_path):
+    from eventflow.datasets import SimGesture
+
+    out = tmp_path / "g"
+    assert main(["dataset", "make", "gesture", "--out", str(out), "--n", "2", "--seed", "5", "--seconds", "1.2"]) == 0
+    labels = [p for p in SimGesture(out).ground_truth_paths(1) if p.endswith("_labels.csv")][0]
+    with open(labels) as f:
+        header = f.readline()
+    with open(labels, "w") as f:
+        f.write(header)
+    with pytest.raises(ValueError, match=r"recording 1 \(.*\): its labels list no gesture"):
+        encoded_data(load_model("gesture-snn"), f"gesture:{out}")

@@ -151,8 +151,26 @@ def load_config(path: str) -> TrainConfig:
         raise ValueError(f"{path}: network.stack: expected a whole number in 1..{k_max}, got {k!r}")
     if cfg.threads < 1:
         raise ValueError(f"{path}: threads: expected at least 1, got {cfg.threads}")
+    if not cfg.name or cfg.name in (".", "..") or "/" in cfg.name or "\\" in cfg.name:
+        raise ValueError(f"{path}: name: expected a folder name (no '/'), got {cfg.name!r}")   # (out/NAME/ is written)
+    if cfg.optim.kd_alpha and cfg.teacher is None:
+        raise ValueError(f"{path}: optim.kd_alpha: {cfg.optim.kd_alpha} distils from a teacher, but the config "
+                         f"has no 'teacher:' section")
+    if cfg.teacher is not None:
+        t = cfg.teacher
+        if isinstance(t.epochs, bool) or not isinstance(t.epochs, int) or t.epochs < 1:
+            raise ValueError(f"{path}: teacher.epochs: expected at least 1, got {t.epochs!r}")
+        if not 0 < t.lr < float("inf"):
+            raise ValueError(f"{path}: teacher.lr: expected a finite number above 0, got {t.lr!r}")
+        if not t.channels or not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_WIDTH
+                                     for v in t.channels):
+            raise ValueError(f"{path}: teacher.channels: expected whole numbers in 1..{MAX_WIDTH}, got {list(t.channels)}")
+    if not 0 < cfg.init_rate < 1:
+        raise ValueError(f"{path}: init_rate: expected a number in (0, 1), got {cfg.init_rate!r}")
     if not (cfg.device in ("auto", "cpu", "cuda") or (cfg.device.startswith("cuda:") and cfg.device[5:].isdigit())):
         raise ValueError(f"{path}: device: expected auto, cpu, cuda or cuda:N, got {cfg.device!r}")
+    if cfg.data.seconds is not None and not 0 < cfg.data.seconds < float("inf"):
+        raise ValueError(f"{path}: data.seconds: expected a finite number above 0 (or none), got {cfg.data.seconds!r}")
     for split in ("train", "val", "test"):
         if getattr(cfg.data, split) == ():
             raise ValueError(f"{path}: data.{split}: expected at least one split, got an empty list")

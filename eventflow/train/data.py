@@ -77,27 +77,49 @@ def label_steps(interval_us, window_us: int, n_steps: int) -> tuple[int, int]:
     return first, end
 
 
+#: the most bytes an encoded set may take (float16 steps): the steps come from the recordings' last
+#: timestamps, read from files, so a corrupt or far-off timestamp is refused here, not allocated
+MAX_ENCODED_BYTES = 8 << 30
+
+
+def _recording_name(ds, i: int) -> str:
+    files = getattr(ds, "files", None)
+    if hasattr(ds, "path"):
+        return f"recording {i} ({ds.path(i)})"
+    if files is not None:
+        return f"recording {i} ({files[i]})"
+    return f"recording {i}"
+
+
 def encode_dataset(ds, spec: InputSpec, seconds: float | None = None, interval=None, desc="encode") -> EncodedSet:
     """Encode every recording of ``ds`` from time 0 for ``seconds`` (default: the longest one).
 
     ``interval(i) -> (start_us, end_us) | None`` gives the labelled interval of recording i.
+    A set that would take more than ``MAX_ENCODED_BYTES`` is refused, naming its longest recording.
     """
     n = len(ds)
     if n == 0:
         raise ValueError("the dataset is empty")
     items = []
     bar = terminal_bar(n, desc, "rec")
-    t_max = 0
+    t_max, longest = 0, 0
     for i in range(n):
         ev, target = ds[i]
         items.append((ev, int(target)))
-        if len(ev):
-            t_max = max(t_max, int(ev["t"][-1]))
+        if len(ev) and int(ev["t"][-1]) > t_max:
+            t_max, longest = int(ev["t"][-1]), i
         if bar is not None:
             bar.update(1)
     if bar is not None:
         bar.close()
     n_steps = math.ceil((seconds * 1e6 if seconds else t_max + 1) / spec.window_us)
+    size = n * n_steps * math.prod(spec.shape) * 2
+    if size > MAX_ENCODED_BYTES:
+        why = (f"data.seconds {seconds}" if seconds else
+               f"{_recording_name(ds, longest)} ends at t = {t_max} us")
+        raise ValueError(f"{why}: {n_steps} windows of {spec.window_us} us for each of {n} recordings would take "
+                         f"{size / 2**30:.1f} GiB encoded (at most {MAX_ENCODED_BYTES / 2**30:.0f}); set data.seconds, "
+                         f"or check that recording's timestamps")
     x = torch.empty((n, n_steps, *spec.shape), dtype=torch.float16)
     y = torch.empty(n, dtype=torch.long)
     first = torch.empty(n, dtype=torch.long)

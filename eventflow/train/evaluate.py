@@ -170,8 +170,16 @@ def encoded_data(model: Model, uri, limit=None):
     if limit is not None:
         ds = Limited(ds, limit)
     data = encode_dataset(ds, model.input, None, interval, desc="encode")
-    onsets = None if interval is None else np.array([interval(i)[0] for i in range(len(data))], np.int64)
+    onsets = None if interval is None else np.array([_onset(ds, interval, i, uri) for i in range(len(data))], np.int64)
     return data, onsets
+
+
+def _onset(ds, interval, i: int, uri: str) -> int:
+    iv = interval(i)
+    if iv is None:
+        where = f" ({ds.path(i)})" if hasattr(ds, "path") else ""
+        raise ValueError(f"{uri}: recording {i}{where}: its labels list no gesture (the streaming figures need one)")
+    return int(iv[0])
 
 
 def evaluate_model(model: Model, uri: str, fast: bool = True, check_reference: bool = False, limit=None) -> dict:

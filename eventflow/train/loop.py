@@ -95,11 +95,19 @@ class OptimConfig:
                                      ("noise", 0.0, 1.0, True), ("shift", 0, math.inf, False),
                                      ("onset_crops", 0.0, 1.0, True), ("rest_weight", 0.0, math.inf, False),
                                      ("tail_steps", 0, math.inf, False), ("onset_weight", 0.0, math.inf, False),
-                                     ("onset_steps", 1, math.inf, False), ("lead_in", 0, math.inf, False)):
+                                     ("onset_steps", 1, math.inf, False), ("lead_in", 0, math.inf, False),
+                                     ("weight_decay", 0.0, math.inf, False), ("tet_lambda", 0.0, 1.0, True),
+                                     ("kd_alpha", 0.0, 1.0, True), ("grad_clip", 0.0, math.inf, False)):
             v = getattr(self, name)
             if not (lo <= v <= hi if closed else lo <= v < hi):
                 end = "]" if closed else ")"
                 raise ValueError(f"optim.{name}: expected a number in [{lo:g}, {hi:g}{end}, got {v!r}")
+        if not math.isfinite(self.tet_phi):
+            raise ValueError(f"optim.tet_phi: expected a finite number, got {self.tet_phi!r}")
+        for name in ("lr", "kd_temperature"):   # (grad_clip 0: no clipping; a negative one would flip the gradient)
+            v = getattr(self, name)
+            if not 0 < v < math.inf:
+                raise ValueError(f"optim.{name}: expected a finite number above 0, got {v!r}")
 
 
 def lr_at(cfg: OptimConfig, epoch: int) -> float:
@@ -140,7 +148,7 @@ def fit_epoch(net, opt, data: EncodedSet, cfg: OptimConfig, generator, epoch: in
         correct += int((mean.argmax(-1) == y).sum())
         n += len(y)
         if progress is not None:
-            progress(len(y), float(loss))
+            progress(len(y), float(loss.detach()))
     return {"loss": total / max(n, 1), "accuracy": correct / max(n, 1)}
 
 

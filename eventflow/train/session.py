@@ -161,7 +161,7 @@ def train(cfg: TrainConfig, resume: bool = False, log=print, data=None, stop_aft
     if resume and os.path.exists(os.path.join(folder, "checkpoint.json")):
         meta = _load_checkpoint(folder, net, opt, gen)
         history, best, start = meta["history"], meta["best"], meta["epoch"] + 1
-        log(f"resumed {folder} after epoch {meta['epoch']}")
+        log(f"resumed {folder} after epoch {meta['epoch'] + 1}")
     stop = cfg.optim.epochs if stop_after is None else min(cfg.optim.epochs, start + stop_after)
     for epoch in range(start, stop):
         t0 = time.perf_counter()
