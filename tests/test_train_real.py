@@ -121,3 +121,32 @@ def test_eval_names_a_recording_whose_labels_list_no_gesture(tmp_path):
         f.write(header)
     with pytest.raises(ValueError, match=r"recording 1 \(.*\): its labels list no gesture"):
         encoded_data(load_model("gesture-snn"), f"gesture:{out}")
+
+
+def test_eval_runs_a_network_the_sparse_kernels_cannot_on_the_torch_reference(tmp_path, capsys):
+    import torch
+    from safetensors.torch import save_file
+
+    from eventflow.model import model_dir
+
+    with open(f"{model_dir('nmnist-snn')}/model.json") as f:
+        lif = dict(json.load(f)["network"]["layers"][1][1])   # the shipped model's spiking layer spec
+    doc = {"format": "eventflow-model/1", "name": "linear-first", "task": "classification", "classes": ["0", "1"],
+           "input": {"sensor_size": [34, 34], "input_size": [2, 2], "window_us": 10000, "encoding": "counts"},
+           "network": {"type": "Sequential", "layers": [
+               ["flatten", {"type": "Flatten"}], ["fc1", {"type": "Linear", "in_features": 8, "out_features": 3}],
+               ["sn1", lif], ["out", {"type": "Linear", "in_features": 3, "out_features": 2}]]}}
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "model.json").write_text(json.dumps(doc))
+    save_file({"fc1.weight": torch.full((3, 8), 10.0), "fc1.bias": torch.zeros(3),
+               "out.weight": torch.tensor([[1.0, 1, 1], [0, 0, 0]]), "out.bias": torch.zeros(2)},
+              str(tmp_path / "m" / "model.safetensors"))
+    write_nmnist_file(tmp_path / "d" / "1.bin", random_events(0, 50, 34, 34))
+    (tmp_path / "d" / "list.txt").write_text("1 0\n")
+    capsys.readouterr()
+    assert main(["eval", str(tmp_path / "m"), f"nmnist:{tmp_path / 'd'}", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert r["kernels"] == "torch" and "first layer must be a Conv2d" in r["sparse_kernels_unavailable"]
+    assert r["n"] == 1 and r["accuracy"] == 1.0   # (out's first row sums the hidden spikes: class 0)
+    assert main(["eval", str(tmp_path / "m"), f"nmnist:{tmp_path / 'd'}", "--check"]) == 2   # nothing to compare with
+    assert "the sparse kernels cannot run this network" in capsys.readouterr().err

@@ -185,6 +185,17 @@ def _onset(ds, interval, i: int, uri: str) -> int:
 def evaluate_model(model: Model, uri: str, fast: bool = True, check_reference: bool = False, limit=None) -> dict:
     if not isinstance(uri, str):   # (a joined set's padding would count in the efficiency figures)
         raise TypeError(f"evaluate_model: one DATA string, got {type(uri).__name__}")
+    unavailable = None
+    if fast:   # (as the pipeline's backend auto: a network the sparse kernels cannot run runs on the torch reference)
+        from ..snn.fast import FastNetwork
+
+        try:
+            FastNetwork.from_network(model.network)
+        except NotImplementedError as e:
+            fast, unavailable = False, str(e)
+            if check_reference:
+                raise ValueError(f"model {model.name!r}: --check compares the sparse kernels with the torch "
+                                 f"reference, but the sparse kernels cannot run this network ({e})") from None
     data, onsets = encoded_data(model, uri, limit)
     counter = EfficiencyCounter(model.network)
     outputs = run_outputs(model, data, fast, batch_size=8 if fast else 32, counter=counter)
@@ -192,6 +203,8 @@ def evaluate_model(model: Model, uri: str, fast: bool = True, check_reference: b
     y = data.y.numpy()
     result = {"model": model.name, "data": uri, "n": int(len(y)), "accuracy": float((pred == y).mean()),
               "kernels": "sparse" if fast else "torch"}
+    if unavailable is not None:
+        result["sparse_kernels_unavailable"] = unavailable
     result.update(counter.result())
     if check_reference:
         ref = _predictions(run_outputs(model, data, not fast), data)
