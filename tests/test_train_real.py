@@ -131,15 +131,15 @@ def test_eval_runs_a_network_the_sparse_kernels_cannot_on_the_torch_reference(tm
 
     with open(f"{model_dir('nmnist-snn')}/model.json") as f:
         lif = dict(json.load(f)["network"]["layers"][1][1])   # the shipped model's spiking layer spec
-    doc = {"format": "eventflow-model/1", "name": "linear-first", "task": "classification", "classes": ["0", "1"],
-           "input": {"sensor_size": [34, 34], "input_size": [2, 2], "window_us": 10000, "encoding": "counts"},
+    doc = {"format": "eventflow-model/1", "name": "linear-first", "task": "classification",
+           "classes": [str(d) for d in range(10)], "input": {"sensor_size": [34, 34], "input_size": [2, 2], "window_us": 10000, "encoding": "counts"},
            "network": {"type": "Sequential", "layers": [
                ["flatten", {"type": "Flatten"}], ["fc1", {"type": "Linear", "in_features": 8, "out_features": 3}],
-               ["sn1", lif], ["out", {"type": "Linear", "in_features": 3, "out_features": 2}]]}}
+               ["sn1", lif], ["out", {"type": "Linear", "in_features": 3, "out_features": 10}]]}}
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / "model.json").write_text(json.dumps(doc))
     save_file({"fc1.weight": torch.full((3, 8), 10.0), "fc1.bias": torch.zeros(3),
-               "out.weight": torch.tensor([[1.0, 1, 1], [0, 0, 0]]), "out.bias": torch.zeros(2)},
+               "out.weight": torch.cat([torch.ones(1, 3), torch.zeros(9, 3)]), "out.bias": torch.zeros(10)},
               str(tmp_path / "m" / "model.safetensors"))
     write_nmnist_file(tmp_path / "d" / "1.bin", random_events(0, 50, 34, 34))
     (tmp_path / "d" / "list.txt").write_text("1 0\n")
@@ -147,6 +147,14 @@ def test_eval_runs_a_network_the_sparse_kernels_cannot_on_the_torch_reference(tm
     assert main(["eval", str(tmp_path / "m"), f"nmnist:{tmp_path / 'd'}", "--json"]) == 0
     r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert r["kernels"] == "torch" and "first layer must be a Conv2d" in r["sparse_kernels_unavailable"]
-    assert r["n"] == 1 and r["accuracy"] == 1.0   # (out's first row sums the hidden spikes: class 0)
+    assert r["n"] == 1 and r["accuracy"] == 1.0   # (out's first row sums the hidden spikes, the others are 0: class 0)
     assert main(["eval", str(tmp_path / "m"), f"nmnist:{tmp_path / 'd'}", "--check"]) == 2   # nothing to compare with
     assert "the sparse kernels cannot run this network" in capsys.readouterr().err
+
+
+def test_eval_refuses_data_from_another_sensor_than_the_models(capsys):
+    data = "nmnist:" + str(__import__("pathlib").Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
+                           / "nmnist_test100")
+    assert main(["eval", "gesture-snn", data, "--limit", "2"]) == 2   # a 128x128 model on 34x34 recordings
+    err = capsys.readouterr().err
+    assert "recordings from a 34x34 sensor, but model 'gesture-snn' takes 128x128" in err and "Traceback" not in err

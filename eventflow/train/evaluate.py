@@ -167,11 +167,24 @@ def encoded_data(model: Model, uri, limit=None):
         return (concat([d for d, _ in parts]),
                 None if any(o is None for o in onsets) else np.concatenate(onsets))
     ds, interval = open_eval_data(uri)
+    check_fits(model, ds, uri)
     if limit is not None:
         ds = Limited(ds, limit)
     data = encode_dataset(ds, model.input, None, interval, desc="encode")
     onsets = None if interval is None else np.array([_onset(ds, interval, i, uri) for i in range(len(data))], np.int64)
     return data, onsets
+
+
+def check_fits(model: Model, ds, uri: str) -> None:
+    """Refuse DATA whose sensor is not the model's, or whose classes the model does not have (a 34x34
+    model on 128x128 recordings would drop most events and score at chance, without a word)."""
+    size = tuple(getattr(ds, "sensor_size", ())[:2])
+    if size and size != tuple(model.input.sensor_size):
+        raise ValueError(f"DATA {uri!r}: recordings from a {size[0]}x{size[1]} sensor, but model {model.name!r} "
+                         f"takes {model.input.sensor_size[0]}x{model.input.sensor_size[1]} (input.sensor_size)")
+    classes = getattr(ds, "classes", None)
+    if classes is not None and len(classes) != len(model.classes):
+        raise ValueError(f"DATA {uri!r}: {len(classes)} classes, but model {model.name!r} has {len(model.classes)}")
 
 
 def _onset(ds, interval, i: int, uri: str) -> int:
