@@ -56,7 +56,10 @@ def register(sub) -> None:
                                     "best model (model.json + model.safetensors) under OUT/NAME/.")
     sp.add_argument("config", help="a training config (YAML)")
     sp.add_argument("--resume", action="store_true", help="continue from the checkpoint in the output folder")
-    sp.add_argument("--epochs", type=int, help="override optim.epochs")
+    sp.add_argument("--epochs", type=int, help="override optim.epochs (with --resume to more epochs than the run was "
+                                                "started with, the cosine learning-rate schedule is spread over the "
+                                                "new count from there on, so the result is not that of a run started "
+                                                "with that many; resuming with the same count continues it exactly)")
     sp.add_argument("--out", help="override the output folder")
     sp.set_defaults(func=cmd_train)
 
