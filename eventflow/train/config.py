@@ -39,11 +39,12 @@ kernels after export.
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 
 from ..model import DecisionSpec, InputSpec
-from ..schema import from_mapping
+from ..schema import check_count, check_number, from_mapping
 from ..snn.layers import PixelUnshuffle, StepStack
 from .loop import OptimConfig
 
@@ -100,7 +101,13 @@ class NetConfig:
 class TeacherConfig:
     epochs: int = 5
     lr: float = 1e-3
-    channels: tuple[int, ...] = (32, 64, 128)
+    channels: tuple[int, ...] = (32, 64, 128)   # (checked in load_config with the network's widths)
+
+    MAX_EPOCHS = 10_000
+
+    def __post_init__(self):
+        check_count(self.epochs, "teacher.epochs", self.MAX_EPOCHS)
+        check_number(self.lr, "teacher.lr", 0, math.inf)
 
 
 @dataclass(frozen=True)
@@ -138,8 +145,11 @@ def load_config(path: str) -> TrainConfig:
     if d is not None and not isinstance(d, dict):
         raise ValueError(f"{path}: expected a mapping of keys at the top, got {type(d).__name__}")
     cfg = from_mapping(TrainConfig, {**(d or {}), "path": os.path.abspath(path)}, path)
-    for key, values in (("network.channels", cfg.network.channels), ("network.hidden", cfg.network.hidden)):
-        if not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_WIDTH for v in values):
+    widths = [("network.channels", cfg.network.channels), ("network.hidden", cfg.network.hidden)]
+    if cfg.teacher is not None:
+        widths.append(("teacher.channels", cfg.teacher.channels))
+    for key, values in widths:
+        if (key == "teacher.channels" and not values) or not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_WIDTH for v in values):
             raise ValueError(f"{path}: {key}: expected whole numbers in 1..{MAX_WIDTH}, got {list(values)}")
     r, r_max = cfg.network.unshuffle, PixelUnshuffle.MAX_FACTOR
     if not (isinstance(r, int) and not isinstance(r, bool) and 1 <= r <= r_max):
@@ -156,21 +166,14 @@ def load_config(path: str) -> TrainConfig:
     if cfg.optim.kd_alpha and cfg.teacher is None:
         raise ValueError(f"{path}: optim.kd_alpha: {cfg.optim.kd_alpha} distils from a teacher, but the config "
                          f"has no 'teacher:' section")
-    if cfg.teacher is not None:
-        t = cfg.teacher
-        if isinstance(t.epochs, bool) or not isinstance(t.epochs, int) or t.epochs < 1:
-            raise ValueError(f"{path}: teacher.epochs: expected at least 1, got {t.epochs!r}")
-        if not 0 < t.lr < float("inf"):
-            raise ValueError(f"{path}: teacher.lr: expected a finite number above 0, got {t.lr!r}")
-        if not t.channels or not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_WIDTH
-                                     for v in t.channels):
-            raise ValueError(f"{path}: teacher.channels: expected whole numbers in 1..{MAX_WIDTH}, got {list(t.channels)}")
-    if not 0 < cfg.init_rate < 1:
-        raise ValueError(f"{path}: init_rate: expected a number in (0, 1), got {cfg.init_rate!r}")
+    try:
+        check_number(cfg.init_rate, "init_rate", 0, 1)
+        if cfg.data.seconds is not None:
+            check_number(cfg.data.seconds, "data.seconds", 0, math.inf)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
     if not (cfg.device in ("auto", "cpu", "cuda") or (cfg.device.startswith("cuda:") and cfg.device[5:].isdigit())):
         raise ValueError(f"{path}: device: expected auto, cpu, cuda or cuda:N, got {cfg.device!r}")
-    if cfg.data.seconds is not None and not 0 < cfg.data.seconds < float("inf"):
-        raise ValueError(f"{path}: data.seconds: expected a finite number above 0 (or none), got {cfg.data.seconds!r}")
     for split in ("train", "val", "test"):
         if getattr(cfg.data, split) == ():
             raise ValueError(f"{path}: data.{split}: expected at least one split, got an empty list")

@@ -18,7 +18,7 @@ import torch
 from ..model import InputSpec
 from ..progress import terminal_bar
 
-__all__ = ["EncodedSet", "Limited", "batches", "concat", "encode_dataset", "label_steps"]
+__all__ = ["EncodedSet", "Limited", "batches", "concat", "encode_dataset", "label_steps", "recording_name"]
 
 
 @dataclass(frozen=True)
@@ -82,13 +82,12 @@ def label_steps(interval_us, window_us: int, n_steps: int) -> tuple[int, int]:
 MAX_ENCODED_BYTES = 8 << 30
 
 
-def _recording_name(ds, i: int) -> str:
-    files = getattr(ds, "files", None)
+def recording_name(ds, i: int) -> str:
+    """``recording i`` of ``ds`` for messages, with its file where the dataset knows it."""
     if hasattr(ds, "path"):
         return f"recording {i} ({ds.path(i)})"
-    if files is not None:
-        return f"recording {i} ({files[i]})"
-    return f"recording {i}"
+    files = getattr(ds, "files", None)
+    return f"recording {i} ({files[i]})" if files is not None else f"recording {i}"
 
 
 def encode_dataset(ds, spec: InputSpec, seconds: float | None = None, interval=None, desc="encode") -> EncodedSet:
@@ -116,7 +115,7 @@ def encode_dataset(ds, spec: InputSpec, seconds: float | None = None, interval=N
     size = n * n_steps * math.prod(spec.shape) * 2
     if size > MAX_ENCODED_BYTES:
         why = (f"data.seconds {seconds}" if seconds else
-               f"{_recording_name(ds, longest)} ends at t = {t_max} us")
+               f"{recording_name(ds, longest)} ends at t = {t_max} us")
         raise ValueError(f"{why}: {n_steps} windows of {spec.window_us} us for each of {n} recordings would take "
                          f"{size / 2**30:.1f} GiB encoded (at most {MAX_ENCODED_BYTES / 2**30:.0f}); set data.seconds, "
                          f"or check that recording's timestamps")

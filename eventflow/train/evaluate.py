@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..model import Model
-from .data import EncodedSet, Limited, concat, encode_dataset
+from .data import EncodedSet, Limited, concat, encode_dataset, recording_name
 from .metrics import EfficiencyCounter
 
 __all__ = ["commit_summary", "encoded_data", "evaluate_model", "first_commits", "open_eval_data", "run_outputs",
@@ -190,8 +190,7 @@ def check_fits(model: Model, ds, uri: str) -> None:
 def _onset(ds, interval, i: int, uri: str) -> int:
     iv = interval(i)
     if iv is None:
-        where = f" ({ds.path(i)})" if hasattr(ds, "path") else ""
-        raise ValueError(f"{uri}: recording {i}{where}: its labels list no gesture (the streaming figures need one)")
+        raise ValueError(f"{uri}: {recording_name(ds, i)}: its labels list no gesture (the streaming figures need one)")
     return int(iv[0])
 
 

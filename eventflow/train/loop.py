@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..schema import check_number
 from .augment import augment
 from .data import EncodedSet, batches
 
@@ -105,9 +106,7 @@ class OptimConfig:
         if not math.isfinite(self.tet_phi):
             raise ValueError(f"optim.tet_phi: expected a finite number, got {self.tet_phi!r}")
         for name in ("lr", "kd_temperature"):   # (grad_clip 0: no clipping; a negative one would flip the gradient)
-            v = getattr(self, name)
-            if not 0 < v < math.inf:
-                raise ValueError(f"optim.{name}: expected a finite number above 0, got {v!r}")
+            check_number(getattr(self, name), f"optim.{name}", 0, math.inf)
 
 
 def lr_at(cfg: OptimConfig, epoch: int) -> float:
